@@ -1,0 +1,1 @@
+"""serverless-tts: a text-to-speech function for serverless platforms."""

@@ -84,6 +84,8 @@ class LocalStore(ObjectStore):
             meta = json.loads(self._meta_path(name).read_text("utf-8"))
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise StorageError(f"cannot look up {path}: {exc}") from exc
         return StoredObject(name, self.uri(name), meta["content_type"], size, meta["metadata"])
 
     def create(

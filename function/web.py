@@ -116,11 +116,11 @@ def json_body(request: Request, max_bytes: int) -> Any:
     try:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}", field="body") from None
+        raise ApiError(400, "invalid_json", f"is not valid JSON: {exc}", field="body") from None
 
 
 def _too_large(max_bytes: int) -> ApiError:
-    return ApiError(413, "body_too_large", f"the body exceeds {max_bytes} bytes", field="body")
+    return ApiError(413, "body_too_large", f"exceeds the limit of {max_bytes} bytes", field="body")
 
 
 def wants_audio(request: Request) -> bool:

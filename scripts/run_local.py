@@ -35,14 +35,18 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 60) -> 
 
 def speak(url: str, text: str) -> dict:
     request = urllib.request.Request(
-        f"{url}/synthesize", data=json.dumps({"text": text}).encode(), headers={"Content-Type": "application/json"}
+        f"{url}/synthesize",
+        data=json.dumps({"text": text}).encode(),
+        headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=300) as response:
         return json.load(response)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("text", nargs="?", default="Hello! This sentence was spoken by serverless T T S.")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     parser.add_argument("--once", action="store_true", help="stop after speaking the sentence")
@@ -50,8 +54,17 @@ def main() -> None:
 
     url = f"http://127.0.0.1:{args.port}"
     env = {**os.environ, "THREADS": "1", "WORKERS": "1"}
-    command = [str(Path(sys.executable).parent / "functions-framework"), "--target", "synthesize",
-               "--source", "function/main.py", "--host", "127.0.0.1", "--port", str(args.port)]
+    command = [
+        str(Path(sys.executable).parent / "functions-framework"),
+        "--target",
+        "synthesize",
+        "--source",
+        "function/main.py",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(args.port),
+    ]
     process = subprocess.Popen(command, cwd=REPO, env=env)
     try:
         wait_healthy(url, process)
@@ -60,8 +73,11 @@ def main() -> None:
         print(f"\nAudio written to {result['uri']}", flush=True)
         if args.once:
             return
-        print(f"Serving on {url} (Ctrl-C to stop). Try:\n  curl -s -X POST {url}/synthesize "
-              "-H 'Content-Type: application/json' -d '{\"text\": \"Hello again.\"}'", flush=True)
+        print(
+            f"Serving on {url} (Ctrl-C to stop). Try:\n  curl -s -X POST {url}/synthesize "
+            "-H 'Content-Type: application/json' -d '{\"text\": \"Hello again.\"}'",
+            flush=True,
+        )
         process.wait()
     except KeyboardInterrupt:
         pass

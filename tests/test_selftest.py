@@ -10,8 +10,12 @@ from pathlib import Path
 
 def run_selftest(**env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "function.selftest"], capture_output=True, text=True, timeout=120,
-        env={**os.environ, **env}, cwd=Path(__file__).parent.parent,
+        [sys.executable, "-m", "function.selftest"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        cwd=Path(__file__).parent.parent,
     )
 
 

@@ -58,7 +58,8 @@ def serve(request: Request, routes: dict[tuple[str, str], Handler], settings: Se
         response = error_response(ApiError(500, "internal", f"internal error (request id {request_id})"))
     response.headers["X-Request-Id"] = request_id
     latency_s = time.perf_counter() - started
-    severity = logging.ERROR if response.status_code >= 500 else logging.INFO
+    status = response.status_code
+    severity = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
     log.log(
         severity,
         f"{request.method} {request.path} {response.status_code}",

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -82,6 +83,23 @@ class FunctionServer:
 
 
 ServerFactory = Callable[..., FunctionServer]
+
+
+def post_at_once(urls: list[str], **kwargs: object) -> list[requests.Response]:
+    """POST the same request to every URL at the same instant (a race between instances)."""
+    barrier = threading.Barrier(len(urls))
+    responses: list[requests.Response] = []
+
+    def call(url: str) -> None:
+        barrier.wait()
+        responses.append(requests.post(url, timeout=60, **kwargs))
+
+    threads = [threading.Thread(target=call, args=(url,)) for url in urls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return responses
 
 
 @pytest.fixture(scope="session")

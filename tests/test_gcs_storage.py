@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-
 import requests
 
 from tests.audio_checks import assert_speech, decode
-from tests.conftest import FunctionServer, ServerFactory, gcs_client
+from tests.conftest import FunctionServer, ServerFactory, gcs_client, post_at_once
 
 
 def test_audio_lands_in_the_bucket_with_metadata(
@@ -39,21 +37,10 @@ def test_racing_instances_write_one_generation(
         start_server(TTS_OUTPUT_URI=f"gs://{gcs_bucket}/{prefix}", STORAGE_EMULATOR_HOST=gcs)
         for _ in range(2)
     ]
-    barrier = threading.Barrier(2)
-    results: list[dict] = []
-
-    def call(server: FunctionServer) -> None:
-        barrier.wait()
-        response = requests.post(
-            f"{server.url}/synthesize", json={"text": "Only one of us writes."}, timeout=60
-        )
-        results.append(response.json())
-
-    threads = [threading.Thread(target=call, args=(s,)) for s in instances]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    responses = post_at_once(
+        [f"{s.url}/synthesize" for s in instances], json={"text": "Only one of us writes."}
+    )
+    results = [r.json() for r in responses]
     assert len({r["uri"] for r in results}) == 1
     blobs = list(gcs_client(gcs).list_blobs(gcs_bucket, prefix=f"{prefix}/"))
     assert len(blobs) == 1

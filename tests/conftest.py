@@ -16,6 +16,7 @@ import requests
 
 REPO = Path(__file__).resolve().parent.parent
 FUNCTIONS_FRAMEWORK = Path(sys.executable).parent / "functions-framework"
+EVENT_TARGETS = {"synthesize_event"}
 
 
 def free_port() -> int:
@@ -28,6 +29,7 @@ class FunctionServer:
     """A functions-framework process serving one target, one worker, one thread (as in production)."""
 
     def __init__(self, target: str, env: dict[str, str], log_path: Path) -> None:
+        self.target = target
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -63,7 +65,9 @@ class FunctionServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited {self.process.returncode}:\n{self.logs()}")
             try:
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                status = requests.get(f"{self.url}/healthz", timeout=1).status_code
+                # Event targets accept only POST: a 405 already shows the server is serving.
+                if status == 200 or (self.target in EVENT_TARGETS and status == 405):
                     return
             except requests.ConnectionError:
                 time.sleep(0.05)

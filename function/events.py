@@ -86,19 +86,30 @@ def handle(event: CloudEvent, store: ObjectStore, settings: Settings) -> None:
         outcome = _run(task, source, store, settings)
     except Ignored as why:
         _log(logging.INFO, f"event ignored: {why}", started, context, outcome="ignored")
-        return
-    except (StorageError, EngineLoadError) as exc:
-        _log(logging.ERROR, f"event will be retried: {exc}", started, context, outcome="retry")
+    except Exception as exc:
+        # Storage or model trouble, or a bug: redelivery with backoff, then the dead-letter topic.
+        expected = isinstance(exc, (StorageError, EngineLoadError))
+        _log(
+            logging.ERROR,
+            f"event will be retried: {exc}",
+            started,
+            context,
+            outcome="retry",
+            exc=not expected,
+        )
         raise
+    else:
+        severity = logging.WARNING if outcome["outcome"] == "failed" else logging.INFO
+        _log(severity, f"event {outcome['outcome']}", started, context, **outcome)
     finally:
         unbind_trace(token)
-    severity = logging.WARNING if outcome["outcome"] == "failed" else logging.INFO
-    _log(severity, f"event {outcome['outcome']}", started, context, **outcome)
 
 
-def _log(severity: int, message: str, started: float, context: dict[str, Any], **values: Any) -> None:
+def _log(
+    severity: int, message: str, started: float, context: dict[str, Any], exc: bool = False, **values: Any
+) -> None:
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
-    log.log(severity, message, extra=fields(**context, **values, latency_ms=latency_ms))
+    log.log(severity, message, exc_info=exc, extra=fields(**context, **values, latency_ms=latency_ms))
 
 
 # Reading events into tasks
@@ -122,7 +133,7 @@ def _pubsub_task(data: Any, source: Source) -> Task:
         return Task(fallback, error=bad_field("message.data", "is missing: publish the request as data"))
     try:
         body = json.loads(base64.b64decode(encoded, validate=True))
-    except (binascii.Error, ValueError) as exc:  # ValueError covers bad UTF-8 and bad JSON
+    except (binascii.Error, ValueError, TypeError) as exc:  # ValueError: bad UTF-8 or bad JSON
         return Task(fallback, error=ApiError(400, "invalid_json", f"is not JSON: {exc}", "message.data"))
     try:
         request = parse(EventRequest, body)

@@ -245,16 +245,26 @@ def test_two_instances_racing_on_one_event_write_once(
     start_server: ServerFactory, event_server: FunctionServer, gcs: str, bucket: Bucket
 ) -> None:
     twin = start_server(target="synthesize_event", **event_env(gcs))
+    for server in (event_server, twin):  # both warm, so both are synthesizing when they collide
+        acknowledged(
+            eventarc_pubsub({"text": "Warming up.", "output": f"warm/{uuid.uuid4().hex}"}).to(server)
+        )
     prefix = f"race-{uuid.uuid4().hex}"
-    delivery = eventarc_pubsub({"text": "Two instances receive this event at once.", "output": f"{prefix}/x"})
+    # Long enough (about a second of synthesis) that both instances pass the manifest check.
+    text = " ".join(f"Sentence {n} of the text that two instances receive at once." for n in range(25))
+    delivery = eventarc_pubsub({"text": text, "output": f"{prefix}/x"})
     responses = post_at_once([event_server.url, twin.url], headers=delivery.headers, data=delivery.body)
     for response in responses:
         acknowledged(response)
     written = bucket.blobs(f"{OUTPUT}/{prefix}/")
     assert set(written) == {f"{OUTPUT}/{prefix}/x.wav", f"{OUTPUT}/{prefix}/x.wav.json"}
     assert all(b.metageneration == 1 for b in written.values())
-    assert_speech(bucket.audio(f"{prefix}/x.wav"), RATE)
+    assert_speech(bucket.audio(f"{prefix}/x.wav"), RATE, min_s=20, max_s=120)
     assert bucket.manifest(f"{prefix}/x.wav.json")["source"]["id"] == delivery.event_id
+    # Both really raced: both synthesized, and the loser of the write reported the winner's audio.
+    lines = [line for server in (event_server, twin) for line in event_logs(server, delivery.event_id)]
+    assert sorted((line["outcome"], line["cached"]) for line in lines) == [("done", False), ("done", True)]
+    assert all(line["synthesis_ms"] > 0 for line in lines)
 
 
 def test_dropped_text_file_becomes_audio_named_after_it(event_server: FunctionServer, bucket: Bucket) -> None:
@@ -329,6 +339,8 @@ PERMANENT = {
     "absolute path": ({"text": "Hello.", "output": "/etc/x"}, "invalid_field", "output"),
     "extension of another format": ({"text": "Hello.", "output": "a.mp3"}, "invalid_field", "output"),
     "bad job id": ({"text": "Hello.", "job_id": "a/b"}, "invalid_field", "job_id"),
+    "unsupported format": ({"text": "Hello.", "format": "aac"}, "unsupported_format", "format"),
+    "speed out of range": ({"text": "Hello.", "speed": 3.0}, "invalid_field", "speed"),
 }
 
 
@@ -368,13 +380,40 @@ def test_event_text_limits(
         assert not bucket.audio_names(f"{OUTPUT}/{name}")
 
 
-def test_undecodable_file_is_recorded_and_acknowledged(event_server: FunctionServer, bucket: Bucket) -> None:
+BAD_FILES = {
+    "not UTF-8": ("latin1.txt", "Caf\xe9 au lait.".encode("latin-1"), "latin1.wav.json", "undecodable_input"),
+    "not JSON": ("broken.json", b'{"text": "unfinished', "broken.wav.json", "invalid_json"),
+    "unknown voice": (
+        "voice.json",
+        b'{"text": "Hi.", "voice": "nobody", "format": "mp3"}',
+        "voice.mp3.json",
+        "unknown_voice",
+    ),
+    "empty": ("empty.txt", b"  \n", "empty.wav.json", "empty_text"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_bad_files_are_recorded_and_acknowledged(
+    event_server: FunctionServer, bucket: Bucket, case: str
+) -> None:
+    filename, content, manifest_name, code = BAD_FILES[case]
     folder = f"bad-{uuid.uuid4().hex}"
-    bucket.upload(f"inputs/{folder}/latin1.txt", "Caf\xe9 au lait, s'il vous pla\xeet.".encode("latin-1"))
-    acknowledged(bucket.finalized(f"inputs/{folder}/latin1.txt").to(event_server))
-    record = bucket.manifest(f"{folder}/latin1.wav.json")
-    assert record["status"] == "failed" and record["error"]["code"] == "undecodable_input"
-    assert record["input"] == f"gs://{BUCKET}/inputs/{folder}/latin1.txt"
+    bucket.upload(f"inputs/{folder}/{filename}", content)
+    acknowledged(bucket.finalized(f"inputs/{folder}/{filename}").to(event_server))
+    record = bucket.manifest(f"{folder}/{manifest_name}")
+    assert record["status"] == "failed" and record["error"]["code"] == code
+    assert record["input"] == f"gs://{BUCKET}/inputs/{folder}/{filename}"
+    assert not bucket.audio_names(f"{OUTPUT}/{folder}/")
+
+
+def test_file_too_large_for_the_limit_is_refused(limits_server: FunctionServer, bucket: Bucket) -> None:
+    folder = f"big-{uuid.uuid4().hex}"
+    bucket.upload(f"inputs/{folder}/big.txt", b"Far too long. " * 200)  # 2800 bytes > 4 x 400
+    acknowledged(bucket.finalized(f"inputs/{folder}/big.txt").to(limits_server))
+    record = bucket.manifest(f"{folder}/big.wav.json")
+    assert record["status"] == "failed" and record["error"]["field"] == "input"
+    assert "2800 bytes" in record["error"]["message"]
     assert not bucket.audio_names(f"{OUTPUT}/{folder}/")
 
 

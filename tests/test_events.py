@@ -60,7 +60,7 @@ def pubsub_message(data: object, message_id: str | None = None) -> dict:
     }
 
 
-def eventarc_pubsub(data: object, message_id: str | None = None) -> Delivery:
+def eventarc_pubsub(data: object, message_id: str | None = None, **extensions: str) -> Delivery:
     """Eventarc's Pub/Sub trigger: a binary-mode CloudEvent whose id is the message id."""
     message = pubsub_message(data, message_id)
     event = CloudEvent(
@@ -69,6 +69,7 @@ def eventarc_pubsub(data: object, message_id: str | None = None) -> Delivery:
             "source": f"//pubsub.googleapis.com/{TOPIC}",
             "id": message["messageId"],
             "datacontenttype": "application/json",
+            **extensions,
         },
         {"message": message, "subscription": SUBSCRIPTION},
     )
@@ -164,7 +165,11 @@ def test_pubsub_message_becomes_audio_and_a_manifest_beside_it(
     event_server: FunctionServer, bucket: Bucket
 ) -> None:
     name = f"reports/{uuid.uuid4().hex}"
-    delivery = eventarc_pubsub({"text": SENTENCE, "output": name, "job_id": "report-1", "speed": 1.1})
+    trace = uuid.uuid4().hex
+    delivery = eventarc_pubsub(
+        {"text": SENTENCE, "output": name, "job_id": "report-1", "speed": 1.1},
+        traceparent=f"00-{trace}-00f067aa0ba902b7-01",  # the W3C trace context extension
+    )
     acknowledged(delivery.to(event_server))
 
     spoken = bucket.audio(f"{name}.wav")
@@ -189,6 +194,7 @@ def test_pubsub_message_becomes_audio_and_a_manifest_beside_it(
     [line] = event_logs(event_server, delivery.event_id)
     assert line["severity"] == "INFO" and line["outcome"] == "done" and line["event_type"] == PUBSUB
     assert line["synthesis_ms"] > 0 and line["latency_ms"] > 0 and line["chars"] == len(SENTENCE)
+    assert line["logging.googleapis.com/trace"] == trace and "text" not in line
 
 
 def test_message_without_output_is_content_addressed_with_manifest_under_jobs(

@@ -21,10 +21,15 @@ $(VENV)/.test: pyproject.toml tests/cosyvoice/oracle/requirements.txt tests/cosy
 	$(BIN)/pip install -q --no-deps -r tests/cosyvoice/oracle/requirements-nodeps.txt
 	touch $@
 
+# checkov in its own venv (its hcl2 fork clashes with python-hcl2); the deploy tests run it.
+.venv-checkov/bin/checkov: tests/deploy/setup_checkov.sh
+	PYTHON=$(PYTHON) tests/deploy/setup_checkov.sh
+	touch $@
+
 run: $(VENV)/.function
 	$(BIN)/python scripts/run_local.py "$(TEXT)"
 
-test: $(VENV)/.test
+test: $(VENV)/.test .venv-checkov/bin/checkov
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.test

@@ -1,0 +1,69 @@
+# Both services from one definition: same image, same resources, same function settings; they
+# differ in functions-framework target, timeout, instance limits and ingress (local.services).
+resource "google_cloud_run_v2_service" "this" {
+  for_each = local.services
+
+  name                = "${var.name_prefix}-${each.key}"
+  project             = var.project_id
+  location            = var.region
+  ingress             = each.value.ingress
+  deletion_protection = true
+
+  template {
+    service_account = google_service_account.this["runtime"].email
+    timeout         = "${each.value.timeout_s}s"
+    # One request per instance: synthesis saturates the instance's CPUs, so a second concurrent
+    # request would only make both slower (and risk both timing out). Load spreads by scaling out.
+    max_instance_request_concurrency = 1
+    # Second generation: full Linux and faster sustained CPU for a compute-bound workload.
+    execution_environment = "EXECUTION_ENVIRONMENT_GEN2"
+
+    scaling {
+      min_instance_count = each.value.min_instances
+      max_instance_count = each.value.max_instances
+    }
+
+    containers {
+      image = var.image
+
+      ports {
+        container_port = local.port
+      }
+
+      resources {
+        limits = {
+          cpu    = tostring(var.cpu)
+          memory = var.memory
+        }
+        # CPU only while a request runs (request-based billing): nothing runs in the background.
+        cpu_idle = true
+        # More CPU while the instance starts: imports and the first model load are a cold start.
+        startup_cpu_boost = true
+      }
+
+      dynamic "env" {
+        for_each = merge(local.function_env, local.thread_env, each.value.env)
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      # The health route never loads the model, so the instance is ready as soon as it listens.
+      # No liveness probe: the single worker thread is busy for the whole synthesis, so a probe
+      # would queue behind it, fail, and restart an instance in the middle of a request.
+      startup_probe {
+        http_get {
+          path = local.health_route
+          port = local.port
+        }
+        initial_delay_seconds = 0
+        timeout_seconds       = 2
+        period_seconds        = 3
+        failure_threshold     = 20
+      }
+    }
+  }
+
+  depends_on = [google_project_service.this]
+}

@@ -37,10 +37,13 @@ RUN pip install . && pip uninstall -y serverless-tts \
        done
 
 FROM deps AS build-cosyvoice
+# A failure anywhere in a pipe (a hash check) fails the step.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG HF_HUB_VERSION=0.36.0
 ARG WHISPER_VERSION=20250625
+ARG WHISPER_VOCAB_SHA256=b34b360dbb493e781e479794586d661700670d65564001f23024971d1f2fa126
 ARG COSYVOICE_REPO=FunAudioLLM/CosyVoice-300M-SFT
 # A commit of the model repository: the weights baked are the weights reviewed. Pass the commit
 # you tested (https://huggingface.co/FunAudioLLM/CosyVoice-300M-SFT/commits/main).
@@ -61,9 +64,11 @@ RUN test -n "$COSYVOICE_REVISION" || { echo "pass --build-arg COSYVOICE_REVISION
        "$COSYVOICE_REPO" "$COSYVOICE_REVISION" "$MODEL_DIR" \
     && rm -rf "$MODEL_DIR/.cache"
 # TOKENIZER VOCAB (keep in step with function/engines/cosyvoice/tokenizer.py VOCAB_FILE): whisper's
-# multilingual.tiktoken, taken from the openai-whisper package without installing it.
+# multilingual.tiktoken, which the model repository does not ship, taken from the openai-whisper
+# package (not installed into the runtime) and checked against the hash the engine was tested with.
 RUN /opt/fetch/bin/pip install --no-deps --target /tmp/whisper "openai-whisper==$WHISPER_VERSION" \
     && cp /tmp/whisper/whisper/assets/multilingual.tiktoken "$MODEL_DIR/" \
+    && echo "$WHISPER_VOCAB_SHA256  $MODEL_DIR/multilingual.tiktoken" | sha256sum -c - \
     && rm -rf /tmp/whisper /opt/fetch
 # Convert to safetensors + manifest.json (memory-mapped, no pickle at load); the runtime prefers
 # the converted files, so the official .pt checkpoints are dropped from the image.

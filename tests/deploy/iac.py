@@ -81,6 +81,26 @@ def main_functions() -> set[str]:
     return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
 
 
+def health_paths() -> set[str]:
+    """GET paths that function/main.py's ROUTES send to health_route (HEALTH_ROUTE and aliases)."""
+    from function.config import HEALTH_ROUTE
+
+    tree = ast.parse((ROOT / "function" / "main.py").read_text(encoding="utf-8"))
+    (routes,) = [
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "ROUTES"
+    ]
+    paths = set()
+    for key, handler in zip(routes.keys, routes.values, strict=True):
+        method, path = key.elts
+        if method.value == "GET" and getattr(handler, "id", None) == "health_route":
+            paths.add(
+                HEALTH_ROUTE if isinstance(path, ast.Name) and path.id == "HEALTH_ROUTE" else path.value
+            )
+    return paths
+
+
 # --- Terraform -------------------------------------------------------------------------------
 
 

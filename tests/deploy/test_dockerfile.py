@@ -116,6 +116,10 @@ def test_the_cosyvoice_build_fetches_only_what_sft_synthesis_reads() -> None:
     args = iac.stage_args(cosyvoice)
     assert re.fullmatch(r"\d+\.\d+\.\d+", args["TORCH_VERSION"])
     assert args["TORCH_INDEX_URL"].endswith("/whl/cpu")
+    # The tokenizer vocabulary comes from a pinned openai-whisper and is checked by hash.
+    assert re.fullmatch(r"\d{8}", args["WHISPER_VERSION"])
+    assert re.fullmatch(r"[0-9a-f]{64}", args["WHISPER_VOCAB_SHA256"])
+    assert "sha256sum -c -" in runs
     # The download tools never reach the runtime: their venv is removed in the stage that made it.
     assert "rm -rf /tmp/whisper /opt/fetch" in runs
 

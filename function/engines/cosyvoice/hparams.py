@@ -57,8 +57,17 @@ def _ref(loader: yaml.SafeLoader, node: yaml.Node) -> Ref:
     return Ref(match.group(1))
 
 
+# PyYAML (YAML 1.1) reads "1e-06" as a string; hyperpyyaml's ruamel reads it as a float.
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
 for _kind in ("new", "name", "apply"):
-    _Loader.add_multi_constructor(f"!{_kind}:", lambda loader, suffix, node, k=_kind: _object(loader, f"{k}:{suffix}", node))
+    _Loader.add_multi_constructor(
+        f"!{_kind}:", lambda loader, suffix, node, k=_kind: _object(loader, f"{k}:{suffix}", node)
+    )
 _Loader.add_constructor("!ref", _ref)
 
 
@@ -79,5 +88,5 @@ def _resolve(value: Any, top: dict[str, Any]) -> Any:
 def load_hparams(path: Path) -> dict[str, Any]:
     """The yaml as plain data: dicts, lists, scalars and ``Node``s, every ``!ref`` resolved."""
     with open(path, encoding="utf-8") as f:
-        top = yaml.load(f, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        top = yaml.load(f, Loader=_Loader)
     return {k: _resolve(v, top) for k, v in top.items()}

@@ -43,9 +43,7 @@ class DecodeState:
 def sinusoid_distances(count: int, d_model: int) -> torch.Tensor:
     """ESPnet's positive relative-position encodings for distances 0..count-1, as upstream computes them."""
     position = torch.arange(0, count, dtype=torch.float32).unsqueeze(1)
-    div_term = torch.exp(
-        torch.arange(0, d_model, 2, dtype=torch.float32) * -(math.log(10000.0) / d_model)
-    )
+    div_term = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * -(math.log(10000.0) / d_model))
     pe = torch.zeros(count, d_model)
     pe[:, 0::2] = torch.sin(position * div_term)
     pe[:, 1::2] = torch.cos(position * div_term)
@@ -174,7 +172,9 @@ class TransformerLM(nn.Module):
         task = self.llm_embedding.weight[self.task_id : self.task_id + 1]
         return torch.cat([sos, speaker, self.encode_text(text), task], dim=0)
 
-    def start(self, text: torch.Tensor, embedding: torch.Tensor, max_tokens: int) -> tuple[DecodeState, torch.Tensor]:
+    def start(
+        self, text: torch.Tensor, embedding: torch.Tensor, max_tokens: int
+    ) -> tuple[DecodeState, torch.Tensor]:
         """Prefill the cache with the prompt; returns the state and the first token's log-probs."""
         inputs = self.prompt(text, embedding)
         state = self._new_state(inputs.shape[0] + max_tokens)

@@ -1,17 +1,19 @@
-"""A small random CosyVoice-300M-SFT built with upstream's own classes, in the official layout.
+"""A random CosyVoice-300M-SFT built with upstream's own classes, in the official layout.
 
-``TINY_YAML`` is the real model's ``cosyvoice.yaml`` (examples/libritts/cosyvoice/conf/cosyvoice.yaml
-in FunAudioLLM/CosyVoice, the v1 300M architecture) with its sizes shrunk: same tags, same
-structure, same text and speech vocabularies (so the real tokenizer's ids fit). Upstream's modules
-are instantiated from it (``instantiate``, a test-side stand-in for hyperpyyaml that imports only
-what a node names) and their random weights written as ``llm.pt``/``flow.pt``/``hift.pt`` state
-dicts; ``spk2info.pt`` holds the seven SFT speakers as ``{name: {'embedding': tensor[1, 192]}}``.
+``YAML_TEMPLATE`` with ``FULL`` sizes is the real model's ``cosyvoice.yaml`` (the v1 300M
+architecture: examples/libritts/cosyvoice/conf/cosyvoice.yaml in FunAudioLLM/CosyVoice); with
+``TINY`` sizes it is shrunk: same tags, same structure, same text and speech vocabularies (so the
+real tokenizer's ids fit). Upstream's modules are instantiated from it (``instantiate``, a
+test-side stand-in for hyperpyyaml that imports only what a node names) and their random weights
+written as ``llm.pt``/``flow.pt``/``hift.pt`` state dicts; ``spk2info.pt`` holds the seven SFT
+speakers as ``{name: {'embedding': tensor[1, 192]}}``.
 """
 
 from __future__ import annotations
 
 import importlib
 import shutil
+import string
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from function.engines.cosyvoice.hparams import Node, load_hparams
 
 SPEAKERS = ("中文女", "中文男", "日语男", "粤语女", "英文女", "英文男", "韩语女")
 
-TINY_YAML = """\
+YAML_TEMPLATE = """\
 # set random seed, so that you may reproduce your result.
 __set_seed1: !apply:random.seed [1986]
 __set_seed2: !apply:numpy.random.seed [1986]
@@ -30,9 +32,9 @@ __set_seed4: !apply:torch.cuda.manual_seed_all [1986]
 
 # fixed params
 sample_rate: 22050
-text_encoder_input_size: 32
-llm_input_size: 64
-llm_output_size: 64
+text_encoder_input_size: $text_encoder_input_size
+llm_input_size: $llm_size
+llm_output_size: $llm_size
 spk_embed_dim: 192
 
 llm: !new:cosyvoice.llm.llm.TransformerLM
@@ -46,10 +48,10 @@ llm: !new:cosyvoice.llm.llm.TransformerLM
     spk_embed_dim: !ref <spk_embed_dim>
     text_encoder: !new:cosyvoice.transformer.encoder.ConformerEncoder
         input_size: !ref <text_encoder_input_size>
-        output_size: 48
-        attention_heads: 4
-        linear_units: 96
-        num_blocks: 2
+        output_size: $text_encoder_size
+        attention_heads: $text_encoder_heads
+        linear_units: $text_encoder_units
+        num_blocks: $text_encoder_blocks
         dropout_rate: 0.1
         positional_dropout_rate: 0.1
         attention_dropout_rate: 0
@@ -65,9 +67,9 @@ llm: !new:cosyvoice.llm.llm.TransformerLM
     llm: !new:cosyvoice.transformer.encoder.TransformerEncoder
         input_size: !ref <llm_input_size>
         output_size: !ref <llm_output_size>
-        attention_heads: 4
-        linear_units: 128
-        num_blocks: 3
+        attention_heads: $llm_heads
+        linear_units: $llm_units
+        num_blocks: $llm_blocks
         dropout_rate: 0.1
         positional_dropout_rate: 0.1
         attention_dropout_rate: 0
@@ -82,7 +84,7 @@ llm: !new:cosyvoice.llm.llm.TransformerLM
         tau_r: 0.1
 
 flow: !new:cosyvoice.flow.flow.MaskedDiffWithXvec
-    input_size: 32
+    input_size: $flow_size
     output_size: 80
     spk_embed_dim: !ref <spk_embed_dim>
     output_type: 'mel'
@@ -90,10 +92,10 @@ flow: !new:cosyvoice.flow.flow.MaskedDiffWithXvec
     input_frame_rate: 50
     only_mask_loss: True
     encoder: !new:cosyvoice.transformer.encoder.ConformerEncoder
-        output_size: 32
-        attention_heads: 2
-        linear_units: 64
-        num_blocks: 2
+        output_size: $flow_size
+        attention_heads: $flow_heads
+        linear_units: $flow_units
+        num_blocks: $flow_blocks
         dropout_rate: 0.1
         positional_dropout_rate: 0.1
         attention_dropout_rate: 0.1
@@ -101,7 +103,7 @@ flow: !new:cosyvoice.flow.flow.MaskedDiffWithXvec
         input_layer: 'linear'
         pos_enc_layer_type: 'rel_pos_espnet'
         selfattention_layer_type: 'rel_selfattn'
-        input_size: 32
+        input_size: $flow_size
         use_cnn_module: False
         macaron_style: False
     length_regulator: !new:cosyvoice.flow.length_regulator.InterpolateRegulator
@@ -122,17 +124,17 @@ flow: !new:cosyvoice.flow.flow.MaskedDiffWithXvec
         estimator: !new:cosyvoice.flow.decoder.ConditionalDecoder
             in_channels: 320
             out_channels: 80
-            channels: [32, 32]
+            channels: [$estimator_channels, $estimator_channels]
             dropout: 0
-            attention_head_dim: 16
-            n_blocks: 1
-            num_mid_blocks: 1
-            num_heads: 2
+            attention_head_dim: $estimator_head_dim
+            n_blocks: $estimator_blocks
+            num_mid_blocks: $estimator_mid_blocks
+            num_heads: $estimator_heads
             act_fn: 'gelu'
 
 hift: !new:cosyvoice.hifigan.generator.HiFTGenerator
     in_channels: 80
-    base_channels: 32
+    base_channels: $hift_channels
     nb_harmonics: 8
     sampling_rate: !ref <sample_rate>
     nsf_alpha: 0.1
@@ -152,7 +154,7 @@ hift: !new:cosyvoice.hifigan.generator.HiFTGenerator
     f0_predictor: !new:cosyvoice.hifigan.f0_predictor.ConvRNNF0Predictor
         num_class: 1
         in_channels: 80
-        cond_channels: 32
+        cond_channels: $hift_channels
 
 # processor functions
 get_tokenizer: !name:whisper.tokenizer.get_tokenizer
@@ -174,6 +176,29 @@ feat_extractor: !name:matcha.utils.audio.mel_spectrogram
     fmax: 8000
     center: False
 """
+
+
+# The real CosyVoice-300M sizes (the libritts recipe's cosyvoice.yaml), and a tiny shrink of them.
+FULL = {
+    "text_encoder_input_size": 512, "llm_size": 1024,
+    "text_encoder_size": 1024, "text_encoder_heads": 16, "text_encoder_units": 4096, "text_encoder_blocks": 6,
+    "llm_heads": 16, "llm_units": 4096, "llm_blocks": 14,
+    "flow_size": 512, "flow_heads": 8, "flow_units": 2048, "flow_blocks": 6,
+    "estimator_channels": 256, "estimator_head_dim": 64, "estimator_blocks": 4, "estimator_mid_blocks": 12,
+    "estimator_heads": 8, "hift_channels": 512,
+}  # fmt: skip
+TINY = {
+    "text_encoder_input_size": 32, "llm_size": 64,
+    "text_encoder_size": 48, "text_encoder_heads": 4, "text_encoder_units": 96, "text_encoder_blocks": 2,
+    "llm_heads": 4, "llm_units": 128, "llm_blocks": 3,
+    "flow_size": 32, "flow_heads": 2, "flow_units": 64, "flow_blocks": 2,
+    "estimator_channels": 32, "estimator_head_dim": 16, "estimator_blocks": 1, "estimator_mid_blocks": 1,
+    "estimator_heads": 2, "hift_channels": 32,
+}  # fmt: skip
+
+
+def render_yaml(sizes: dict[str, int]) -> str:
+    return string.Template(YAML_TEMPLATE).substitute(sizes)
 
 
 def instantiate(value: Any) -> Any:
@@ -210,13 +235,13 @@ def upstream_modules(model_dir: Path) -> dict[str, torch.nn.Module]:
     return modules
 
 
-def build_tiny_model(model_dir: Path, seed: int = 0) -> Path:
-    """Write a tiny random model in the official layout into ``model_dir``."""
+def build_tiny_model(model_dir: Path, seed: int = 0, sizes: dict[str, int] = TINY) -> Path:
+    """Write a random model (tiny unless ``sizes`` says otherwise) in the official layout."""
     from tests.cosyvoice.oracle import install_stubs
 
     install_stubs()
     model_dir.mkdir(parents=True, exist_ok=True)
-    (model_dir / "cosyvoice.yaml").write_text(TINY_YAML, encoding="utf-8")
+    (model_dir / "cosyvoice.yaml").write_text(render_yaml(sizes), encoding="utf-8")
     hparams = load_hparams(model_dir / "cosyvoice.yaml")
     torch.manual_seed(seed)
     for name in ("llm", "flow", "hift"):

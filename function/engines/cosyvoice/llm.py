@@ -140,7 +140,7 @@ class TransformerLM(nn.Module):
         """Run ``inputs`` (n, D) through the LM, extend the cache; log-probs of the last position."""
         llm = self.llm
         self._ensure_pos_keys(state.length + inputs.shape[0])
-        x = llm.embed.out(inputs) * math.sqrt(self.llm_input_size)
+        x = llm.embed(inputs)
         for index, layer in enumerate(llm.encoders):
             x = x + self._attention(index, layer.norm1(x), state)
             x = x + layer.feed_forward(layer.norm2(x))
@@ -191,7 +191,7 @@ class TransformerLM(nn.Module):
         self,
         text: torch.Tensor,
         embedding: torch.Tensor,
-        generator: torch.Generator,
+        generator: torch.Generator | None = None,
         *,
         sampling: SamplingParams | None = None,
         min_token_text_ratio: float = 2.0,
@@ -200,7 +200,8 @@ class TransformerLM(nn.Module):
     ) -> list[int]:
         """Speech tokens for text ids (1, T) and a speaker embedding (1, 192), upstream's loop.
 
-        ``force_tokens`` makes EOS impossible until exactly that many tokens (benchmarks).
+        ``force_tokens`` makes EOS impossible until exactly that many tokens (benchmarks). Draws
+        from ``generator``, or from torch's global generator as upstream does.
         """
         sampling = sampling or SamplingParams()
         text_len = text.shape[1]

@@ -26,7 +26,7 @@ class SamplingParams:
     max_trials: int = 100
 
 
-def nucleus_sample(probs: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> int:
+def nucleus_sample(probs: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> int:
     """One token from the top_p/top_k head of ``probs`` (a 1-D softmax)."""
     values, indices = probs.sort(descending=True, stable=True)
     head = values[: params.top_k]
@@ -40,7 +40,7 @@ def nucleus_sample(probs: torch.Tensor, params: SamplingParams, generator: torch
 
 
 def ras_sample(
-    logp: torch.Tensor, decoded: list[int], params: SamplingParams, generator: torch.Generator
+    logp: torch.Tensor, decoded: list[int], params: SamplingParams, generator: torch.Generator | None
 ) -> int:
     """Repetition-aware sampling of one token from log-probabilities ``logp`` (1-D)."""
     probs = logp.softmax(dim=0)
@@ -57,7 +57,7 @@ def sample_token(
     eos: int,
     allow_eos: bool,
     params: SamplingParams,
-    generator: torch.Generator,
+    generator: torch.Generator | None,
 ) -> int:
     """Upstream's ``sampling_ids``: redraw while EOS comes out and is not yet allowed."""
     for _ in range(params.max_trials + 1):

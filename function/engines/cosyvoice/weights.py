@@ -50,3 +50,14 @@ def build(factory: Callable[[], nn.Module], state: dict[str, torch.Tensor], name
     if missing:
         raise EngineLoadError(f"{name}: not in the checkpoint: {missing[:5]}")
     return module.eval()
+
+
+def load_speakers(model_dir: Path) -> dict[str, torch.Tensor]:
+    """Speaker name -> x-vector (1, 192), from spk2info.safetensors or the official spk2info.pt."""
+    converted = converted_path(model_dir, "spk2info")
+    if converted.is_file():
+        from safetensors.torch import load_file
+
+        return load_file(converted)
+    spk2info = torch.load(model_dir / "spk2info.pt", map_location="cpu", weights_only=True)
+    return {name: info["embedding"] for name, info in spk2info.items()}

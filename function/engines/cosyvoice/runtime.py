@@ -34,7 +34,7 @@ def _encoder_kwargs(node: Node) -> dict[str, Any]:
     return dict(node.kwargs)
 
 
-def llm_factory(hparams: dict[str, Any]) -> tuple[callable, SamplingParams]:
+def llm_factory(hparams: dict[str, Any]) -> tuple[Callable[[], TransformerLM], SamplingParams]:
     """A constructor for the yaml's TransformerLM, and its sampling parameters."""
     node = _node(hparams, "llm")
     kwargs = {k: v for k, v in node.kwargs.items() if k not in _TRAINING_ONLY}

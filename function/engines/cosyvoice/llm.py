@@ -87,6 +87,11 @@ class TransformerLM(nn.Module):
     def eos(self) -> int:
         return self.speech_token_size
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The activations' dtype (embeddings are never quantised, so they tell it)."""
+        return self.llm_embedding.weight.dtype
+
     def _ensure_pos_keys(self, count: int) -> None:
         """Project relative-position keys for distances up to ``count`` in every layer (cached)."""
         have = self._pos_keys[0].shape[1] if self._pos_keys else 0
@@ -94,8 +99,7 @@ class TransformerLM(nn.Module):
             return
         want = max(count, have + POS_BLOCK)
         first = self.llm.encoders[0].self_attn
-        dtype = first.linear_pos.weight.dtype
-        pe = sinusoid_distances(want, first.linear_pos.in_features)[have:].to(dtype)
+        pe = sinusoid_distances(want, first.linear_pos.in_features)[have:].to(self.dtype)
         grown = []
         for index, layer in enumerate(self.llm.encoders):
             attn = layer.self_attn
@@ -151,9 +155,8 @@ class TransformerLM(nn.Module):
     def _new_state(self, capacity: int) -> DecodeState:
         first = self.llm.encoders[0].self_attn
         shape = (len(self.llm.encoders), first.h, capacity, first.d_k)
-        dtype = first.linear_k.weight.dtype if hasattr(first.linear_k, "weight") else torch.float32
         # torch.empty leaves the pages untouched, so unused capacity costs no resident memory.
-        return DecodeState(torch.empty(shape, dtype=dtype), torch.empty(shape, dtype=dtype))
+        return DecodeState(torch.empty(shape, dtype=self.dtype), torch.empty(shape, dtype=self.dtype))
 
     # --- the prompt -------------------------------------------------------------------------------
 
@@ -166,8 +169,7 @@ class TransformerLM(nn.Module):
 
     def prompt(self, text: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         """The LM's input sequence (T + 3, D): sos, speaker, encoded text, task id."""
-        dtype = self.llm_embedding.weight.dtype
-        speaker = self.spk_embed_affine_layer(F.normalize(embedding.to(dtype), dim=1))
+        speaker = self.spk_embed_affine_layer(F.normalize(embedding.to(self.dtype), dim=1))
         sos = self.llm_embedding.weight[self.sos_eos : self.sos_eos + 1]
         task = self.llm_embedding.weight[self.task_id : self.task_id + 1]
         return torch.cat([sos, speaker, self.encode_text(text), task], dim=0)

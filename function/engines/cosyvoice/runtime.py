@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from function.engines.base import EngineLoadError
+from function.engines.cosyvoice import flow, hift
 from function.engines.cosyvoice.frontend import normalize
 from function.engines.cosyvoice.hparams import Node, load_hparams
 from function.engines.cosyvoice.llm import TransformerLM
@@ -28,11 +29,25 @@ from function.engines.cosyvoice.transformer import ConformerEncoder, Transformer
 from function.engines.cosyvoice.weights import build, load_speakers, load_state
 
 SUPPORTED_TOKENIZER = "whisper.tokenizer.get_tokenizer"
+
+
+def _cfm(cfm_params: dict[str, Any] | None = None, **kwargs: Any) -> flow.ConditionalCFM:
+    # Upstream passes the solver settings as an omegaconf DictConfig; ours takes them as arguments.
+    return flow.ConditionalCFM(**kwargs, **(cfm_params or {}))
+
+
 # Upstream classes named in cosyvoice.yaml -> ours.
-_CLASSES: dict[str, Callable[..., nn.Module]] = {
+_CLASSES: dict[str, Callable[..., Any]] = {
     "cosyvoice.transformer.encoder.ConformerEncoder": ConformerEncoder,
     "cosyvoice.transformer.encoder.TransformerEncoder": TransformerEncoder,
     "cosyvoice.llm.llm.TransformerLM": TransformerLM,
+    "cosyvoice.flow.flow.MaskedDiffWithXvec": flow.MaskedDiffWithXvec,
+    "cosyvoice.flow.length_regulator.InterpolateRegulator": flow.InterpolateRegulator,
+    "cosyvoice.flow.flow_matching.ConditionalCFM": _cfm,
+    "cosyvoice.flow.decoder.ConditionalDecoder": flow.ConditionalDecoder,
+    "omegaconf.DictConfig": lambda content: dict(content),
+    "cosyvoice.hifigan.generator.HiFTGenerator": hift.HiFTGenerator,
+    "cosyvoice.hifigan.f0_predictor.ConvRNNF0Predictor": hift.ConvRNNF0Predictor,
 }
 # Constructor arguments only training uses (the sampling numbers are read by sampling_params).
 _TRAINING_ONLY = {"cosyvoice.llm.llm.TransformerLM": {"length_normalized_loss", "lsm_weight", "sampling"}}
@@ -144,13 +159,13 @@ def load_runtime(model_dir: Path, threads: int | None = None, precision: str = "
         raise EngineLoadError(f"missing {vocab} (whisper's multilingual.tiktoken)")
     tokenizer = TextTokenizer(vocab, num_languages=int(tokenizer_node.kwargs.get("num_languages", 99)))
     llm = _with_precision(load_llm(model_dir, hparams), precision)
-    flow = build(lambda: construct(_node(hparams, "flow")), load_state(model_dir, "flow"), "flow")
-    hift = build(lambda: construct(_node(hparams, "hift")), load_state(model_dir, "hift"), "hift")
+    flow_model = build(lambda: construct(_node(hparams, "flow")), load_state(model_dir, "flow"), "flow")
+    vocoder = build(lambda: construct(_node(hparams, "hift")), load_state(model_dir, "hift"), "hift")
     return CosyVoiceRuntime(
         tokenizer=tokenizer,
         llm=llm,
-        flow=flow,
-        hift=hift,
+        flow=flow_model,
+        hift=vocoder,
         speakers=load_speakers(model_dir),
         sampling=sampling_params(hparams),
         sample_rate=int(hparams.get("sample_rate", 22050)),

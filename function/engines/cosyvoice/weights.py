@@ -37,19 +37,35 @@ def load_state(model_dir: Path, name: str) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
 
 
+def _meta_tensors(module: nn.Module) -> list[str]:
+    tensors = itertools.chain(module.named_parameters(), module.named_buffers())
+    return [key for key, tensor in tensors if tensor.is_meta]
+
+
 def build(factory: Callable[[], nn.Module], state: dict[str, torch.Tensor], name: str) -> nn.Module:
-    """Construct ``factory()`` without initialising it and load ``state`` into it, strictly."""
+    """Construct ``factory()`` without initialising it and load ``state`` into it, strictly.
+
+    A module that computes buffers when constructed (HiFT's STFT window) has them left on the
+    meta device; it is then constructed again, for real, before loading.
+    """
     with torch.device("meta"):
         module = factory()
-    try:
-        module.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as exc:
-        raise EngineLoadError(f"{name}: checkpoint does not match the model: {exc}") from exc
-    tensors = itertools.chain(module.named_parameters(), module.named_buffers())
-    missing = [key for key, tensor in tensors if tensor.is_meta]
+    _load(module, state, name)
+    if _meta_tensors(module):
+        module = factory()
+        _load(module, state, name)
+    missing = _meta_tensors(module)
     if missing:
         raise EngineLoadError(f"{name}: not in the checkpoint: {missing[:5]}")
     return module.eval()
+
+
+def _load(module: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
+    try:
+        # load_state_dict may rewrite its argument (HiFT folds weight norm), so it gets a copy.
+        module.load_state_dict(dict(state), strict=True, assign=True)
+    except RuntimeError as exc:
+        raise EngineLoadError(f"{name}: checkpoint does not match the model: {exc}") from exc
 
 
 def load_speakers(model_dir: Path) -> dict[str, torch.Tensor]:

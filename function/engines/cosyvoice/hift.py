@@ -77,8 +77,7 @@ class ResBlock(nn.Module):
             for d in dilations
         )
         self.convs2 = nn.ModuleList(
-            nn.Conv1d(channels, channels, kernel_size, 1, padding=get_padding(kernel_size))
-            for _ in dilations
+            nn.Conv1d(channels, channels, kernel_size, 1, padding=get_padding(kernel_size)) for _ in dilations
         )
         self.activations1 = nn.ModuleList(Snake(channels) for _ in dilations)
         self.activations2 = nn.ModuleList(Snake(channels) for _ in dilations)
@@ -98,7 +97,10 @@ class ConvRNNF0Predictor(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for i in range(5):
-            layers += [nn.Conv1d(in_channels if i == 0 else cond_channels, cond_channels, 3, padding=1), nn.ELU()]
+            layers += [
+                nn.Conv1d(in_channels if i == 0 else cond_channels, cond_channels, 3, padding=1),
+                nn.ELU(),
+            ]
         self.condnet = nn.Sequential(*layers)
         self.classifier = nn.Linear(cond_channels, num_class)
         self.register_load_state_dict_pre_hook(_fold_on_load)
@@ -143,7 +145,9 @@ class SineGen(nn.Module):
         sines = self.sine_amp * torch.sin(theta + phase)
         uv = (f0 > self.voiced_threshold).to(torch.float32)
         noise_amp = uv * self.noise_std + (1 - uv) * self.sine_amp / 3
-        noise = noise_amp * torch.randn(sines.shape, generator=generator, dtype=sines.dtype, device=sines.device)
+        noise = noise_amp * torch.randn(
+            sines.shape, generator=generator, dtype=sines.dtype, device=sines.device
+        )
         return sines * uv + noise
 
 
@@ -209,10 +213,14 @@ class HiFTGenerator(nn.Module):
         self.num_kernels = len(resblock_kernel_sizes)
         self.num_upsamples = len(upsample_rates)
         self.upsample_factor = math.prod(upsample_rates) * self.hop_len
-        self.m_source = SourceModuleHnNSF(sampling_rate, nb_harmonics, nsf_alpha, nsf_sigma, nsf_voiced_threshold)
+        self.m_source = SourceModuleHnNSF(
+            sampling_rate, nb_harmonics, nsf_alpha, nsf_sigma, nsf_voiced_threshold
+        )
         self.conv_pre = nn.Conv1d(in_channels, base_channels, 7, 1, padding=3)
         self.ups = nn.ModuleList(
-            nn.ConvTranspose1d(base_channels // 2**i, base_channels // 2 ** (i + 1), k, u, padding=(k - u) // 2)
+            nn.ConvTranspose1d(
+                base_channels // 2**i, base_channels // 2 ** (i + 1), k, u, padding=(k - u) // 2
+            )
             for i, (u, k) in enumerate(zip(upsample_rates, upsample_kernel_sizes, strict=True))
         )
         # The source's spectrum enters at each upsampling level, strided down to that level's rate.
@@ -224,7 +232,9 @@ class HiFTGenerator(nn.Module):
         ):
             ch = base_channels // 2 ** (i + 1)
             self.source_downs.append(
-                nn.Conv1d(self.n_fft + 2, ch, 1, 1) if u == 1 else nn.Conv1d(self.n_fft + 2, ch, u * 2, u, padding=u // 2)
+                nn.Conv1d(self.n_fft + 2, ch, 1, 1)
+                if u == 1
+                else nn.Conv1d(self.n_fft + 2, ch, u * 2, u, padding=u // 2)
             )
             self.source_resblocks.append(ResBlock(ch, k, d))
         self.resblocks = nn.ModuleList(
@@ -244,7 +254,9 @@ class HiFTGenerator(nn.Module):
 
     def _stft(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L) -> real and imaginary parts stacked on channels (B, n_fft + 2, frames)."""
-        spec = torch.stft(x, self.n_fft, self.hop_len, self.n_fft, window=self.stft_window, return_complex=True)
+        spec = torch.stft(
+            x, self.n_fft, self.hop_len, self.n_fft, window=self.stft_window, return_complex=True
+        )
         spec = torch.view_as_real(spec)
         return torch.cat([spec[..., 0], spec[..., 1]], dim=1)
 

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+# The baseline and the random model come from the test tree (tests/cosyvoice).
+sys.path.insert(0, str(REPO))
 SPEAKER = "英文女"
 TEXT_TOKENS = 30
 

@@ -16,49 +16,23 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import gevent
 from locust import between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
+# Locust loads this file by path; make the ``loadtest`` package importable from any directory.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from loadtest.texts import HOT_SET, paragraph, sentence
+
 THINK_S = float(os.environ.get("TTS_LOADTEST_THINK_S", "0.5"))
 MAX_REQUESTS = int(os.environ.get("TTS_LOADTEST_MAX_REQUESTS", "0"))
 # A refused request (the platform's queue is full) is retried after this pause, as a polite client would.
 BACKOFF_S = 1.0
-
-_VOCABULARY = """
-    morning river garden window yellow quiet music letter station mountain silver coffee village
-    winter summer bright gentle market evening story travel harbor forest meadow lantern bridge
-    candle orange purple simple careful happy little early later rain wind cloud ocean paper
-    pencil table chair teacher student doctor engine planet signal journey kitchen library museum
-    picture question answer number country city people
-"""
-WORDS = _VOCABULARY.split()
-# Cache hits: the same few sentences over and over (greetings, menu prompts).
-HOT_SET = (
-    "Welcome back. How can I help you today?",
-    "Your order has been shipped and will arrive tomorrow.",
-    "Please hold while we connect you to an agent.",
-    "Thank you for calling. Goodbye.",
-    "The meeting starts in five minutes.",
-)
-
-
-def sentence(words: int, rng: random.Random) -> str:
-    """A fresh sentence of about ``words`` words: with 60 words to pick from, repeats are negligible."""
-    body = " ".join(rng.choice(WORDS) for _ in range(words))
-    return body[0].upper() + body[1:] + "."
-
-
-def paragraph(words: int, rng: random.Random) -> str:
-    parts: list[str] = []
-    while words > 0:
-        n = min(words, rng.randint(8, 16))
-        parts.append(sentence(n, rng))
-        words -= n
-    return " ".join(parts)
 
 
 class TtsUser(FastHttpUser):

@@ -97,14 +97,18 @@ class ProcessGroup:
                 continue
         return total
 
-    def rss_bytes(self) -> list[int]:
-        rss: list[int] = []
+    def peak_rss_bytes(self) -> list[int]:
+        """High-water resident memory (VmHWM) of each live process, from /proc."""
+        peaks: list[int] = []
         for process in self.tree():
             try:
-                rss.append(process.memory_info().rss)
-            except psutil.NoSuchProcess:
+                status = Path(f"/proc/{process.pid}/status").read_text()
+            except OSError:
                 continue
-        return rss
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) * 1024)
+        return peaks
 
     def stop(self) -> None:
         self.tree()  # remember descendants before their parents go
@@ -127,16 +131,12 @@ class ProcessGroup:
         return [pid for pid in self.seen_pids if psutil.pid_exists(pid) and _not_zombie(pid)]
 
     def __enter__(self) -> ProcessGroup:
-        self._previous = signal.signal(signal.SIGTERM, _raise_exit)
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        try:
-            self.stop()
-        finally:
-            signal.signal(signal.SIGTERM, self._previous)
+        self.stop()
 
 
 def _not_zombie(pid: int) -> bool:
@@ -146,5 +146,11 @@ def _not_zombie(pid: int) -> bool:
         return False
 
 
-def _raise_exit(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so ``with``/``finally`` blocks stop the children (Ctrl-C
+    already raises KeyboardInterrupt)."""
+
+    def _raise_exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _raise_exit)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from loadtest.deployments import Deployment, start_baseline, start_fleet
 from loadtest.plot import draw
+from loadtest.processes import exit_on_sigterm
 from loadtest.stats import Step, ratios, summarize
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -154,13 +155,19 @@ def _cpu_model() -> str:
 
 
 def write(
-    steps: list[Step], args: argparse.Namespace, cpus: Sequence[int] | None, out: Path, pids: list[int]
+    steps: list[Step],
+    args: argparse.Namespace,
+    cpus: Sequence[int] | None,
+    out: Path,
+    pids: list[int],
+    memory: dict[str, float],
 ) -> dict:
     summary = {
         "machine": machine(cpus),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "steps": [s.row() for s in steps],
         "ratios": ratios(steps, "fleet", "baseline"),
+        "peak_rss_mib": memory,  # all server processes of each architecture together
         "started_pids": sorted(pids),  # all stopped; lets a test check
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -178,12 +185,14 @@ def write(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     cpus = [int(c) for c in args.cpus.split(",")] if args.cpus else None
     print(HEADER, flush=True)
     steps: list[Step] = []
     pids: list[int] = []
+    memory: dict[str, float] = {}
     if args.target:
         steps = measure(None, args.target.rstrip("/"), "target", args, out)
     else:
@@ -211,11 +220,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         flush=True,
                     )
                     steps += measure(deployment, deployment.url, arch, args, out)
+                    memory[arch] = round(sum(deployment.servers.peak_rss_bytes()) / 2**20, 1)
                 pids += [pid for group in deployment.groups() for pid in group.seen_pids]
                 left = deployment.alive()
                 if left:
                     raise RuntimeError(f"{arch}: processes still running after stop: {left}")
-    summary = write(steps, args, cpus, out, pids)
+    summary = write(steps, args, cpus, out, pids, memory)
     for row in summary["ratios"]:
         print("# ratio", json.dumps(row))
     print(f"# wrote {out / 'summary.json'}, {out / 'summary.csv'}, {out / 'comparison.png'}")

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -55,6 +56,7 @@ def test_fleet_and_baseline_run_writes_figures_and_stops_everything(tmp_path: Pa
         assert 0 < step["p50_ms"] <= step["p95_ms"] <= step["p99_ms"]
         assert step["qps"] > 0 and step["cpu_s"] > 0
     assert summary["ratios"][0]["users"] == 2
+    assert summary["peak_rss_mib"]["fleet"] > summary["peak_rss_mib"]["baseline"] > 50
     with (out / "summary.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 2
     assert (out / "locust" / "fleet-u2_stats.csv").stat().st_size > 0
@@ -62,3 +64,48 @@ def test_fleet_and_baseline_run_writes_figures_and_stops_everything(tmp_path: Pa
     # fleet: 2 instances (functions-framework + gunicorn worker each) and HAProxy; baseline: 1 process
     assert len(summary["started_pids"]) >= 6
     assert not [pid for pid in summary["started_pids"] if alive(pid)]
+
+
+def test_sigterm_mid_run_stops_every_process(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "loadtest.run", "--users", "2", "--duration", "60", "--out", str(out)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "requests" / "fleet-u2.jsonl").exists():  # Locust is sending traffic
+            assert runner.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        children = psutil.Process(runner.pid).children(recursive=True)
+        assert len(children) >= 6  # 2 x (functions-framework + worker), HAProxy, Locust
+        runner.terminate()
+        assert runner.wait(timeout=30) != 0
+    finally:
+        runner.kill()
+    _, still = psutil.wait_procs(children, timeout=10)
+    assert not [p.pid for p in still if alive(p.pid)]
+
+
+def test_benchmark_smoke_prints_and_writes_its_figures(tmp_path: Path) -> None:
+    assert shutil.which("haproxy"), "haproxy missing: apt-get update && apt-get install -y haproxy"
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtest.bench", "--smoke", "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "serving overhead" in done.stdout
+    bench = json.loads((tmp_path / "bench.json").read_text())
+    assert len(bench["cold_start_runs_ms"]) == 2
+    # Only orderings that hold by far: a few samples on a shared machine rank nothing closer.
+    assert bench["cold_start_ms"] > bench["warm_http_ms"] > 0 and bench["warm_engine_ms"] > 0
+    assert 0 < bench["cache_hit_ms"] < bench["warm_http_ms"]
+    assert bench["peak_rss_mib_per_instance"] > 50
+    sweep = bench["throughput_by_instances"]
+    assert [s["instances"] for s in sweep] == [1, 2]
+    assert all(s["qps"] > 0 for s in sweep)

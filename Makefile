@@ -15,9 +15,11 @@ $(VENV)/.function: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
-# Tests add the CosyVoice extra (torch: the pinned CPU build), the parity oracle and dev tools.
+# Tests add the CosyVoice extra (torch: the pinned CPU build), the load-test tools, the parity
+# oracle, dev tools, and HAProxy (Debian) for the local fleet.
 $(VENV)/.test: pyproject.toml tests/cosyvoice/oracle/requirements.txt tests/cosyvoice/oracle/requirements-nodeps.txt | $(BIN)/python
-	$(BIN)/pip install -q torch==2.13.0 -e '.[dev,cosyvoice]' -r tests/cosyvoice/oracle/requirements.txt
+	command -v haproxy >/dev/null || (apt-get update -q && apt-get install -y -q haproxy)
+	$(BIN)/pip install -q torch==2.13.0 -e '.[dev,cosyvoice,loadtest]' -r tests/cosyvoice/oracle/requirements.txt
 	$(BIN)/pip install -q --no-deps -r tests/cosyvoice/oracle/requirements-nodeps.txt
 	touch $@
 

@@ -1,0 +1,163 @@
+"""The two architectures under test, started on 127.0.0.1 with the same CPUs and engine threads.
+
+fleet:    N functions-framework processes (one worker, one thread: one request at a time, as
+          Cloud Run with concurrency=1) behind HAProxy, ``maxconn 1`` per instance, a bounded
+          queue and a queue timeout like Cloud Run's pending-request queue.
+baseline: one process, FastAPI + uvicorn, requests handed to a thread pool (``loadtest.baseline``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from loadtest.processes import ProcessGroup, free_port, require, wait_healthy
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+HAPROXY_HINT = "install it with: apt-get update && apt-get install -y haproxy"
+
+
+@dataclass
+class Deployment:
+    name: str
+    url: str
+    servers: ProcessGroup
+    proxy: ProcessGroup | None = None
+    instance_urls: list[str] = field(default_factory=list)
+
+    def groups(self) -> list[ProcessGroup]:
+        return [self.servers] + ([self.proxy] if self.proxy else [])
+
+    def alive(self) -> list[int]:
+        return [pid for group in self.groups() for pid in group.alive()]
+
+    def stop(self) -> None:
+        for group in reversed(self.groups()):
+            group.stop()
+
+    def __enter__(self) -> Deployment:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def engine_env(output_dir: Path, engine_threads: int) -> dict[str, str]:
+    # Everything else (TTS_ENGINE, TTS_MODEL_DIR, ...) passes through from the caller's environment.
+    return {"TTS_OUTPUT_URI": str(output_dir), "TTS_THREADS": str(engine_threads), "TTS_LOG_LEVEL": "WARNING"}
+
+
+def warm(url: str, timeout_s: float = 300) -> None:
+    """One synthesis, so the model load (cold start) stays out of the steady-state figures; a text
+    never seen before, as a cache hit (from a shared folder) would not load the model."""
+    request = urllib.request.Request(
+        f"{url}/synthesize",
+        data=json.dumps({"text": f"Warm up number {time.time_ns()}."}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        response.read()
+
+
+def start_instance(group: ProcessGroup, name: str, env: dict[str, str]) -> tuple[str, object, Path]:
+    port = free_port()
+    args = [
+        str(BIN / "functions-framework"),
+        "--target=synthesize",
+        f"--source={REPO / 'function' / 'main.py'}",
+        "--host=127.0.0.1",
+        f"--port={port}",
+    ]
+    process, log = group.start(name, args, {"THREADS": "1", "WORKERS": "1", **env})
+    return f"http://127.0.0.1:{port}", process, log
+
+
+REFUSED = json.dumps({"error": {"code": "overloaded", "message": "all instances busy, queue full"}})
+
+
+def haproxy_config(port: int, instance_urls: Sequence[str], max_queue: int, queue_timeout_s: float) -> str:
+    servers = "\n".join(
+        f"    server i{i} {url.removeprefix('http://')} maxconn 1 maxqueue {max_queue}"
+        for i, url in enumerate(instance_urls)
+    )
+    total_queue = max_queue * len(instance_urls)
+    return f"""global
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 300s
+    timeout server 300s
+    timeout queue {int(queue_timeout_s * 1000)}ms
+frontend tts
+    bind 127.0.0.1:{port}
+    # Refuse at once when the pending queue is full, as Cloud Run does when it cannot scale further.
+    http-request return status 503 content-type application/json string '{REFUSED}' \
+        hdr Retry-After 1 if {{ queue(fleet) ge {total_queue} }}
+    default_backend fleet
+backend fleet
+    balance leastconn
+{servers}
+"""
+
+
+def start_fleet(
+    instances: int,
+    output_dir: Path,
+    log_dir: Path,
+    cpus: Sequence[int] | None,
+    max_queue: int,
+    queue_timeout_s: float,
+    engine_threads: int = 1,
+) -> Deployment:
+    haproxy = require("haproxy", HAPROXY_HINT)
+    servers = ProcessGroup(log_dir / "fleet", cpus)
+    proxy = ProcessGroup(log_dir / "fleet", cpus)
+    deployment = Deployment("fleet", "", servers, proxy)
+    try:
+        started = [
+            start_instance(servers, f"instance-{i}", engine_env(output_dir, engine_threads))
+            for i in range(instances)
+        ]
+        for url, process, log in started:
+            wait_healthy(f"{url}/healthz", process, log)  # type: ignore[arg-type]
+            warm(url)
+        deployment.instance_urls = [url for url, _, _ in started]
+        port = free_port()
+        config = log_dir / "fleet" / "haproxy.cfg"
+        config.write_text(haproxy_config(port, deployment.instance_urls, max_queue, queue_timeout_s))
+        process, log = proxy.start("haproxy", [haproxy, "-db", "-f", str(config)])
+        deployment.url = f"http://127.0.0.1:{port}"
+        wait_healthy(f"{deployment.url}/healthz", process, log)
+    except BaseException:
+        deployment.stop()
+        raise
+    return deployment
+
+
+def start_baseline(
+    workers: int, output_dir: Path, log_dir: Path, cpus: Sequence[int] | None, engine_threads: int = 1
+) -> Deployment:
+    servers = ProcessGroup(log_dir / "baseline", cpus)
+    deployment = Deployment("baseline", "", servers)
+    try:
+        port = free_port()
+        args = [sys.executable, "-m", "loadtest.baseline", f"--port={port}", f"--workers={workers}"]
+        process, log = servers.start("baseline", args, engine_env(output_dir, engine_threads))
+        deployment.url = f"http://127.0.0.1:{port}"
+        deployment.instance_urls = [deployment.url]
+        wait_healthy(f"{deployment.url}/healthz", process, log)
+        warm(deployment.url)
+    except BaseException:
+        deployment.stop()
+        raise
+    return deployment

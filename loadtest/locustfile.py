@@ -1,0 +1,147 @@
+"""Realistic traffic for the TTS service, against any base URL (local fleet or a deployed service).
+
+    locust -f loadtest/locustfile.py --host https://tts-xyz.a.run.app --headless -u 8 -t 60s
+
+Environment:
+  TTS_LOADTEST_TOKEN         sent as ``Authorization: Bearer …`` (IAM-protected Cloud Run:
+                             ``TTS_LOADTEST_TOKEN=$(gcloud auth print-identity-token)``)
+  TTS_LOADTEST_THINK_S       upper bound of each user's pause between requests (default 0.5)
+  TTS_LOADTEST_MAX_REQUESTS  stop the whole run after this many requests (default: no cap)
+  TTS_LOADTEST_LOG           append one JSON line per request (time, name, status, ms) to this file,
+                             so latency can be computed from successful requests only
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import between, events, task
+from locust.contrib.fasthttp import FastHttpUser
+
+# Locust loads this file by path; make the ``loadtest`` package importable from any directory.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from loadtest.texts import HOT_SET, paragraph, sentence
+
+THINK_S = float(os.environ.get("TTS_LOADTEST_THINK_S", "0.5"))
+MAX_REQUESTS = int(os.environ.get("TTS_LOADTEST_MAX_REQUESTS", "0"))
+# A refused request (the platform's queue is full) is retried after this pause, as a polite client would.
+BACKOFF_S = 1.0
+
+
+class TtsUser(FastHttpUser):
+    abstract = True
+    wait_time = between(0, THINK_S)
+    network_timeout = 120.0
+    connection_timeout = 10.0
+
+    def on_start(self) -> None:
+        self.rng = random.Random()
+        token = os.environ.get("TTS_LOADTEST_TOKEN")
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def post(self, path: str, body: dict[str, Any], name: str) -> None:
+        with self.client.post(path, json=body, headers=self.headers, name=name, catch_response=True) as r:
+            if r.status_code == 200 and r.content:
+                r.success()
+                return
+            r.failure(f"HTTP {r.status_code}")
+        if r.status_code in (429, 503):
+            gevent.sleep(BACKOFF_S)
+
+
+class UniqueSentences(TtsUser):
+    """Every request a cache miss: a new ten-word sentence."""
+
+    weight = 4
+
+    @task
+    def synthesize(self) -> None:
+        self.post("/synthesize", {"text": sentence(10, self.rng)}, "unique-10w")
+
+
+class HotSet(TtsUser):
+    """Repeated sentences: after the first synthesis, answered from storage."""
+
+    weight = 2
+
+    @task
+    def synthesize(self) -> None:
+        self.post("/synthesize", {"text": self.rng.choice(HOT_SET)}, "hot-set")
+
+
+class MixedLengths(TtsUser):
+    """Short prompts, paragraphs and the odd long passage."""
+
+    weight = 2
+
+    @task(3)
+    def short(self) -> None:
+        self.post("/synthesize", {"text": sentence(3, self.rng)}, "mixed-3w")
+
+    @task(2)
+    def medium(self) -> None:
+        self.post("/synthesize", {"text": paragraph(25, self.rng)}, "mixed-25w")
+
+    @task(1)
+    def long(self) -> None:
+        self.post("/synthesize", {"text": paragraph(80, self.rng)}, "mixed-80w")
+
+
+class OpenAISpeech(TtsUser):
+    """The OpenAI-compatible route, audio bytes in the response (as the OpenAI SDK expects)."""
+
+    weight = 1
+
+    @task
+    def speech(self) -> None:
+        body = {
+            "model": "tts-1",
+            "input": sentence(10, self.rng),
+            "voice": self.rng.choice(("alloy", "echo", "nova")),
+            "response_format": "wav",
+        }
+        self.post("/v1/audio/speech", body, "openai-speech")
+
+
+_log_file = open(os.environ["TTS_LOADTEST_LOG"], "a") if os.environ.get("TTS_LOADTEST_LOG") else None  # noqa: SIM115
+_count = 0
+_environment: Any = None
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_: Any) -> None:
+    global _environment
+    _environment = environment
+
+
+@events.request.add_listener
+def _on_request(
+    request_type: str, name: str, response_time: float, response: Any, exception: Any, **_: Any
+) -> None:
+    global _count
+    _count += 1
+    if _log_file is not None:
+        status = getattr(response, "status_code", 0) or 0
+        record = {
+            "t": time.time(),
+            "name": name,
+            "status": status,
+            "ok": exception is None,
+            "ms": response_time,
+        }
+        _log_file.write(json.dumps(record) + "\n")
+    if MAX_REQUESTS and _count == MAX_REQUESTS and _environment is not None and _environment.runner:
+        gevent.spawn(_environment.runner.quit)
+
+
+@events.quitting.add_listener
+def _on_quit(**_: Any) -> None:
+    if _log_file is not None:
+        _log_file.flush()

@@ -5,12 +5,12 @@ locals {
     push    = "Pub/Sub push subscription: invokes the event service"
     trigger = "Eventarc file-drop trigger: invokes the event service"
   }
-  role_prefix = replace(var.name_prefix, "-", "_")
+  role_prefix  = replace(var.name_prefix, "-", "_")
   pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
-  # Custom roles because the predefined ones grant more: objectCreator lacks get (the function
-  # checks for existing audio and reads it back), objectUser/objectViewer add list and delete.
-  # Writes use if_generation_match=0, so overwriting (delete) is never needed.
+  # Custom roles because the predefined ones miss or exceed this: objectCreator lacks get (the
+  # function checks for existing audio and reads it back), objectViewer adds list, objectUser adds
+  # list, update and delete. Writes use if_generation_match=0, so overwriting is never needed.
   custom_roles = {
     output = ["storage.objects.create", "storage.objects.get"]
     input  = ["storage.objects.get"]

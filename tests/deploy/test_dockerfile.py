@@ -36,6 +36,13 @@ def test_the_runtime_stage_is_last_and_runs_as_a_non_root_user() -> None:
     assert any(f"--uid {user}" in i["value"] for i in runtime_stage() if i["instruction"] == "RUN")
 
 
+def test_the_runtime_stage_only_copies_built_artifacts_and_installs_nothing() -> None:
+    runs = [i["value"] for i in runtime_stage() if i["instruction"] == "RUN"]
+    assert len(runs) == 2 and runs[0].startswith("groupadd") and runs[1] == "python -m function.selftest"
+    copies = [i["value"] for i in runtime_stage() if i["instruction"] == "COPY"]
+    assert copies and all(c.startswith("--from=build ") for c in copies)
+
+
 def test_base_images_are_one_pinned_python_slim() -> None:
     registry_froms = (
         {i["value"].split()[0] for i in iac.dockerfile().structure if i["instruction"] == "FROM"}

@@ -45,6 +45,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--think", type=float, default=0.5, help="max pause between a user's requests, s")
     p.add_argument("--max-queue", type=int, default=2, help="fleet: pending requests per instance")
     p.add_argument("--queue-timeout", type=float, default=10, help="fleet: seconds a request may wait")
+    p.add_argument(
+        "--baseline-workers", type=int, default=None, help="baseline thread pool (default: --instances)"
+    )
     p.add_argument("--engine-threads", type=int, default=1, help="TTS_THREADS for every engine")
     p.add_argument("--cpus", default=None, help="cores for the servers, e.g. 0,1 (default: all allowed)")
     p.add_argument("--architectures", default="fleet,baseline")
@@ -176,7 +179,7 @@ def write(
         writer.writeheader()
         writer.writerows(s.row() for s in steps)
     title = (
-        f"{args.instances} instance(s) vs 1 process x {args.instances} threads; "
+        f"{args.instances} instance(s) vs 1 process x {args.baseline_workers or args.instances} threads; "
         f"{len(summary['machine']['server_cpus'])} CPU(s); engine {summary['machine']['engine']}"
     )
     draw(steps, out / "comparison.png", title)
@@ -207,7 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.engine_threads,
             ),
             "baseline": lambda scratch: start_baseline(
-                args.instances, scratch / "baseline-audio", out / "logs", cpus, args.engine_threads
+                args.baseline_workers or args.instances,
+                scratch / "baseline-audio",
+                out / "logs",
+                cpus,
+                args.engine_threads,
             ),
         }
         with tempfile.TemporaryDirectory(prefix="tts-loadtest-") as tmp:

@@ -19,9 +19,14 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.code = code
-        self.message = message
+        self.detail = message
         self.field = field
         self.headers = headers or {}
+
+    @property
+    def message(self) -> str:
+        """The detail, led by the field it is about (under the caller's name for it)."""
+        return f"{self.field}: {self.detail}" if self.field else self.detail
 
     @property
     def permanent(self) -> bool:

@@ -3,14 +3,17 @@
 The story of a request: parse the body → check it against the engine (voice, speed, format,
 limits) → answer from storage if this exact audio exists → otherwise load the model (first
 request only), synthesize, encode, store write-once → answer JSON or the audio bytes.
+Events (the same image, target ``synthesize_event``) run that story for a Pub/Sub message or a
+dropped file and record the outcome in a manifest beside the audio.
 """
 
 from __future__ import annotations
 
 import functions_framework
+from cloudevents.http import CloudEvent
 from flask import Request, Response
 
-from function import pipeline, runtime, web
+from function import events, pipeline, runtime, web
 from function.config import HEALTH_ROUTE, get_settings
 from function.errors import renamed_fields
 from function.logs import configure
@@ -89,3 +92,9 @@ ROUTES: dict[tuple[str, str], web.Handler] = {
 @functions_framework.http
 def synthesize(request: Request) -> Response:
     return web.serve(request, ROUTES, settings)
+
+
+@functions_framework.cloud_event
+def synthesize_event(event: CloudEvent) -> None:
+    # Returning acknowledges the event; an exception is a 500, which Pub/Sub and Eventarc redeliver.
+    events.handle(event, store, settings)

@@ -80,15 +80,13 @@ def plan(
     """Check the request against this deployment (voices, speeds, formats, limits) or raise a 400."""
     text = normalize_text(request.text)
     if not text:
-        raise bad_field("text", "text is empty", code="empty_text")
+        raise bad_field("text", "is empty", code="empty_text")
     if len(text) > max_chars:
-        raise bad_field(
-            "text", f"text has {len(text)} characters; the limit is {max_chars}", code="text_too_long"
-        )
+        raise bad_field("text", f"has {len(text)} characters; the limit is {max_chars}", code="text_too_long")
     voice = resolve_voice(engine, request.voice or settings.default_voice, request.language)
     low, high = engine.speed_range
     if not low <= request.speed <= high:
-        raise bad_field("speed", f"speed must be between {low} and {high} for engine {engine.name}")
+        raise bad_field("speed", f"must be between {low} and {high} for engine {engine.name}")
     fmt = resolve_format(request.format, "format")
     seconds_per_char = settings.seconds_per_char or engine.seconds_per_char
     expected_s = len(text) * seconds_per_char
@@ -96,7 +94,7 @@ def plan(
         fits = int(timeout_s * TIMEOUT_BUDGET / seconds_per_char)
         raise bad_field(
             "text",
-            f"text of {len(text)} characters needs about {expected_s:.0f} s to synthesize, more than this "
+            f"{len(text)} characters need about {expected_s:.0f} s to synthesize, more than this "
             f"endpoint's {timeout_s} s timeout allows (about {fits} characters fit); publish it to the "
             "asynchronous Pub/Sub path instead (see README, 'Events')",
             code="text_too_long_for_timeout",

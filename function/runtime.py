@@ -26,7 +26,11 @@ def engine() -> Engine:
     global _engine
     with _lock:
         if _engine is None:
-            _engine = create_engine(get_settings())
+            settings = get_settings()
+            try:
+                _engine = create_engine(settings)
+            except (OSError, ValueError) as exc:  # e.g. a missing or unreadable model directory
+                raise EngineLoadError(f"engine {settings.engine!r} is unavailable: {exc}") from exc
         return _engine
 
 

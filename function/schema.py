@@ -48,10 +48,10 @@ M = TypeVar("M", bound=BaseModel)
 def parse(model: type[M], data: object) -> M:
     """Validate ``data`` or raise a 400 that names the first offending field."""
     if not isinstance(data, dict):
-        raise bad_field("body", "the request body must be a JSON object", code="invalid_body")
+        raise bad_field("body", "must be a JSON object", code="invalid_body")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "body"
-        raise ApiError(400, "invalid_field", f"{field}: {first['msg']}", field=field) from None
+        raise ApiError(400, "invalid_field", first["msg"], field=field) from None

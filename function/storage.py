@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 # GCS calls are retried by the client library (idempotent reads, and uploads guarded by
 # if_generation_match); this bounds each attempt.
 GCS_TIMEOUT_S = 60
+# How long (in 10 ms polls) a local writer that lost a race waits for the winner's metadata.
+META_WAIT_TRIES = 200
 
 
 class StorageError(RuntimeError):
@@ -60,7 +63,8 @@ class ObjectStore(ABC):
 
 
 class LocalStore(ObjectStore):
-    """A folder. Metadata sits in ``.meta/<name>.json``, written before the object appears."""
+    """A folder. Metadata sits in ``.meta/<name>.json``, linked by the writer that won the object;
+    an object counts as present once both are in place."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -92,17 +96,30 @@ class LocalStore(ObjectStore):
         self, name: str, data: bytes, content_type: str, metadata: dict[str, str]
     ) -> tuple[StoredObject, bool]:
         path = self._path(name)
+        meta = json.dumps({"content_type": content_type, "metadata": metadata}).encode()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(
-                self._meta_path(name), json.dumps({"content_type": content_type, "metadata": metadata})
-            )
             created = _link_new(path, data)
+            if created:
+                _link_new(self._meta_path(name), meta)
+            stored = self._stat_settled(name)
+            if stored is None:
+                # The winner died between its two links: this writer's metadata describes the
+                # same content (the name is content-addressed, or the job key check rejects it).
+                _link_new(self._meta_path(name), meta)
+                stored = self.stat(name)
         except OSError as exc:
             raise StorageError(f"cannot write {path}: {exc}") from exc
-        stored = self.stat(name)
-        assert stored is not None  # it was linked into place above, by us or by the winner
+        assert stored is not None  # the object and its metadata are both in place now
         return stored, created
+
+    def _stat_settled(self, name: str) -> StoredObject | None:
+        """stat() that gives a winning writer a moment to link the metadata after the object."""
+        for _ in range(META_WAIT_TRIES):
+            if (stored := self.stat(name)) is not None:
+                return stored
+            time.sleep(0.01)
+        return None
 
     def read(self, name: str) -> bytes:
         try:
@@ -111,21 +128,10 @@ class LocalStore(ObjectStore):
             raise StorageError(f"cannot read {name}: {exc}") from exc
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _link_new(path: Path, data: bytes) -> bool:
     """Write a temp file, then hard-link it to ``path``: the link fails if ``path`` exists, so
     the name is never overwritten and never visible half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

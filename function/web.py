@@ -58,7 +58,8 @@ def serve(request: Request, routes: dict[tuple[str, str], Handler], settings: Se
         response = error_response(ApiError(500, "internal", f"internal error (request id {request_id})"))
     response.headers["X-Request-Id"] = request_id
     latency_s = time.perf_counter() - started
-    severity = logging.ERROR if response.status_code >= 500 else logging.INFO
+    status = response.status_code
+    severity = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
     log.log(
         severity,
         f"{request.method} {request.path} {response.status_code}",
@@ -116,11 +117,11 @@ def json_body(request: Request, max_bytes: int) -> Any:
     try:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}", field="body") from None
+        raise ApiError(400, "invalid_json", f"is not valid JSON: {exc}", field="body") from None
 
 
 def _too_large(max_bytes: int) -> ApiError:
-    return ApiError(413, "body_too_large", f"the body exceeds {max_bytes} bytes", field="body")
+    return ApiError(413, "body_too_large", f"exceeds the limit of {max_bytes} bytes", field="body")
 
 
 def wants_audio(request: Request) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -11,7 +10,7 @@ import pytest
 import requests
 
 from tests.audio_checks import assert_speech, decode
-from tests.conftest import FunctionServer, ServerFactory
+from tests.conftest import FunctionServer, ServerFactory, post_at_once
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
 RATE = 24_000
@@ -130,18 +129,8 @@ def test_two_instances_racing_on_one_request_leave_one_object(
 ) -> None:
     instances = [start_server(TTS_OUTPUT_URI=str(tmp_path)) for _ in range(2)]
     text = "Two instances race to write this very sentence."
-    results: list[dict] = []
-    barrier = threading.Barrier(2)
-
-    def call(server: FunctionServer) -> None:
-        barrier.wait()
-        results.append(post(server, {"text": text}).json())
-
-    threads = [threading.Thread(target=call, args=(s,)) for s in instances]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    responses = post_at_once([f"{s.url}/synthesize" for s in instances], json={"text": text})
+    results = [r.json() for r in responses]
     assert len({r["uri"] for r in results}) == 1
     audio_files = [p for p in tmp_path.iterdir() if p.is_file()]
     assert len(audio_files) == 1 and not list(tmp_path.glob(".*.tmp"))

@@ -1,0 +1,31 @@
+# One command each: `make run` speaks a sentence through a local instance; `make test` runs the tests.
+# Both install what they need on a fresh machine (Python 3.11+; `make test` also needs root for apt).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TEXT ?= Hello! This sentence was spoken by serverless T T S.
+
+.PHONY: run test lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# The function alone: what `pip install serverless-tts` gives a user.
+$(VENV)/.function: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# Tests add the CosyVoice extra (torch: the pinned CPU build), the parity oracle and dev tools.
+$(VENV)/.test: pyproject.toml tests/cosyvoice/oracle/requirements.txt tests/cosyvoice/oracle/requirements-nodeps.txt | $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0 -e '.[dev,cosyvoice]' -r tests/cosyvoice/oracle/requirements.txt
+	$(BIN)/pip install -q --no-deps -r tests/cosyvoice/oracle/requirements-nodeps.txt
+	touch $@
+
+run: $(VENV)/.function
+	$(BIN)/python scripts/run_local.py "$(TEXT)"
+
+test: $(VENV)/.test
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .

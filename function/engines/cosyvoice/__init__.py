@@ -1,0 +1,96 @@
+"""CosyVoice-300M-SFT on CPU: a lite runtime in plain torch, loading upstream's checkpoints.
+
+Constructing the engine reads only metadata (speaker names, weights version) and never imports
+torch; ``load()`` imports torch and builds the model (``runtime.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from function.engines.base import Engine, EngineLoadError, Voice
+from function.engines.cosyvoice import metadata
+
+if TYPE_CHECKING:
+    from function.engines.cosyvoice.runtime import CosyVoiceRuntime
+
+# The SFT model's built-in speakers: an ASCII alias and a BCP-47 language for each.
+KNOWN_SPEAKERS: dict[str, tuple[str, str, str]] = {
+    "中文女": ("zh-female", "zh-CN", "Mandarin Chinese, female"),
+    "中文男": ("zh-male", "zh-CN", "Mandarin Chinese, male"),
+    "日语男": ("ja-male", "ja-JP", "Japanese, male"),
+    "粤语女": ("yue-female", "yue-HK", "Cantonese, female"),
+    "英文女": ("en-female", "en-US", "English, female"),
+    "英文男": ("en-male", "en-US", "English, male"),
+    "韩语女": ("ko-female", "ko-KR", "Korean, female"),
+}
+OPENAI_FEMALE = ("alloy", "nova", "shimmer", "coral", "sage", "marin")
+OPENAI_MALE = ("echo", "onyx", "fable", "ash", "verse", "ballad", "cedar")
+
+
+class CosyVoiceEngine(Engine):
+    name: ClassVar[str] = "cosyvoice"
+    sample_rate: ClassVar[int] = 22050
+    # Upstream changes speed by resampling the mel spectrogram in time (non-streaming mode only).
+    speed_range: ClassVar[tuple[float, float]] = (0.5, 2.0)
+    # Measured on 2 CPU cores (loadtest/bench_cosyvoice.py), with headroom: see the README.
+    seconds_per_char: ClassVar[float] = 0.5
+
+    def __init__(self, model_dir: Path, threads: int | None = None) -> None:
+        self.model_dir = Path(model_dir)
+        self.threads = threads
+        self._speakers: list[str] | None = None
+        self._version: str | None = None
+        self._runtime: CosyVoiceRuntime | None = None
+
+    def _speaker_names(self) -> list[str]:
+        if self._speakers is None:
+            try:
+                self._speakers = metadata.speakers(self.model_dir)
+            except (OSError, KeyError, ValueError) as exc:
+                raise EngineLoadError(f"cannot read the speakers of {self.model_dir}: {exc}") from exc
+        return self._speakers
+
+    @property
+    def model_version(self) -> str:
+        if self._version is None:
+            try:
+                self._version = f"cosyvoice-300m-sft-{metadata.weights_version(self.model_dir)}"
+            except OSError as exc:
+                raise EngineLoadError(f"cannot read the weights of {self.model_dir}: {exc}") from exc
+        return self._version
+
+    def voices(self) -> list[Voice]:
+        voices = []
+        for speaker in self._speaker_names():
+            alias, language, description = KNOWN_SPEAKERS.get(speaker, ("", "und", ""))
+            voices.append(Voice(speaker, language, description, (alias,) if alias else ()))
+        return voices
+
+    @property
+    def openai_voices(self) -> dict[str, str]:
+        speakers = set(self._speaker_names())
+        mapping = {}
+        for names, speaker in ((OPENAI_FEMALE, "英文女"), (OPENAI_MALE, "英文男")):
+            if speaker in speakers:
+                mapping.update(dict.fromkeys(names, speaker))
+        return mapping
+
+    def load(self) -> None:
+        self._loaded()
+
+    def _loaded(self) -> CosyVoiceRuntime:
+        if self._runtime is None:
+            from function.engines.cosyvoice.runtime import load_runtime
+
+            self._runtime = load_runtime(self.model_dir, threads=self.threads)
+        return self._runtime
+
+    def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
+        # The same sentence, voice and speed always draw the same random numbers.
+        seed = int.from_bytes(hashlib.sha256(f"{voice}\n{speed}\n{text}".encode()).digest()[:8], "big")
+        return self._loaded().synthesize(text, voice, speed, seed)

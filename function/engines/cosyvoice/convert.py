@@ -1,0 +1,64 @@
+"""Convert an official CosyVoice model directory for fast loading (run at image build time).
+
+    python -m function.engines.cosyvoice.convert MODEL_DIR
+
+Writes, next to the official files: ``llm.safetensors``, ``flow.safetensors``,
+``hift.safetensors`` and ``spk2info.safetensors`` (the same tensors under the same names, no
+pickle, memory-mapped at load), and ``manifest.json`` (speaker names and a content hash of the
+converted weights, so the engine's constructor needs neither torch nor the weights). The
+runtime prefers the converted files; the ``.pt`` files can be deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from function.engines.cosyvoice.metadata import MANIFEST, SPK2INFO
+from function.engines.cosyvoice.weights import converted_path
+
+FORMAT = 1
+MODULES = ("llm", "flow", "hift")
+
+
+def _save(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    # safetensors refuses shared or strided storage; each tensor gets its own contiguous copy.
+    save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(path))
+
+
+def convert(model_dir: Path) -> dict[str, object]:
+    written = []
+    for name in MODULES:
+        state = torch.load(model_dir / f"{name}.pt", map_location="cpu", weights_only=True)
+        _save(state, converted_path(model_dir, name))
+        written.append(converted_path(model_dir, name))
+    spk2info = torch.load(model_dir / SPK2INFO, map_location="cpu", weights_only=True)
+    speakers = list(spk2info)
+    _save({name: info["embedding"] for name, info in spk2info.items()}, converted_path(model_dir, "spk2info"))
+    written.append(converted_path(model_dir, "spk2info"))
+    digest = hashlib.sha256()
+    for path in written:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 24):
+                digest.update(chunk)
+    manifest = {"format": FORMAT, "speakers": speakers, "version": digest.hexdigest()[:16]}
+    (model_dir / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+    return manifest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("model_dir", type=Path)
+    args = parser.parse_args()
+    print(json.dumps(convert(args.model_dir), ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Upstream's speech-token sampling, drawing from the generator exactly as upstream does.
+
+CosyVoice v1 samples with repetition-aware sampling (RAS, from VALL-E 2): nucleus sampling over the
+top_p/top_k head of the distribution, falling back to sampling the whole distribution when the
+drawn token already appears in the recent window. Upstream (``cosyvoice/utils/common.py``,
+``ras_sampling``/``nucleus_sampling``/``random_sampling``) builds the nucleus with a Python loop;
+here it is vectorised, but the tensors handed to ``multinomial`` hold the same float32 values in the
+same order, so the same seed draws the same tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    # Upstream's defaults: ras_sampling(top_p=0.8, top_k=25, win_size=10, tau_r=0.1).
+    top_p: float = 0.8
+    top_k: int = 25
+    win_size: int = 10
+    tau_r: float = 0.1
+    # Retries when EOS is drawn before min_len (upstream's sampling_ids max_trials).
+    max_trials: int = 100
+
+
+def nucleus_sample(probs: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> int:
+    """One token from the top_p/top_k head of ``probs`` (a 1-D softmax)."""
+    values, indices = probs.sort(descending=True, stable=True)
+    head = values[: params.top_k]
+    # Upstream admits token i while the running sum of the tokens before it is below top_p;
+    # cumsum in float32 adds in the same order as its loop.
+    before = torch.cat([head.new_zeros(1), torch.cumsum(head, dim=0)[:-1]])
+    count = int((before < params.top_p).sum())
+    # ``before`` is non-decreasing, so the admitted tokens are exactly the first ``count``.
+    drawn = head[:count].multinomial(1, replacement=True, generator=generator)
+    return int(indices[int(drawn)])
+
+
+def ras_sample(
+    logp: torch.Tensor, decoded: list[int], params: SamplingParams, generator: torch.Generator | None
+) -> int:
+    """Repetition-aware sampling of one token from log-probabilities ``logp`` (1-D)."""
+    probs = logp.softmax(dim=0)
+    token = nucleus_sample(probs, params, generator)
+    window = decoded[-params.win_size :]
+    if window.count(token) >= params.win_size * params.tau_r:
+        token = int(probs.multinomial(1, replacement=True, generator=generator))
+    return token
+
+
+def sample_token(
+    logp: torch.Tensor,
+    decoded: list[int],
+    eos: int,
+    allow_eos: bool,
+    params: SamplingParams,
+    generator: torch.Generator | None,
+) -> int:
+    """Upstream's ``sampling_ids``: redraw while EOS comes out and is not yet allowed."""
+    for _ in range(params.max_trials + 1):
+        token = ras_sample(logp, decoded, params, generator)
+        if allow_eos or token != eos:
+            return token
+    raise RuntimeError(f"sampling drew EOS {params.max_trials + 1} times before the minimum length")

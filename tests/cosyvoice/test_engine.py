@@ -1,0 +1,75 @@
+"""The engine's cheap side: no torch at import or construction, voices from metadata only."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from function.engines.cosyvoice import CosyVoiceEngine
+from function.engines.cosyvoice.metadata import spk2info_speakers
+from tests.cosyvoice.tiny_model import SPEAKERS
+
+REPO = Path(__file__).resolve().parents[2]
+UPSTREAM_PACKAGES = ("cosyvoice", "matcha", "whisper", "torchaudio")
+
+
+def run_python(code: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_and_voices_do_not_import_torch(tiny_model_dir: Path) -> None:
+    result = run_python(
+        "import json, sys\n"
+        "from function.engines.cosyvoice import CosyVoiceEngine\n"
+        f"engine = CosyVoiceEngine({str(tiny_model_dir)!r}, threads=1)\n"
+        "voices = [v.id for v in engine.voices()]\n"
+        "version = engine.model_version\n"
+        "print(json.dumps({'torch': 'torch' in sys.modules, 'voices': voices, 'version': version}))"
+    )
+    assert result["torch"] is False
+    assert result["voices"] == list(SPEAKERS)
+    assert result["version"].startswith("cosyvoice-300m-sft-")
+
+
+def test_runtime_never_imports_upstream_packages(tiny_model_dir: Path) -> None:
+    result = run_python(
+        "import json, sys\n"
+        "from function.engines.cosyvoice import CosyVoiceEngine\n"
+        f"engine = CosyVoiceEngine({str(tiny_model_dir)!r}, threads=1)\n"
+        "engine.load()\n"
+        "audio = engine.synthesize('Hi there.', '英文女', 1.0)\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
+        f"{UPSTREAM_PACKAGES!r})\n"
+        "print(json.dumps({'loaded': loaded, 'torch': 'torch' in sys.modules, 'samples': len(audio)}))"
+    )
+    assert result["torch"] is True
+    assert result["samples"] > 0
+    assert result["loaded"] == []
+
+
+def test_voices_have_ascii_aliases_languages_and_openai_names(tiny_model_dir: Path) -> None:
+    engine = CosyVoiceEngine(tiny_model_dir)
+    voices = {v.id: v for v in engine.voices()}
+    assert voices["英文女"].aliases == ("en-female",) and voices["英文女"].language == "en-US"
+    assert voices["中文男"].aliases == ("zh-male",) and voices["中文男"].speaks("zh")
+    assert voices["粤语女"].language == "yue-HK"
+    assert voices["韩语女"].speaks("ko") and voices["日语男"].speaks("ja")
+    mapping = engine.openai_voices
+    assert mapping["alloy"] == mapping["nova"] == "英文女"
+    assert mapping["onyx"] == mapping["echo"] == "英文男"
+
+
+def test_speakers_are_read_from_spk2info_without_torch(tiny_model_dir: Path) -> None:
+    assert spk2info_speakers(tiny_model_dir / "spk2info.pt") == list(SPEAKERS)
+
+
+def test_model_version_changes_with_the_weights(tiny_model_dir: Path, tmp_path: Path) -> None:
+    for path in tiny_model_dir.iterdir():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    before = CosyVoiceEngine(tmp_path).model_version
+    with open(tmp_path / "llm.pt", "ab") as f:
+        f.write(b"\0")
+    assert CosyVoiceEngine(tmp_path).model_version != before

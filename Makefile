@@ -16,10 +16,14 @@ $(VENV)/.function: pyproject.toml | $(BIN)/python
 	touch $@
 
 # Tests add the CosyVoice extra (torch: the pinned CPU build), the parity oracle and dev tools.
-$(VENV)/.test: pyproject.toml tests/cosyvoice/oracle/requirements.txt tests/cosyvoice/oracle/requirements-nodeps.txt | $(BIN)/python
-	$(BIN)/pip install -q torch==2.13.0 -e '.[dev,cosyvoice]' -r tests/cosyvoice/oracle/requirements.txt
+$(VENV)/.test: pyproject.toml tests/cosyvoice/oracle/requirements.txt tests/cosyvoice/oracle/requirements-nodeps.txt | $(BIN)/python /usr/sbin/haproxy
+	$(BIN)/pip install -q torch==2.13.0 -e '.[dev,cosyvoice,loadtest]' -r tests/cosyvoice/oracle/requirements.txt
 	$(BIN)/pip install -q --no-deps -r tests/cosyvoice/oracle/requirements-nodeps.txt
 	touch $@
+
+# The load-test smoke (tests/test_loadtest_smoke.py) puts a real HAProxy in front of the instances.
+/usr/sbin/haproxy:
+	apt-get update && apt-get install -y haproxy
 
 run: $(VENV)/.function
 	$(BIN)/python scripts/run_local.py "$(TEXT)"

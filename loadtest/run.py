@@ -185,8 +185,10 @@ def write(
         writer.writeheader()
         writer.writerows(s.row() for s in steps)
     title = (
-        f"{args.instances} instance(s) vs 1 process x {args.baseline_workers or args.instances} threads; "
-        f"{len(summary['machine']['server_cpus'])} CPU(s); engine {summary['machine']['engine']}"
+        f"Locust against {args.target}"
+        if args.target
+        else f"{args.instances} instance(s) vs 1 process x {args.baseline_workers or args.instances} "
+        f"threads; {len(summary['machine']['server_cpus'])} CPU(s); engine {summary['machine']['engine']}"
     )
     draw(steps, out / "comparison.png", title)
     return summary

@@ -16,9 +16,8 @@ $(VENV)/.function: pyproject.toml | $(BIN)/python
 	touch $@
 
 # Tests add the CosyVoice extra (torch: the pinned CPU build), the load-test tools, the parity
-# oracle, dev tools, and HAProxy (Debian) for the local fleet.
-$(VENV)/.test: pyproject.toml tests/cosyvoice/oracle/requirements.txt tests/cosyvoice/oracle/requirements-nodeps.txt | $(BIN)/python
-	command -v haproxy >/dev/null || (apt-get update -q && apt-get install -y -q haproxy)
+# oracle and dev tools.
+$(VENV)/.test: pyproject.toml tests/cosyvoice/oracle/requirements.txt tests/cosyvoice/oracle/requirements-nodeps.txt | $(BIN)/python /usr/sbin/haproxy
 	$(BIN)/pip install -q torch==2.13.0 -e '.[dev,cosyvoice,loadtest]' -r tests/cosyvoice/oracle/requirements.txt
 	$(BIN)/pip install -q --no-deps -r tests/cosyvoice/oracle/requirements-nodeps.txt
 	touch $@
@@ -27,6 +26,10 @@ $(VENV)/.test: pyproject.toml tests/cosyvoice/oracle/requirements.txt tests/cosy
 .venv-checkov/bin/checkov: tests/deploy/setup_checkov.sh
 	PYTHON=$(PYTHON) tests/deploy/setup_checkov.sh
 	touch $@
+
+# The load-test smoke (tests/test_loadtest_smoke.py) puts a real HAProxy in front of the instances.
+/usr/sbin/haproxy:
+	apt-get update && apt-get install -y haproxy
 
 run: $(VENV)/.function
 	$(BIN)/python scripts/run_local.py "$(TEXT)"

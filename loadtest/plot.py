@@ -14,6 +14,7 @@ def draw(steps: list[Step], path: Path, title: str) -> None:
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     fig, (lat, thr, err) = plt.subplots(1, 3, figsize=(15, 4.5))
     for arch in dict.fromkeys(s.architecture for s in steps):
@@ -36,6 +37,7 @@ def draw(steps: list[Step], path: Path, title: str) -> None:
     err.set(title="Errors (incl. quick 503 refusals)", xlabel="concurrent users", ylabel="% of requests")
     for axis in (lat, thr, err):
         axis.set_xscale("log", base=2)
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)

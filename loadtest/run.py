@@ -26,7 +26,7 @@ from pathlib import Path
 from loadtest.deployments import Deployment, start_baseline, start_fleet
 from loadtest.plot import draw
 from loadtest.processes import exit_on_sigterm
-from loadtest.stats import Step, ratios, summarize
+from loadtest.stats import Step, median_steps, ratios, summarize
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest"
@@ -41,10 +41,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--users", default="2,4,8,16", help="comma-separated concurrent user counts, one step each"
     )
     p.add_argument("--duration", type=int, default=30, help="seconds per step")
+    p.add_argument("--rounds", type=int, default=1, help="repeat every step; the figures are medians")
     p.add_argument("--max-requests", type=int, default=20_000, help="cap per step")
     p.add_argument("--think", type=float, default=0.5, help="max pause between a user's requests, s")
     p.add_argument("--max-queue", type=int, default=2, help="fleet: pending requests per instance")
     p.add_argument("--queue-timeout", type=float, default=10, help="fleet: seconds a request may wait")
+    p.add_argument(
+        "--baseline-workers", type=int, default=None, help="baseline thread pool (default: --instances)"
+    )
     p.add_argument("--engine-threads", type=int, default=1, help="TTS_THREADS for every engine")
     p.add_argument("--cpus", default=None, help="cores for the servers, e.g. 0,1 (default: all allowed)")
     p.add_argument("--architectures", default="fleet,baseline")
@@ -105,19 +109,22 @@ def run_locust(url: str, users: int, args: argparse.Namespace, out: Path, label:
 
 
 def measure(
-    deployment: Deployment | None, url: str, arch: str, args: argparse.Namespace, out: Path
-) -> list[Step]:
-    steps: list[Step] = []
-    for users in [int(u) for u in args.users.split(",")]:
-        cpu_before = deployment.servers.cpu_seconds() if deployment else None
-        log = run_locust(url, users, args, out, f"{arch}-u{users}")
-        cpu = deployment.servers.cpu_seconds() - cpu_before if deployment and cpu_before is not None else None
-        step = summarize(arch, users, log, cpu)
-        if step.requests == 0:
-            raise RuntimeError(f"Locust sent no requests; see {out / 'locust' / f'{arch}-u{users}.out'}")
-        print(format_row(step), flush=True)
-        steps.append(step)
-    return steps
+    deployment: Deployment | None,
+    url: str,
+    arch: str,
+    users: int,
+    label: str,
+    args: argparse.Namespace,
+    out: Path,
+) -> Step:
+    cpu_before = deployment.servers.cpu_seconds() if deployment else None
+    log = run_locust(url, users, args, out, label)
+    cpu = deployment.servers.cpu_seconds() - cpu_before if deployment and cpu_before is not None else None
+    step = summarize(arch, users, log, cpu)
+    if step.requests == 0:
+        raise RuntimeError(f"Locust sent no requests; see {out / 'locust' / f'{label}.out'}")
+    print(format_row(step), flush=True)
+    return step
 
 
 def format_row(s: Step) -> str:
@@ -156,6 +163,7 @@ def _cpu_model() -> str:
 
 def write(
     steps: list[Step],
+    rounds: list[Step],
     args: argparse.Namespace,
     cpus: Sequence[int] | None,
     out: Path,
@@ -165,7 +173,8 @@ def write(
     summary = {
         "machine": machine(cpus),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "steps": [s.row() for s in steps],
+        "steps": [s.row() for s in steps],  # per architecture and load: the median over rounds
+        "rounds": [s.row() for s in rounds],
         "ratios": ratios(steps, "fleet", "baseline"),
         "peak_rss_mib": memory,  # all server processes of each architecture together
         "started_pids": sorted(pids),  # all stopped; lets a test check
@@ -176,8 +185,10 @@ def write(
         writer.writeheader()
         writer.writerows(s.row() for s in steps)
     title = (
-        f"{args.instances} instance(s) vs 1 process x {args.instances} threads; "
-        f"{len(summary['machine']['server_cpus'])} CPU(s); engine {summary['machine']['engine']}"
+        f"Locust against {args.target}"
+        if args.target
+        else f"{args.instances} instance(s) vs 1 process x {args.baseline_workers or args.instances} "
+        f"threads; {len(summary['machine']['server_cpus'])} CPU(s); engine {summary['machine']['engine']}"
     )
     draw(steps, out / "comparison.png", title)
     return summary
@@ -190,11 +201,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cpus = [int(c) for c in args.cpus.split(",")] if args.cpus else None
     print(HEADER, flush=True)
-    steps: list[Step] = []
+    rounds: list[Step] = []
     pids: list[int] = []
     memory: dict[str, float] = {}
+    levels = [int(u) for u in args.users.split(",")]
     if args.target:
-        steps = measure(None, args.target.rstrip("/"), "target", args, out)
+        target = args.target.rstrip("/")
+        for r in range(args.rounds):
+            rounds += [measure(None, target, "target", u, f"target-u{u}-r{r}", args, out) for u in levels]
     else:
         starters: dict[str, Callable[[Path], Deployment]] = {
             "fleet": lambda scratch: start_fleet(
@@ -207,25 +221,37 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.engine_threads,
             ),
             "baseline": lambda scratch: start_baseline(
-                args.instances, scratch / "baseline-audio", out / "logs", cpus, args.engine_threads
+                args.baseline_workers or args.instances,
+                scratch / "baseline-audio",
+                out / "logs",
+                cpus,
+                args.engine_threads,
             ),
         }
-        with tempfile.TemporaryDirectory(prefix="tts-loadtest-") as tmp:
-            for arch in args.architectures.split(","):
-                with ExitStack() as stack:
-                    started = time.monotonic()
-                    deployment = stack.enter_context(starters[arch](Path(tmp)))
-                    print(
-                        f"# {arch} ready in {time.monotonic() - started:.1f} s at {deployment.url}",
-                        flush=True,
-                    )
-                    steps += measure(deployment, deployment.url, arch, args, out)
-                    memory[arch] = round(sum(deployment.servers.peak_rss_bytes()) / 2**20, 1)
-                pids += [pid for group in deployment.groups() for pid in group.seen_pids]
-                left = deployment.alive()
-                if left:
-                    raise RuntimeError(f"{arch}: processes still running after stop: {left}")
-    summary = write(steps, args, cpus, out, pids, memory)
+        architectures = args.architectures.split(",")
+        with tempfile.TemporaryDirectory(prefix="tts-loadtest-") as tmp, ExitStack() as stack:
+            deployments: dict[str, Deployment] = {}
+            for arch in architectures:
+                started = time.monotonic()
+                deployments[arch] = stack.enter_context(starters[arch](Path(tmp)))
+                print(f"# {arch} ready in {time.monotonic() - started:.1f} s", flush=True)
+            # Both are up all along (an idle server costs nothing) and take turns at each load level,
+            # in alternating order, so drift on a shared machine hits both alike.
+            for r in range(args.rounds):
+                for users in levels:
+                    for arch in architectures if r % 2 == 0 else architectures[::-1]:
+                        deployment = deployments[arch]
+                        label = f"{arch}-u{users}-r{r}"
+                        rounds.append(measure(deployment, deployment.url, arch, users, label, args, out))
+            for arch, deployment in deployments.items():
+                memory[arch] = round(sum(deployment.servers.peak_rss_bytes()) / 2**20, 1)
+        for deployment in deployments.values():
+            pids += [pid for group in deployment.groups() for pid in group.seen_pids]
+            left = deployment.alive()
+            if left:
+                raise RuntimeError(f"{deployment.name}: processes still running after stop: {left}")
+    steps = median_steps(rounds)
+    summary = write(steps, rounds, args, cpus, out, pids, memory)
     for row in summary["ratios"]:
         print("# ratio", json.dumps(row))
     print(f"# wrote {out / 'summary.json'}, {out / 'summary.csv'}, {out / 'comparison.png'}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+import statistics
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 
@@ -80,3 +81,19 @@ def ratios(steps: list[Step], reference: str, other: str) -> list[dict[str, obje
             row[f"{name}_{other}_over_{reference}"] = round(b / a, 2) if a and not math.isnan(a) else None
         out.append(row)
     return out
+
+
+def median_steps(rounds: list[Step]) -> list[Step]:
+    """One step per architecture and user count: every figure the median of its rounds."""
+    groups: dict[tuple[str, int], list[Step]] = {}
+    for step in rounds:
+        groups.setdefault((step.architecture, step.users), []).append(step)
+    merged: list[Step] = []
+    for (arch, users), steps in groups.items():
+        values: dict[str, object] = {"architecture": arch, "users": users}
+        for f in fields(Step):
+            if f.name not in values:
+                column = [getattr(s, f.name) for s in steps]
+                values[f.name] = None if None in column else statistics.median(column)
+        merged.append(Step(**values))  # type: ignore[arg-type]
+    return merged

@@ -59,7 +59,7 @@ def test_fleet_and_baseline_run_writes_figures_and_stops_everything(tmp_path: Pa
     assert summary["peak_rss_mib"]["fleet"] > summary["peak_rss_mib"]["baseline"] > 50
     with (out / "summary.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 2
-    assert (out / "locust" / "fleet-u2_stats.csv").stat().st_size > 0
+    assert (out / "locust" / "fleet-u2-r0_stats.csv").stat().st_size > 0
     assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # fleet: 2 instances (functions-framework + gunicorn worker each) and HAProxy; baseline: 1 process
     assert len(summary["started_pids"]) >= 6
@@ -76,7 +76,7 @@ def test_sigterm_mid_run_stops_every_process(tmp_path: Path) -> None:
     )
     try:
         deadline = time.monotonic() + 60
-        while not (out / "requests" / "fleet-u2.jsonl").exists():  # Locust is sending traffic
+        while not (out / "requests" / "fleet-u2-r0.jsonl").exists():  # Locust is sending traffic
             assert runner.poll() is None and time.monotonic() < deadline
             time.sleep(0.2)
         children = psutil.Process(runner.pid).children(recursive=True)

@@ -97,7 +97,9 @@ def test_text_encoder_matches_upstream(lite: TransformerLM, upstream: dict, leng
         expected, _ = up.encode(up.text_embedding(text), torch.tensor([length], dtype=torch.int32))
         got = lite.encode_text(text)
     assert got.shape == expected[0].shape
-    assert (got - expected[0]).abs().max().item() <= TOLERANCE
+    diff = (got - expected[0]).abs().max().item()
+    print(f"text encoder {length} tokens: max abs diff {diff:.3e}")
+    assert diff <= TOLERANCE
 
 
 def test_log_probs_match_upstream_at_every_step(
@@ -114,6 +116,7 @@ def test_log_probs_match_upstream_at_every_step(
             got.append(lite.step(state, token))
     assert len(got) == len(expected) == len(forced) + 1
     worst = max((g - e).abs().max().item() for g, e in zip(got, expected, strict=True))
+    print(f"LLM log-probs, {len(got)} steps: max abs diff {worst:.3e}")
     assert worst <= TOLERANCE
 
 

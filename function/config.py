@@ -22,6 +22,8 @@ class Settings(BaseSettings):
 
     engine: Literal["hibari", "cosyvoice"] = "hibari"
     model_dir: Path = Path(DEFAULT_MODEL_DIR)
+    # fp32 is upstream parity; bf16 and int8 (the LLM only) are faster and sound slightly different.
+    cosyvoice_precision: Literal["fp32", "bf16", "int8"] = "fp32"
     default_voice: str | None = None
     # OpenAI voice name -> this deployment's voice id, as JSON; empty means the engine's own table.
     voice_map: dict[str, str] = Field(default_factory=dict)

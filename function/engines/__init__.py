@@ -12,7 +12,9 @@ def create_engine(settings: Settings) -> Engine:
     if settings.engine == "cosyvoice":
         from function.engines.cosyvoice import CosyVoiceEngine
 
-        return CosyVoiceEngine(model_dir=settings.model_dir, threads=settings.threads)
+        return CosyVoiceEngine(
+            model_dir=settings.model_dir, threads=settings.threads, precision=settings.cosyvoice_precision
+        )
     from function.engines.hibari import HibariEngine
 
     return HibariEngine(threads=settings.threads)

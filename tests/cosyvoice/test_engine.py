@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from function.engines.cosyvoice import CosyVoiceEngine
 from function.engines.cosyvoice.metadata import spk2info_speakers
+from function.engines.cosyvoice.runtime import PRECISIONS
 from tests.cosyvoice.tiny_model import SPEAKERS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,3 +76,15 @@ def test_model_version_changes_with_the_weights(tiny_model_dir: Path, tmp_path: 
     with open(tmp_path / "llm.pt", "ab") as f:
         f.write(b"\0")
     assert CosyVoiceEngine(tmp_path).model_version != before
+
+
+def test_faster_precisions_have_their_own_cache_keys_and_speak(tiny_model_dir: Path) -> None:
+    versions = {p: CosyVoiceEngine(tiny_model_dir, threads=1, precision=p).model_version for p in PRECISIONS}
+    assert len(set(versions.values())) == len(PRECISIONS)
+    assert not versions["fp32"].endswith(("bf16", "int8"))
+    for precision in ("bf16", "int8"):
+        samples = CosyVoiceEngine(tiny_model_dir, threads=1, precision=precision).synthesize(
+            "Hello there, how are you today?", "英文女", 1.0
+        )
+        assert samples.dtype == np.float32 and np.isfinite(samples).all()
+        assert len(samples) > 22050 // 10 and np.abs(samples).max() > 1e-3

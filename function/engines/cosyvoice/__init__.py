@@ -42,9 +42,10 @@ class CosyVoiceEngine(Engine):
     # README "Limits for CosyVoice".
     seconds_per_char: ClassVar[float] = 1.2
 
-    def __init__(self, model_dir: Path, threads: int | None = None) -> None:
+    def __init__(self, model_dir: Path, threads: int | None = None, precision: str = "fp32") -> None:
         self.model_dir = Path(model_dir)
         self.threads = threads
+        self.precision = precision
         self._speakers: list[str] | None = None
         self._version: str | None = None
         self._runtime: CosyVoiceRuntime | None = None
@@ -61,7 +62,9 @@ class CosyVoiceEngine(Engine):
     def model_version(self) -> str:
         if self._version is None:
             try:
-                self._version = f"cosyvoice-300m-sft-{metadata.weights_version(self.model_dir)}"
+                version = f"cosyvoice-300m-sft-{metadata.weights_version(self.model_dir)}"
+                # Another precision gives other audio, so it must give other cache keys.
+                self._version = version if self.precision == "fp32" else f"{version}-{self.precision}"
             except OSError as exc:
                 raise EngineLoadError(f"cannot read the weights of {self.model_dir}: {exc}") from exc
         return self._version
@@ -89,7 +92,7 @@ class CosyVoiceEngine(Engine):
         if self._runtime is None:
             from function.engines.cosyvoice.runtime import load_runtime
 
-            self._runtime = load_runtime(self.model_dir, threads=self.threads)
+            self._runtime = load_runtime(self.model_dir, threads=self.threads, precision=self.precision)
         return self._runtime
 
     def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:

@@ -236,11 +236,13 @@ def main() -> None:
                 ["synth", kind, str(official), str(threads), str(tokens), str(repeats)], threads
             )
             report["synthesis"].append({"runtime": kind, "tokens": tokens, **result})
-    mode_tokens = plan[0][0]
-    for kind in ("lite-bf16", "lite-int8"):
-        result, _ = run_worker(["synth", kind, str(official), str(threads), str(mode_tokens), "2"], threads)
-        report["synthesis"].append({"runtime": kind, "tokens": mode_tokens, **result})
-    accuracy, _ = run_worker(["accuracy", str(official), str(threads), str(min(mode_tokens, 100))], threads)
+    for tokens, lite_repeats, _ in plan:
+        for kind in ("lite-bf16", "lite-int8"):
+            result, _ = run_worker(
+                ["synth", kind, str(official), str(threads), str(tokens), str(lite_repeats)], threads
+            )
+            report["synthesis"].append({"runtime": kind, "tokens": tokens, **result})
+    accuracy, _ = run_worker(["accuracy", str(official), str(threads), str(min(plan[0][0], 100))], threads)
     report["modes"] = accuracy
 
     print_table(report)

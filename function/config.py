@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Where the Docker image bakes model weights; TTS_MODEL_DIR defaults to it.
 DEFAULT_MODEL_DIR = "/opt/models/cosyvoice-300m-sft"
 HEALTH_ROUTE = "/healthz"
+# fp32 is upstream parity; bf16 and int8 (the LLM only) are faster and sound slightly different.
+CosyVoicePrecision = Literal["fp32", "bf16", "int8"]
 
 
 class Settings(BaseSettings):
@@ -22,8 +24,7 @@ class Settings(BaseSettings):
 
     engine: Literal["hibari", "cosyvoice"] = "hibari"
     model_dir: Path = Path(DEFAULT_MODEL_DIR)
-    # fp32 is upstream parity; bf16 and int8 (the LLM only) are faster and sound slightly different.
-    cosyvoice_precision: Literal["fp32", "bf16", "int8"] = "fp32"
+    cosyvoice_precision: CosyVoicePrecision = "fp32"
     default_voice: str | None = None
     # OpenAI voice name -> this deployment's voice id, as JSON; empty means the engine's own table.
     voice_map: dict[str, str] = Field(default_factory=dict)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from function.config import CosyVoicePrecision
 from function.engines.base import Engine, EngineLoadError, Voice
 from function.engines.cosyvoice import metadata
 
@@ -42,7 +43,9 @@ class CosyVoiceEngine(Engine):
     # README "Limits for CosyVoice".
     seconds_per_char: ClassVar[float] = 1.2
 
-    def __init__(self, model_dir: Path, threads: int | None = None, precision: str = "fp32") -> None:
+    def __init__(
+        self, model_dir: Path, threads: int | None = None, precision: CosyVoicePrecision = "fp32"
+    ) -> None:
         self.model_dir = Path(model_dir)
         self.threads = threads
         self.precision = precision

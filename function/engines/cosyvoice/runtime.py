@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from function.config import CosyVoicePrecision
 from function.engines.base import EngineLoadError
 from function.engines.cosyvoice import flow, hift
 from function.engines.cosyvoice.frontend import normalize
@@ -51,7 +52,8 @@ _CLASSES: dict[str, Callable[..., Any]] = {
 }
 # Constructor arguments only training uses (the sampling numbers are read by sampling_params).
 _TRAINING_ONLY = {"cosyvoice.llm.llm.TransformerLM": {"length_normalized_loss", "lsm_weight", "sampling"}}
-PRECISIONS = ("fp32", "bf16", "int8")
+# The one list of precisions is the setting's type.
+PRECISIONS: tuple[str, ...] = get_args(CosyVoicePrecision)
 
 
 def construct(value: Any) -> Any:

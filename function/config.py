@@ -7,26 +7,33 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# Where the Docker image bakes model weights; TTS_MODEL_DIR defaults to it.
+from function.engines.cosyvoice.precision import Precision
+
+# Where the Docker image bakes CosyVoice's weights; TTS_MODEL_DIR defaults to it.
 DEFAULT_MODEL_DIR = "/opt/models/cosyvoice-300m-sft"
+# Kokoro's model directory (voices, jieba cache; `make` and the Dockerfile build it).
+DEFAULT_KOKORO_DIR = ".models/kokoro-82m"
 HEALTH_ROUTE = "/healthz"
-# fp32 is upstream parity; bf16 and int8 (the LLM only) are faster and sound slightly different.
-CosyVoicePrecision = Literal["fp32", "bf16", "int8"]
+EngineName = Literal["hibari", "kokoro", "cosyvoice"]
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TTS_", frozen=True, extra="ignore")
 
-    engine: Literal["hibari", "cosyvoice"] = "hibari"
+    # The engines this deployment serves, in order of preference ("hibari,kokoro"): a request with
+    # no voice goes to the first engine with a voice for its language.
+    engines: Annotated[tuple[EngineName, ...], NoDecode] = ("hibari", "kokoro")
     model_dir: Path = Path(DEFAULT_MODEL_DIR)
-    cosyvoice_precision: CosyVoicePrecision = "fp32"
+    cosyvoice_precision: Precision = "fp32"
+    kokoro_dir: Path = Path(DEFAULT_KOKORO_DIR)
     default_voice: str | None = None
-    # OpenAI voice name -> this deployment's voice id, as JSON; empty means the engine's own table.
+    # OpenAI voice name -> this deployment's voice id, as JSON; "alloy" for every language,
+    # "zh:alloy" for one. Empty means the engines' own tables.
     voice_map: dict[str, str] = Field(default_factory=dict)
 
     output_uri: str = "tts-output"
@@ -48,6 +55,17 @@ class Settings(BaseSettings):
     # Project id for Cloud Logging trace links ("projects/<id>/traces/<trace>").
     gcp_project: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("engines", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [name.strip() for name in value.split(",") if name.strip()]
+        if isinstance(value, list | tuple):
+            if not value:
+                raise ValueError("name at least one engine")
+            return tuple(dict.fromkeys(value))  # duplicates would only shadow their own voices
+        return value
 
     @field_validator("input_prefix")
     @classmethod

@@ -15,6 +15,7 @@ class ApiError(Exception):
         message: str,
         field: str | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -22,6 +23,8 @@ class ApiError(Exception):
         self.detail = message
         self.field = field
         self.headers = headers or {}
+        # Machine-readable details beside the message (e.g. the languages detected and supported).
+        self.extra = extra or {}
 
     @property
     def message(self) -> str:
@@ -43,6 +46,7 @@ class ApiError(Exception):
         if self.field is not None:
             error["field"] = self.field
             error["param"] = self.field
+        error.update(self.extra)
         return {"error": error}
 
 

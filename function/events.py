@@ -23,12 +23,13 @@ from typing import Any
 
 from cloudevents.http import CloudEvent
 
-from function import pipeline, runtime
+from function import pipeline
 from function.audio import FORMATS, UNSUPPORTED, AudioFormat
 from function.config import Settings
 from function.engines.base import EngineLoadError
 from function.errors import ApiError, bad_field
 from function.logs import bind_trace, fields, trace_context, unbind_trace
+from function.registry import Engines
 from function.schema import EventRequest, parse
 from function.storage import GcsStore, ObjectStore, StorageError, StoredObject
 
@@ -75,7 +76,7 @@ class Ignored(Exception):
     """Not for this function (another event type, an object outside the input prefix)."""
 
 
-def handle(event: CloudEvent, store: ObjectStore, settings: Settings) -> None:
+def handle(event: CloudEvent, store: ObjectStore, engines: Engines, settings: Settings) -> None:
     """Serve one event. Returning acknowledges it; raising makes the platform redeliver it."""
     source = Source.of(event)
     started = time.perf_counter()
@@ -83,7 +84,7 @@ def handle(event: CloudEvent, store: ObjectStore, settings: Settings) -> None:
     context = {"event_id": source.id, "event_type": source.type, "subject": source.subject}
     try:
         task = _task(event, source, store, settings)
-        outcome = _run(task, source, store, settings)
+        outcome = _run(task, source, store, engines, settings)
     except Ignored as why:
         _log(logging.INFO, f"event ignored: {why}", started, context, outcome="ignored")
     except Exception as exc:
@@ -236,7 +237,9 @@ def _input_store(bucket: str) -> GcsStore:
 # Doing the work
 
 
-def _run(task: Task, source: Source, store: ObjectStore, settings: Settings) -> dict[str, Any]:
+def _run(
+    task: Task, source: Source, store: ObjectStore, engines: Engines, settings: Settings
+) -> dict[str, Any]:
     existing = store.stat(task.manifest)
     if existing is not None and existing.metadata.get("event_id") == source.id:
         return {"outcome": "duplicate", "manifest": existing.uri, "status": existing.metadata.get("status")}
@@ -248,11 +251,10 @@ def _run(task: Task, source: Source, store: ObjectStore, settings: Settings) -> 
     if task.error is not None:
         return _fail(task, source, store, record, task.error)
     assert task.request is not None
-    engine = runtime.engine()
     try:
         job = pipeline.plan(
             task.request,
-            engine,
+            engines,
             settings,
             max_chars=settings.max_event_chars,
             timeout_s=settings.event_timeout_s,
@@ -262,7 +264,7 @@ def _run(task: Task, source: Source, store: ObjectStore, settings: Settings) -> 
         if not exc.permanent:
             raise
         return _fail(task, source, store, record, exc)
-    summary = result.summary(engine)
+    summary = result.summary()
     timings = {key: summary.pop(key) for key in list(summary) if key.endswith("_ms")}
     record = {"status": "succeeded", **summary, "chars": len(job.text), "timings": timings, **record}
     manifest = _write_manifest(task, source, store, record, job.key)

@@ -1,8 +1,9 @@
 """serverless-tts entry points, served by functions-framework (one request per instance).
 
-The story of a request: parse the body → check it against the engine (voice, speed, format,
-limits) → answer from storage if this exact audio exists → otherwise load the model (first
-request only), synthesize, encode, store write-once → answer JSON or the audio bytes.
+The story of a request: parse the body → route it to an engine and voice (the caller's, or one
+for the text's language) and check it (speed, format, limits) → answer from storage if this exact
+audio exists → otherwise load that engine's model (its first request only), synthesize, encode,
+store write-once → answer JSON or the audio bytes.
 Events (the same image, target ``synthesize_event``) run that story for a Pub/Sub message or a
 dropped file and record the outcome in a manifest beside the audio.
 """
@@ -13,17 +14,19 @@ import functions_framework
 from cloudevents.http import CloudEvent
 from flask import Request, Response
 
-from function import events, pipeline, runtime, web
+from function import events, pipeline, web
 from function.config import HEALTH_ROUTE, get_settings
 from function.errors import renamed_fields
 from function.logs import configure
-from function.openai_compat import OPENAI_FIELDS, to_synthesize_request, voice_table
+from function.openai_compat import OPENAI_FIELDS, to_synthesize_request, voice_tables
+from function.registry import Engines
 from function.schema import OpenAISpeechRequest, SynthesizeRequest, parse
 from function.storage import open_store
 
 settings = get_settings()
 configure(settings.log_level)
 store = open_store(settings.output_uri)  # no network until first use
+engines = Engines(settings)  # each engine is built on first use and loaded by its first synthesis
 
 
 def synthesize_route(request: Request) -> Response:
@@ -33,17 +36,18 @@ def synthesize_route(request: Request) -> Response:
 
 def openai_speech_route(request: Request) -> Response:
     body = parse(OpenAISpeechRequest, web.json_body(request, settings.max_body_bytes))
-    return speak(to_synthesize_request(body, runtime.engine(), settings), as_audio=True, fields=OPENAI_FIELDS)
+    with renamed_fields(OPENAI_FIELDS):
+        translated = to_synthesize_request(body, engines, settings)
+    return speak(translated, as_audio=True, fields=OPENAI_FIELDS)
 
 
 def speak(body: SynthesizeRequest, as_audio: bool, fields: dict[str, str] | None = None) -> Response:
-    engine = runtime.engine()
     with renamed_fields(fields or {}):
         job = pipeline.plan(
-            body, engine, settings, max_chars=settings.max_chars, timeout_s=settings.request_timeout_s
+            body, engines, settings, max_chars=settings.max_chars, timeout_s=settings.request_timeout_s
         )
     result = pipeline.execute(job, store, settings, want_audio=as_audio)
-    summary = result.summary(engine)
+    summary = result.summary()
     web.note(**{k: v for k, v in summary.items() if k not in ("uri", "content_type")}, chars=len(job.text))
     if as_audio and result.audio is not None:
         return web.audio_response(result.audio, job.format.content_type, summary)
@@ -52,31 +56,36 @@ def speak(body: SynthesizeRequest, as_audio: bool, fields: dict[str, str] | None
 
 
 def voices_route(_: Request) -> Response:
-    engine = runtime.engine()
     voices = [
         {
-            "id": v.id,
-            "language": v.language,
-            "description": v.description,
-            "aliases": list(v.aliases),
-            "engine": engine.name,
-            "sample_rate": engine.sample_rate,
+            "id": e.voice.id,
+            "language": e.voice.language,
+            "also_reads": list(e.voice.also_reads),
+            "description": e.voice.description,
+            "aliases": list(e.voice.aliases),
+            "engine": e.engine.name,
+            "sample_rate": e.engine.sample_rate,
         }
-        for v in engine.voices()
+        for e in engines.voices()
     ]
+    available = engines.available()
     return web.json_response(
         {
-            "engine": engine.name,
-            "default_voice": settings.default_voice or engine.default_voice,
+            "engines": [engine.name for engine in available],
+            "default_voice": settings.default_voice or (available[0].default_voice if available else None),
             "voices": voices,
-            "openai_voices": voice_table(engine, settings),
+            "languages": sorted({v["language"] for v in voices}),
+            "openai_voices": voice_tables(engines, settings),
         }
     )
 
 
 def health_route(_: Request) -> Response:
-    # Never loads (or even constructs) the engine: probes must stay cheap during a cold start.
-    return web.json_response({"status": "ok", "engine": settings.engine, "model_loaded": runtime.is_loaded()})
+    # Never loads (or builds) an engine: probes must stay cheap during a cold start.
+    states = engines.health()
+    return web.json_response(
+        {"status": "ok", "engines": states, "model_loaded": any(s["loaded"] for s in states)}
+    )
 
 
 ROUTES: dict[tuple[str, str], web.Handler] = {
@@ -97,4 +106,4 @@ def synthesize(request: Request) -> Response:
 @functions_framework.cloud_event
 def synthesize_event(event: CloudEvent) -> None:
     # Returning acknowledges the event; an exception is a 500, which Pub/Sub and Eventarc redeliver.
-    events.handle(event, store, settings)
+    events.handle(event, store, engines, settings)

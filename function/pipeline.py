@@ -1,32 +1,41 @@
 """One synthesis job, shared by the HTTP and event entry points:
-validate against the engine → look up the cache → synthesize → encode → store (write-once)."""
+route to an engine and voice, validate → look up the cache → synthesize → encode → store (write-once)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from function import audio, runtime
+from function import audio
 from function.audio import FORMATS, UNSUPPORTED, AudioFormat
 from function.config import Settings
-from function.engines.base import Engine, Voice
+from function.engines.base import Engine, EngineLoadError, Voice
 from function.errors import ApiError, bad_field
+from function.logs import fields
+from function.registry import Engines
+from function.routing import route
 from function.schema import SynthesizeRequest
 from function.storage import ObjectStore, StoredObject
-from function.text import normalize_text, split_sentences
+from function.text import normalize_text
+
+log = logging.getLogger(__name__)
 
 # Synthesis may use this share of the platform timeout; the rest is for load, encode and upload.
 TIMEOUT_BUDGET = 0.8
+# Peak level below which speakable text produced no audible speech (16-bit quantisation is 3e-5).
+SILENCE_PEAK = 1e-3
 
 
 @dataclass(frozen=True)
 class Job:
     text: str  # normalised
+    engine: Engine
     voice: Voice
     speed: float
     format: AudioFormat
@@ -48,7 +57,7 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     audio: bytes | None = None
 
-    def summary(self, engine: Engine) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         """The response body fields (JSON) every entry point reports."""
         summary: dict[str, Any] = {
             "uri": self.stored.uri,
@@ -60,8 +69,8 @@ class Result:
             "voice": self.job.voice.id,
             "language": self.job.voice.language,
             "speed": self.job.speed,
-            "engine": engine.name,
-            "model_version": engine.model_version,
+            "engine": self.job.engine.name,
+            "model_version": self.job.engine.model_version,
             "cached": self.cached,
             "cold_start": "load_ms" in self.timings,
         }
@@ -71,19 +80,21 @@ class Result:
 
 def plan(
     request: SynthesizeRequest,
-    engine: Engine,
+    engines: Engines,
     settings: Settings,
     *,
     max_chars: int,
     timeout_s: int,
 ) -> Job:
-    """Check the request against this deployment (voices, speeds, formats, limits) or raise a 400."""
+    """Route the request to an engine and voice and check it against this deployment (voices,
+    languages, speeds, formats, limits), or raise a 400."""
     text = normalize_text(request.text)
     if not text:
         raise bad_field("text", "is empty", code="empty_text")
     if len(text) > max_chars:
         raise bad_field("text", f"has {len(text)} characters; the limit is {max_chars}", code="text_too_long")
-    voice = resolve_voice(engine, request.voice or settings.default_voice, request.language)
+    chosen = route(engines, text, request.voice, request.language, settings.default_voice)
+    engine, voice = chosen.engine, chosen.voice
     low, high = engine.speed_range
     if not low <= request.speed <= high:
         raise bad_field("speed", f"must be between {low} and {high} for engine {engine.name}")
@@ -94,31 +105,13 @@ def plan(
         fits = int(timeout_s * TIMEOUT_BUDGET / seconds_per_char)
         raise bad_field(
             "text",
-            f"{len(text)} characters need about {expected_s:.0f} s to synthesize, more than this "
-            f"endpoint's {timeout_s} s timeout allows (about {fits} characters fit); publish it to the "
-            "asynchronous Pub/Sub path instead (see README, 'Events')",
+            f"{len(text)} characters need about {expected_s:.0f} s to synthesize with {engine.name}, more "
+            f"than this endpoint's {timeout_s} s timeout allows (about {fits} characters fit); publish it "
+            "to the asynchronous Pub/Sub path instead (see README, 'Events')",
             code="text_too_long_for_timeout",
         )
     speed = round(request.speed, 3)
-    return Job(text, voice, speed, fmt, job_key(engine, voice, text, speed, fmt))
-
-
-def resolve_voice(engine: Engine, requested: str | None, language: str | None) -> Voice:
-    voices = engine.voices()
-    if requested is None:
-        speakers = [v for v in voices if language is None or v.speaks(language)]
-        if not speakers:
-            raise bad_field("language", f"no voice speaks {language!r}; languages: {_languages(voices)}")
-        return (
-            speakers[0] if language else next((v for v in voices if v.id == engine.default_voice), voices[0])
-        )
-    for voice in voices:
-        if requested == voice.id or requested.lower() in (a.lower() for a in voice.aliases):
-            if language is not None and not voice.speaks(language):
-                raise bad_field("language", f"voice {voice.id!r} speaks {voice.language}, not {language!r}")
-            return voice
-    known = ", ".join(name for v in voices for name in (v.id, *v.aliases))
-    raise bad_field("voice", f"unknown voice {requested!r}; known voices: {known}", code="unknown_voice")
+    return Job(text, engine, voice, speed, fmt, job_key(engine, voice, text, speed, fmt))
 
 
 def resolve_format(name: str, field_name: str) -> AudioFormat:
@@ -131,10 +124,6 @@ def resolve_format(name: str, field_name: str) -> AudioFormat:
             code="unsupported_format",
         )
     return fmt
-
-
-def _languages(voices: list[Voice]) -> str:
-    return ", ".join(sorted({v.language for v in voices}))
 
 
 def job_key(engine: Engine, voice: Voice, text: str, speed: float, fmt: AudioFormat) -> str:
@@ -154,11 +143,11 @@ def execute(
     if existing is not None:
         return _from_store(job, existing, store, timings, want_audio)
 
-    engine, load_ms = runtime.loaded_engine()
-    if load_ms is not None:
+    engine = job.engine
+    if (load_ms := load(engine)) is not None:
         timings["load_ms"] = load_ms
     started = time.perf_counter()
-    samples = synthesize(engine, job, settings.sentence_pause_ms)
+    samples = synthesize(job, settings.sentence_pause_ms)
     timings["synthesis_ms"] = _ms(started)
 
     started = time.perf_counter()
@@ -183,15 +172,40 @@ def execute(
     return Result(job, stored, False, rate, duration_s, timings, data if want_audio else None)
 
 
-def synthesize(engine: Engine, job: Job, pause_ms: int) -> np.ndarray:
-    """Sentence by sentence, joined with a short pause (bounded memory per call, natural phrasing)."""
-    pause = audio.silence(pause_ms / 1000, engine.sample_rate)
-    pieces: list[np.ndarray] = []
-    for sentence in split_sentences(job.text):
-        if pieces:
-            pieces.append(pause)
-        pieces.append(engine.synthesize(sentence, job.voice.id, job.speed))
-    return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+def load(engine: Engine) -> float | None:
+    """Load the engine's model on its first use in this process; the load time in ms when it did."""
+    try:
+        load_ms = engine.ensure_loaded()
+    except EngineLoadError:
+        log.exception("model load failed", extra=fields(engine=engine.name))
+        raise
+    if load_ms is not None:
+        log.info(
+            "model loaded",
+            extra=fields(
+                engine=engine.name,
+                model_version=engine.model_version,
+                load_ms=round(load_ms, 1),
+                cold_start=True,
+            ),
+        )
+    return load_ms
+
+
+def synthesize(job: Job, pause_ms: int) -> np.ndarray:
+    """The whole text as the engine speaks it; never empty or silent (nothing is stored if it is)."""
+    chunks = list(job.engine.speak(job.text, job.voice.id, job.speed, pause_ms / 1000))
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    if not len(samples) or not np.isfinite(samples).all() or np.abs(samples).max() < SILENCE_PEAK:
+        # Routing let this text through as speakable: an engine that still says nothing has a
+        # front end that dropped it. Permanent for this input, so events record it and move on.
+        raise ApiError(
+            422,
+            "no_audio",
+            f"engine {job.engine.name} produced no audible speech for this text with voice {job.voice.id!r}",
+            field="text",
+        )
+    return samples
 
 
 def _from_store(

@@ -3,7 +3,7 @@ the number of instances.
 
     python -m loadtest.bench                 # a few minutes
     python -m loadtest.bench --smoke         # seconds: checks the tool, not the numbers
-    TTS_ENGINE=cosyvoice TTS_MODEL_DIR=... python -m loadtest.bench
+    TTS_ENGINES=cosyvoice TTS_MODEL_DIR=... python -m loadtest.bench
 
 Prints a table and writes bench.json into --out.
 """
@@ -79,12 +79,12 @@ def cold_start(group: ProcessGroup, output_dir: Path, name: str, timeout_s: floa
 
 
 def bare_engine() -> Callable[[str], object]:
-    """The engine alone, in this process, as configured by the same TTS_* environment."""
+    """The first configured engine alone, in this process, as the same TTS_* environment sets it."""
     from function.config import Settings
-    from function.engines import create_engine
+    from function.registry import build_engine
 
     settings = Settings(threads=1)
-    engine = create_engine(settings)
+    engine = build_engine(settings.engines[0], settings)
     engine.load()
     voice = settings.default_voice or engine.default_voice
     return lambda text: engine.synthesize(text, voice, 1.0)

@@ -52,7 +52,7 @@ class Deployment:
 
 
 def engine_env(output_dir: Path, engine_threads: int) -> dict[str, str]:
-    # Everything else (TTS_ENGINE, TTS_MODEL_DIR, ...) passes through from the caller's environment.
+    # Everything else (TTS_ENGINES, TTS_MODEL_DIR, ...) passes through from the caller's environment.
     return {"TTS_OUTPUT_URI": str(output_dir), "TTS_THREADS": str(engine_threads), "TTS_LOG_LEVEL": "WARNING"}
 
 

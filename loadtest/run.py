@@ -147,7 +147,7 @@ def machine(cpus: Sequence[int] | None) -> dict[str, object]:
         "server_cpus": list(cpus) if cpus else sorted(os.sched_getaffinity(0)),
         "processor": _cpu_model(),
         "python": platform.python_version(),
-        "engine": os.environ.get("TTS_ENGINE", "hibari"),
+        "engines": os.environ.get("TTS_ENGINES", "hibari,kokoro"),
     }
 
 

@@ -32,9 +32,9 @@ def log_lines(server: FunctionServer) -> list[dict]:
 
 
 def test_cold_start_is_paid_by_the_first_synthesis_only(start_server: ServerFactory, tmp_path: Path) -> None:
-    server = start_server(TTS_OUTPUT_URI=str(tmp_path))
+    server = start_server(TTS_OUTPUT_URI=str(tmp_path), TTS_ENGINES="hibari")
     health = requests.get(f"{server.url}/healthz", timeout=5).json()
-    assert health == {"status": "ok", "engine": "hibari", "model_loaded": False}
+    assert health == {"status": "ok", "engines": [{"name": "hibari", "loaded": False}], "model_loaded": False}
     voices = requests.get(f"{server.url}/voices", timeout=5).json()
     assert {"id": "heart", "language": "en-US"}.items() <= voices["voices"][0].items()
     assert voices["voices"][0]["sample_rate"] == RATE

@@ -2,16 +2,32 @@
 
 An engine is constructed cheaply (metadata only: voices, sample rate, model version) so that
 the health check, the voice list and cache hits never pay for a model load. ``load()`` does the
-heavy work once per process; ``synthesize()`` turns one sentence into float32 samples.
+heavy work once per process. Engines own their text: ``pieces()`` splits (and, where the engine
+needs it, normalises) the request's text into what the model speaks at once, and
+``synthesize()`` turns one piece into float32 samples. ``speak()`` strings the pieces together.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+
+from function.text import split_sentences
+
+# Instances serve one request at a time; the lock only keeps a misconfigured multi-threaded
+# server from loading a model twice.
+_LOAD_LOCK = threading.Lock()
+
+
+def base_language(tag: str) -> str:
+    """ "zh-CN" -> "zh": the part of a BCP-47 tag that routing and refusals compare."""
+    return tag.lower().split("-")[0]
 
 
 @dataclass(frozen=True)
@@ -19,15 +35,22 @@ class Voice:
     """A voice this deployment can speak with."""
 
     id: str
-    language: str  # BCP-47 tag, e.g. "en-US", "zh-CN"
+    language: str  # BCP-47 tag of the voice's own language, e.g. "en-US", "zh-CN"
     description: str = ""
     aliases: tuple[str, ...] = ()
+    # Other languages (base tags) the voice reads inside its own: a Mandarin voice that says the
+    # English words of mixed Chinese-English text lists "en". Routing never picks a voice for these.
+    also_reads: tuple[str, ...] = ()
 
     def speaks(self, language: str) -> bool:
         """True when ``language`` (e.g. "en" or "en-GB") is this voice's language or its base language."""
         want = language.lower()
         have = self.language.lower()
-        return want == have or want == have.split("-")[0]
+        return want == have or want == base_language(have)
+
+    def reads(self, language: str) -> bool:
+        """True when text in ``language`` (a base tag) can be given to this voice."""
+        return self.speaks(language) or base_language(language) in self.also_reads
 
 
 class EngineLoadError(RuntimeError):
@@ -35,7 +58,7 @@ class EngineLoadError(RuntimeError):
 
 
 class Engine(ABC):
-    """One TTS backend. Subclasses set the class attributes and implement the three methods."""
+    """One TTS backend. Subclasses set the class attributes and implement the abstract methods."""
 
     name: ClassVar[str]
     sample_rate: ClassVar[int]
@@ -59,18 +82,50 @@ class Engine(ABC):
         return self.voices()[0].id
 
     @property
-    def openai_voices(self) -> dict[str, str]:
-        """Default mapping of OpenAI's built-in voice names onto this engine's voices."""
+    def openai_voices(self) -> dict[str, dict[str, str]]:
+        """OpenAI's built-in voice names onto this engine's voices, per base language:
+        ``{"en": {"alloy": "heart", ...}, "zh": {"alloy": "zf_xiaobei", ...}}``."""
         return {}
 
     @abstractmethod
     def load(self) -> None:
         """Load the model into memory. Called once per process; raises EngineLoadError on failure."""
 
+    _loaded: bool = False
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._loaded
+
+    def ensure_loaded(self) -> float | None:
+        """Load the model on first use and keep it; the load time in ms when this call paid it."""
+        with _LOAD_LOCK:
+            if self._loaded:
+                return None
+            started = time.perf_counter()
+            self.load()
+            self._loaded = True
+            return (time.perf_counter() - started) * 1000
+
+    def pieces(self, text: str) -> list[str]:
+        """Normalised request text -> the pieces the model speaks one at a time (default: sentences).
+
+        Engines with their own text front end (number reading, a model's length limits) override it.
+        """
+        return split_sentences(text)
+
     @abstractmethod
     def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
-        """One sentence (already normalised and split) to mono float32 samples at ``sample_rate``.
+        """One piece (from ``pieces()``) to mono float32 samples at ``sample_rate``.
 
         ``voice`` is a canonical voice id from ``voices()``; ``speed`` lies within ``speed_range``.
         Output must be deterministic for the same inputs: objects are content-addressed.
         """
+
+    def speak(self, text: str, voice: str, speed: float, pause_s: float) -> Iterator[np.ndarray]:
+        """Audio for a whole text, a chunk at a time: each piece, with ``pause_s`` of silence between."""
+        pause = np.zeros(round(pause_s * self.sample_rate), dtype=np.float32)
+        for index, piece in enumerate(self.pieces(text)):
+            if index and len(pause):
+                yield pause
+            yield self.synthesize(piece, voice, speed)

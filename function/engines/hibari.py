@@ -15,8 +15,8 @@ import numpy as np
 from function.engines.base import Engine, EngineLoadError, Voice
 
 # OpenAI's built-in voices, spread over hibari's voices by gender; only installed voices are used.
-_OPENAI_FEMALE = ("alloy", "coral", "nova", "sage", "shimmer", "ballad")
-_OPENAI_MALE = ("ash", "echo", "fable", "onyx", "verse")
+_OPENAI_FEMALE = ("alloy", "coral", "nova", "sage", "shimmer", "ballad", "marin")
+_OPENAI_MALE = ("ash", "echo", "fable", "onyx", "verse", "cedar")
 
 
 class HibariEngine(Engine):
@@ -60,13 +60,13 @@ class HibariEngine(Engine):
         ]
 
     @property
-    def openai_voices(self) -> dict[str, str]:
+    def openai_voices(self) -> dict[str, dict[str, str]]:
         ids = {v.id: self._registry[v.id]["gender"] for v in self.voices()}
         female = [v for v, g in ids.items() if g == "female"] or list(ids)
         male = [v for v, g in ids.items() if g == "male"] or list(ids)
         table = {name: female[i % len(female)] for i, name in enumerate(_OPENAI_FEMALE)}
         table.update({name: male[i % len(male)] for i, name in enumerate(_OPENAI_MALE)})
-        return table
+        return {"en": table}
 
     def load(self) -> None:
         try:

@@ -12,22 +12,24 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from function.config import CosyVoicePrecision
 from function.engines.base import Engine, EngineLoadError, Voice
 from function.engines.cosyvoice import metadata
+from function.engines.cosyvoice.precision import Precision
 
 if TYPE_CHECKING:
     from function.engines.cosyvoice.runtime import CosyVoiceRuntime
 
-# The SFT model's built-in speakers: an ASCII alias and a BCP-47 language for each.
-KNOWN_SPEAKERS: dict[str, tuple[str, str, str]] = {
-    "中文女": ("zh-female", "zh-CN", "Mandarin Chinese, female"),
-    "中文男": ("zh-male", "zh-CN", "Mandarin Chinese, male"),
-    "日语男": ("ja-male", "ja-JP", "Japanese, male"),
-    "粤语女": ("yue-female", "yue-HK", "Cantonese, female"),
-    "英文女": ("en-female", "en-US", "English, female"),
-    "英文男": ("en-male", "en-US", "English, male"),
-    "韩语女": ("ko-female", "ko-KR", "Korean, female"),
+# The SFT model's built-in speakers: an ASCII alias, a BCP-47 language, a description and the
+# other languages it reads inside its own (the model speaks mixed Chinese-English text; Cantonese
+# is written in Han characters).
+KNOWN_SPEAKERS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+    "中文女": ("zh-female", "zh-CN", "Mandarin Chinese, female", ("en",)),
+    "中文男": ("zh-male", "zh-CN", "Mandarin Chinese, male", ("en",)),
+    "日语男": ("ja-male", "ja-JP", "Japanese, male", ()),
+    "粤语女": ("yue-female", "yue-HK", "Cantonese, female", ("zh", "en")),
+    "英文女": ("en-female", "en-US", "English, female", ()),
+    "英文男": ("en-male", "en-US", "English, male", ()),
+    "韩语女": ("ko-female", "ko-KR", "Korean, female", ()),
 }
 OPENAI_FEMALE = ("alloy", "nova", "shimmer", "coral", "sage", "marin")
 OPENAI_MALE = ("echo", "onyx", "fable", "ash", "verse", "ballad", "cedar")
@@ -43,9 +45,7 @@ class CosyVoiceEngine(Engine):
     # README "Limits for CosyVoice".
     seconds_per_char: ClassVar[float] = 1.2
 
-    def __init__(
-        self, model_dir: Path, threads: int | None = None, precision: CosyVoicePrecision = "fp32"
-    ) -> None:
+    def __init__(self, model_dir: Path, threads: int | None = None, precision: Precision = "fp32") -> None:
         self.model_dir = Path(model_dir)
         self.threads = threads
         self.precision = precision
@@ -75,30 +75,36 @@ class CosyVoiceEngine(Engine):
     def voices(self) -> list[Voice]:
         voices = []
         for speaker in self._speaker_names():
-            alias, language, description = KNOWN_SPEAKERS.get(speaker, ("", "und", ""))
-            voices.append(Voice(speaker, language, description, (alias,) if alias else ()))
+            alias, language, description, also_reads = KNOWN_SPEAKERS.get(speaker, ("", "und", "", ()))
+            voices.append(Voice(speaker, language, description, (alias,) if alias else (), also_reads))
         return voices
 
     @property
-    def openai_voices(self) -> dict[str, str]:
+    def openai_voices(self) -> dict[str, dict[str, str]]:
         speakers = set(self._speaker_names())
-        mapping = {}
-        for names, speaker in ((OPENAI_FEMALE, "英文女"), (OPENAI_MALE, "英文男")):
-            if speaker in speakers:
-                mapping.update(dict.fromkeys(names, speaker))
-        return mapping
+        tables: dict[str, dict[str, str]] = {}
+        for language, female, male in (("en", "英文女", "英文男"), ("zh", "中文女", "中文男")):
+            for names, speaker in ((OPENAI_FEMALE, female), (OPENAI_MALE, male)):
+                if speaker in speakers:
+                    tables.setdefault(language, {}).update(dict.fromkeys(names, speaker))
+        return tables
 
     def load(self) -> None:
-        self._loaded()
+        self._loaded_runtime()
 
-    def _loaded(self) -> CosyVoiceRuntime:
+    def _loaded_runtime(self) -> CosyVoiceRuntime:
+        """The runtime, loaded (torch imported, weights mapped) on first use."""
         if self._runtime is None:
             from function.engines.cosyvoice.runtime import load_runtime
 
             self._runtime = load_runtime(self.model_dir, threads=self.threads, precision=self.precision)
         return self._runtime
 
+    def pieces(self, text: str) -> list[str]:
+        # Upstream's own front end: numbers read in words, then pieces of 60-80 characters or tokens.
+        return self._loaded_runtime().pieces(text)
+
     def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
-        # The same sentence, voice and speed always draw the same random numbers.
+        # The same piece, voice and speed always draw the same random numbers.
         seed = int.from_bytes(hashlib.sha256(f"{voice}\n{speed}\n{text}".encode()).digest()[:8], "big")
-        return self._loaded().synthesize(text, voice, speed, seed)
+        return self._loaded_runtime().synthesize(text, voice, speed, seed)

@@ -2,7 +2,7 @@
 
 Loading reads ``cosyvoice.yaml`` for the sizes (``hparams.py``), builds each module without
 initialising it and assigns the checkpoint's memory-mapped tensors (``weights.py``). Synthesis
-is upstream's ``inference_sft`` without streaming: normalise and split the text
+is upstream's ``inference_sft`` without streaming: ``pieces`` normalises and splits the text
 (``frontend.py``), then for each piece: text ids -> LLM speech tokens -> flow mel -> HiFT wave.
 """
 
@@ -11,19 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from function.config import CosyVoicePrecision
 from function.engines.base import EngineLoadError
 from function.engines.cosyvoice import flow, hift
 from function.engines.cosyvoice.frontend import normalize
 from function.engines.cosyvoice.hparams import Node, load_hparams
 from function.engines.cosyvoice.llm import TransformerLM
+from function.engines.cosyvoice.precision import PRECISIONS
 from function.engines.cosyvoice.sampling import SamplingParams
 from function.engines.cosyvoice.tokenizer import VOCAB_FILE, TextTokenizer
 from function.engines.cosyvoice.transformer import ConformerEncoder, TransformerEncoder
@@ -52,8 +52,6 @@ _CLASSES: dict[str, Callable[..., Any]] = {
 }
 # Constructor arguments only training uses (the sampling numbers are read by sampling_params).
 _TRAINING_ONLY = {"cosyvoice.llm.llm.TransformerLM": {"length_normalized_loss", "lsm_weight", "sampling"}}
-# The one list of precisions is the setting's type.
-PRECISIONS: tuple[str, ...] = get_args(CosyVoicePrecision)
 
 
 def construct(value: Any) -> Any:
@@ -127,20 +125,20 @@ class CosyVoiceRuntime:
             mel = F.interpolate(mel, size=int(mel.shape[2] / speed), mode="linear")
         return self.hift.inference(mel)[0]
 
-    def synthesize(self, text: str, voice: str, speed: float, seed: int) -> np.ndarray:
-        """One sentence -> float32 samples; the same arguments always give the same samples."""
+    def pieces(self, text: str) -> list[str]:
+        """Text -> normalised pieces, as upstream's ``inference_sft`` splits it."""
+        return normalize(text, self.tokenizer.encode)
+
+    def synthesize(self, piece: str, voice: str, speed: float, seed: int) -> np.ndarray:
+        """One normalised piece -> float32 samples; the same arguments always give the same samples."""
         speaker = self.speakers[voice]
         # Upstream draws every random number (sampling, flow noise, HiFT's source) from torch's
         # global generator; seeding it makes the output a function of the input.
         torch.manual_seed(seed)
-        waves = []
-        for piece in normalize(text, self.tokenizer.encode):
-            tokens = self.speech_tokens(piece, speaker)
-            if tokens:
-                waves.append(self.token2wav(tokens, speaker, speed))
-        if not waves:
+        tokens = self.speech_tokens(piece, speaker)
+        if not tokens:
             return np.zeros(0, dtype=np.float32)
-        return torch.cat(waves).float().numpy()
+        return self.token2wav(tokens, speaker, speed).float().numpy()
 
 
 def load_runtime(model_dir: Path, threads: int | None = None, precision: str = "fp32") -> CosyVoiceRuntime:

@@ -11,7 +11,7 @@ import numpy as np
 
 from function.engines.cosyvoice import CosyVoiceEngine
 from function.engines.cosyvoice.metadata import spk2info_speakers
-from function.engines.cosyvoice.runtime import PRECISIONS
+from function.engines.cosyvoice.precision import PRECISIONS
 from tests.cosyvoice.tiny_model import SPEAKERS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,8 +61,10 @@ def test_voices_have_ascii_aliases_languages_and_openai_names(tiny_model_dir: Pa
     assert voices["粤语女"].language == "yue-HK"
     assert voices["韩语女"].speaks("ko") and voices["日语男"].speaks("ja")
     mapping = engine.openai_voices
-    assert mapping["alloy"] == mapping["nova"] == "英文女"
-    assert mapping["onyx"] == mapping["echo"] == "英文男"
+    assert mapping["en"]["alloy"] == mapping["en"]["nova"] == "英文女"
+    assert mapping["en"]["onyx"] == mapping["en"]["echo"] == "英文男"
+    assert mapping["zh"]["alloy"] == "中文女" and mapping["zh"]["onyx"] == "中文男"
+    assert voices["中文女"].reads("en") and voices["粤语女"].reads("zh") and not voices["英文女"].reads("zh")
 
 
 def test_speakers_are_read_from_spk2info_without_torch(tiny_model_dir: Path) -> None:

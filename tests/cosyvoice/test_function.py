@@ -1,4 +1,4 @@
-"""The function end to end with TTS_ENGINE=cosyvoice on the tiny random model (real server, real audio).
+"""The function end to end with TTS_ENGINES=cosyvoice on the tiny random model (real server, real audio).
 
 The tiny model's weights are random, so its audio is noise-like, not speech; what is checked is
 that the whole path works: decodable 22050 Hz audio of a plausible length with real energy.
@@ -22,7 +22,7 @@ def cosy_server(
     start_server: ServerFactory, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> FunctionServer:
     return start_server(
-        TTS_ENGINE="cosyvoice",
+        TTS_ENGINES="cosyvoice",
         TTS_MODEL_DIR=str(tiny_model_dir),
         TTS_OUTPUT_URI=str(tmp_path_factory.mktemp("cosy-out")),
         TTS_THREADS="1",
@@ -31,13 +31,13 @@ def cosy_server(
 
 def test_voices_lists_the_sft_speakers_without_loading(cosy_server: FunctionServer) -> None:
     body = requests.get(f"{cosy_server.url}/voices", timeout=10).json()
-    assert body["engine"] == "cosyvoice"
+    assert body["engines"] == ["cosyvoice"]
     by_id = {v["id"]: v for v in body["voices"]}
     assert set(by_id) == {"中文女", "中文男", "日语男", "粤语女", "英文女", "英文男", "韩语女"}
     assert by_id["英文男"]["aliases"] == ["en-male"] and by_id["英文男"]["sample_rate"] == RATE
-    assert body["openai_voices"]["alloy"] == "英文女"
+    assert body["openai_voices"]["en"]["alloy"] == "英文女" and body["openai_voices"]["zh"]["alloy"] == "中文女"
     health = requests.get(f"{cosy_server.url}/healthz", timeout=10).json()
-    assert health == {"status": "ok", "engine": "cosyvoice", "model_loaded": False}
+    assert health == {"status": "ok", "engines": [{"name": "cosyvoice", "loaded": False}], "model_loaded": False}
 
 
 def test_synthesize_returns_22050_hz_audio(cosy_server: FunctionServer) -> None:

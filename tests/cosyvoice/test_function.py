@@ -13,6 +13,11 @@ import requests
 
 from tests.audio_checks import assert_speech, decode
 from tests.conftest import FunctionServer, ServerFactory
+from tests.refusals import (
+    assert_foreign_refused,
+    assert_unspeakable_refused,
+    assert_voice_refuses_other_language,
+)
 
 RATE = 22050
 
@@ -35,9 +40,11 @@ def test_voices_lists_the_sft_speakers_without_loading(cosy_server: FunctionServ
     by_id = {v["id"]: v for v in body["voices"]}
     assert set(by_id) == {"中文女", "中文男", "日语男", "粤语女", "英文女", "英文男", "韩语女"}
     assert by_id["英文男"]["aliases"] == ["en-male"] and by_id["英文男"]["sample_rate"] == RATE
-    assert body["openai_voices"]["en"]["alloy"] == "英文女" and body["openai_voices"]["zh"]["alloy"] == "中文女"
+    tables = body["openai_voices"]
+    assert tables["en"]["alloy"] == "英文女" and tables["zh"]["alloy"] == "中文女"
     health = requests.get(f"{cosy_server.url}/healthz", timeout=10).json()
-    assert health == {"status": "ok", "engines": [{"name": "cosyvoice", "loaded": False}], "model_loaded": False}
+    engines = [{"name": "cosyvoice", "loaded": False}]
+    assert health == {"status": "ok", "engines": engines, "model_loaded": False}
 
 
 def test_synthesize_returns_22050_hz_audio(cosy_server: FunctionServer) -> None:
@@ -58,3 +65,10 @@ def test_openai_speech_route_returns_audio(cosy_server: FunctionServer) -> None:
     )
     assert response.status_code == 200, response.text
     assert_speech(decode(response.content), RATE, min_s=0.1, max_s=30)
+
+
+def test_refusals(cosy_server: FunctionServer) -> None:
+    assert_unspeakable_refused(cosy_server)
+    # The SFT speakers speak Mandarin, Cantonese, Japanese, Korean and English.
+    assert_foreign_refused(cosy_server, speaks={"zh", "yue", "ja", "ko", "en"})
+    assert_voice_refuses_other_language(cosy_server, "英文女", "今天天气很好。")

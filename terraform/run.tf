@@ -33,7 +33,7 @@ resource "google_cloud_run_v2_service" "this" {
       resources {
         limits = {
           cpu    = tostring(var.cpu)
-          memory = var.memory
+          memory = local.memory
         }
         # CPU only while a request runs (request-based billing): nothing runs in the background.
         cpu_idle = true
@@ -62,6 +62,15 @@ resource "google_cloud_run_v2_service" "this" {
         period_seconds        = 3
         failure_threshold     = 20
       }
+    }
+  }
+
+  lifecycle {
+    # Cloud Run refuses a memory outside the vCPUs' range only when the revision is deployed; this
+    # says so at plan, with the way out.
+    precondition {
+      condition     = local.memory_mib >= local.cpu_memory_mib[tostring(var.cpu)].min && local.memory_mib <= local.cpu_memory_mib[tostring(var.cpu)].max
+      error_message = "memory ${local.memory} is outside what Cloud Run allows with cpu = ${var.cpu} (${local.cpu_memory_mib[tostring(var.cpu)].min}-${local.cpu_memory_mib[tostring(var.cpu)].max} MiB): raise cpu (more than 4 GiB needs 2, more than 8 GiB 4) or set memory."
     }
   }
 

@@ -36,8 +36,18 @@ variable "image" {
   }
 }
 
+variable "engines" {
+  description = "The engines the services serve, in order of preference (TTS_ENGINES): a request that names no voice goes to the first engine with a voice for its language. Each must be baked into var.image (the Dockerfile's ENGINES build argument: the same list or more)."
+  type        = list(string)
+  default     = ["hibari", "kokoro"]
+  validation {
+    condition     = length(var.engines) > 0 && length(distinct(var.engines)) == length(var.engines) && alltrue([for e in var.engines : contains(["hibari", "kokoro", "cosyvoice"], e)])
+    error_message = "engines must name at least one of hibari, kokoro, cosyvoice, each at most once."
+  }
+}
+
 variable "cpu" {
-  description = "vCPUs per instance; also the thread count of the engine (TTS_THREADS) and of the native math libraries (OMP_NUM_THREADS, ...)."
+  description = "vCPUs per instance; also the thread count of the engine (TTS_THREADS) and of the native math libraries (OMP_NUM_THREADS, ...). Cloud Run ties memory to it: 1 vCPU allows up to 4 GiB, 2 up to 8, 4 from 2 to 16, 6 from 4 to 24, 8 from 4 to 32 (checked at plan)."
   type        = number
   default     = 2
   validation {
@@ -47,12 +57,12 @@ variable "cpu" {
 }
 
 variable "memory" {
-  description = "Memory per instance (Kubernetes quantity, e.g. 2Gi). The model, one request and the audio must fit."
+  description = "Memory per instance (Kubernetes quantity, e.g. 3Gi). Unset (null): derived from engines (local.engine_memory_mib: hibari 2 GiB, kokoro 1 GiB, cosyvoice 4 GiB, added up), raised to the least Cloud Run allows for cpu. Every engine's model, one request and its audio must fit."
   type        = string
-  default     = "4Gi"
+  default     = null
   validation {
-    condition     = can(regex("^([1-9][0-9]*)(Mi|Gi)$", var.memory))
-    error_message = "memory must look like 512Mi or 4Gi."
+    condition     = var.memory == null || can(regex("^[1-9][0-9]*(Mi|Gi)$", var.memory))
+    error_message = "memory must be null (derived from engines) or look like 512Mi or 4Gi."
   }
 }
 

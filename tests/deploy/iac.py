@@ -13,12 +13,12 @@ import importlib.util
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import hcl2
 from dockerfile_parse import DockerfileParser
 
-from function.config import Settings
+from function.config import ENV_PREFIX, EngineName, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "terraform"
@@ -39,8 +39,12 @@ NATIVE_THREAD_VARS = frozenset(
 
 def settings_env_names() -> set[str]:
     """Every environment variable function.config.Settings reads."""
-    prefix = Settings.model_config["env_prefix"]
-    return {f"{prefix}{name}".upper() for name in Settings.model_fields}
+    return {f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields}
+
+
+def engine_names() -> tuple[str, ...]:
+    """The engines the code knows (function.config.EngineName), in its order."""
+    return get_args(EngineName)
 
 
 def settings_default(field: str) -> Any:
@@ -163,7 +167,8 @@ def example_values() -> dict[str, Any]:
 
 
 def resolve(value: Any) -> Any:
-    """A literal, ``var.X`` or ``tostring(var.X)`` (with example_values); anything else stays as is."""
+    """A literal, ``var.X``, ``tostring(var.X)`` or ``join("sep", var.X)`` (with example_values);
+    anything else stays as is."""
     if not isinstance(value, str):
         return value
     if not value.startswith("${"):
@@ -173,12 +178,14 @@ def resolve(value: Any) -> Any:
         return example_values()[m[1]]
     if m := re.fullmatch(r"tostring\(var\.(\w+)\)", inner):
         return str(example_values()[m[1]])
+    if m := re.fullmatch(r'join\("([^"]*)", var\.(\w+)\)', inner):
+        return m[1].join(example_values()[m[2]])
     return value
 
 
 def variable_of(value: Any) -> str:
-    """The variable name behind ``var.X`` or ``tostring(var.X)``."""
-    m = re.fullmatch(r"(?:tostring\()?var\.(\w+)\)?", expr(value))
+    """The variable name behind ``var.X``, ``tostring(var.X)`` or ``join("sep", var.X)``."""
+    m = re.fullmatch(r'(?:tostring\(|join\("[^"]*", )?var\.(\w+)\)?', expr(value))
     assert m, f"{value} is not a plain variable reference"
     return m[1]
 
@@ -209,8 +216,26 @@ def validation_conditions(variable: str) -> list[str]:
 # --- Dockerfile ------------------------------------------------------------------------------
 
 
-def dockerfile(engine: str = "hibari") -> DockerfileParser:
-    return DockerfileParser(str(DOCKERFILE), build_args={"ENGINE": engine})
+def dockerfile(engines: str | None = None) -> DockerfileParser:
+    """The Dockerfile as built with ``--build-arg ENGINES=engines`` (None: its default)."""
+    return DockerfileParser(str(DOCKERFILE), build_args={} if engines is None else {"ENGINES": engines})
+
+
+def global_args(parser: DockerfileParser | None = None) -> dict[str, str]:
+    """The ARGs declared before the first FROM, with their defaults (every stage may use them)."""
+    args = {}
+    for instruction in (parser or dockerfile()).structure:
+        if instruction["instruction"] == "FROM":
+            break
+        if instruction["instruction"] == "ARG":
+            name, _, default = instruction["value"].partition("=")
+            args[name] = default.strip('"')
+    return args
+
+
+def stage_names(parser: DockerfileParser) -> list[str]:
+    """Every stage's name (``FROM image AS name``), in order."""
+    return [stage[0]["value"].split()[-1] for stage in stages(parser)]
 
 
 def stages(parser: DockerfileParser) -> list[list[dict[str, Any]]]:
@@ -231,7 +256,19 @@ def stage_named(parser: DockerfileParser, name: str) -> list[dict[str, Any]]:
     raise AssertionError(f"no stage {name}")
 
 
+def runs(stage: list[dict[str, Any]]) -> list[str]:
+    """The stage's RUN commands, in order."""
+    return [i["value"] for i in stage if i["instruction"] == "RUN"]
+
+
+def run_step(stage: list[dict[str, Any]], containing: str) -> str:
+    """The one RUN command of ``stage`` that contains ``containing``."""
+    (step,) = [run for run in runs(stage) if containing in run]
+    return step
+
+
 def stage_args(stage: list[dict[str, Any]]) -> dict[str, str]:
+    """ARGs declared in the stage: name -> default ("" when it takes the global ARG's)."""
     args = {}
     for instruction in stage:
         if instruction["instruction"] == "ARG":

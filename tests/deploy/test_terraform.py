@@ -4,6 +4,7 @@ variables the code reads."""
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -186,6 +187,90 @@ def test_the_settings_terraform_sets_parse_to_what_it_means(service: str, monkey
     assert settings.log_level == values["log_level"]
     assert settings.gcp_project == values["project_id"]
     assert settings.output_uri == f"gs://example-bucket/{values['output_prefix']}"
+    assert settings.engines == tuple(values["engines"])
+
+
+def test_the_engines_variable_names_exactly_the_codes_engines_and_sets_tts_engines() -> None:
+    (condition,) = iac.validation_conditions("engines")
+    listed = re.search(r"contains\(\[([^\]]*)\], e\)", condition)
+    assert listed, condition
+    assert tuple(iac.unquote(n.strip()) for n in listed[1].split(",")) == iac.engine_names()
+    # Non-empty and each engine once (memory is added up per engine).
+    assert "length(var.engines) > 0" in condition
+    assert "length(distinct(var.engines)) == length(var.engines)" in condition
+    for service in SERVICES:
+        assert iac.expr(iac.service_env(service)["TTS_ENGINES"]) == 'join(",", var.engines)'
+
+
+# Cloud Run's memory range per vCPU count, second generation, in MiB:
+# https://cloud.google.com/run/docs/configuring/services/cpu ("vCPU and memory table") and
+# https://cloud.google.com/run/docs/configuring/services/memory-limits (512 MiB minimum on gen2).
+CLOUD_RUN_MEMORY_MIB = {1: (512, 4096), 2: (512, 8192), 4: (2048, 16384), 6: (4096, 24576), 8: (4096, 32768)}
+# The highest peak RSS measured for each engine alone (MiB), its model and its largest request:
+# hibari 1.8 GB on an 86 000-character event (README, "How long a text fits"); kokoro 698 MiB on
+# 2700 English characters after 900 Chinese ones (2 vCPU AMD EPYC, measured with the engine); cosyvoice
+# 3095 MiB with the int8 LLM at 600 tokens (README, "Speed and memory on CPU").
+MEASURED_PEAK_MIB = {"hibari": 1717, "kokoro": 698, "cosyvoice": 3095}
+
+
+def derived_memory_mib(engines: tuple[str, ...], cpu: int) -> int:
+    """What local.memory_mib evaluates to when memory is unset (the expression is checked below)."""
+    per_engine = iac.locals_()["engine_memory_mib"]
+    return max(sum(per_engine[e] for e in engines), CLOUD_RUN_MEMORY_MIB[cpu][0])
+
+
+def engine_selections() -> list[tuple[str, ...]]:
+    names = iac.engine_names()
+    return [c for n in range(1, len(names) + 1) for c in itertools.permutations(names, n)]
+
+
+def test_memory_follows_the_engines_unless_set() -> None:
+    assert iac.variables()["memory"]["default"] is None
+    memory_mib = iac.expr(iac.locals_()["memory_mib"])
+    # Unset: the engines' figures added up, raised to the vCPUs' minimum; set: its MiB.
+    assert "var.memory == null" in memory_mib
+    assert "max(sum([for e in var.engines : local.engine_memory_mib[e]]), " in memory_mib
+    assert "local.cpu_memory_mib[tostring(var.cpu)].min)" in memory_mib
+    assert 'tonumber(regex("^[0-9]+", var.memory)) * (endswith(var.memory, "Gi") ? 1024 : 1)' in memory_mib
+    # The variable admits exactly the two suffixes that expression converts.
+    (condition,) = iac.validation_conditions("memory")
+    assert "(Mi|Gi)$" in condition
+    assert iac.unquote(iac.locals_()["memory"]) == "${local.memory_mib}Mi"
+    (container,) = run_service()["template"][0]["containers"]
+    (resources,) = container["resources"]
+    assert iac.expr(resources["limits"]["memory"]) == "local.memory"
+    # The example deployment leaves memory to the engines: hibari + kokoro.
+    values = iac.example_values()
+    assert values["memory"] is None
+    assert derived_memory_mib(tuple(values["engines"]), values["cpu"]) == 3072
+
+
+def test_each_engines_memory_covers_its_measured_peak() -> None:
+    per_engine = iac.locals_()["engine_memory_mib"]
+    assert set(per_engine) == set(iac.engine_names())
+    for engine, peak in MEASURED_PEAK_MIB.items():
+        assert per_engine[engine] >= peak, engine
+        assert per_engine[engine] % 1024 == 0, "whole GiB"
+
+
+def test_the_cpu_memory_table_is_cloud_runs_and_checked_before_apply() -> None:
+    table = {int(iac.unquote(k)): (v["min"], v["max"]) for k, v in iac.locals_()["cpu_memory_mib"].items()}
+    assert table == CLOUD_RUN_MEMORY_MIB
+    (cpu_condition,) = iac.validation_conditions("cpu")
+    allowed = re.search(r"contains\(\[([^\]]*)\], var\.cpu\)", cpu_condition)
+    assert {int(c) for c in allowed[1].split(",")} == set(table)
+    (lifecycle,) = run_service()["lifecycle"]
+    (precondition,) = lifecycle["precondition"]
+    condition = iac.expr(precondition["condition"])
+    assert "local.memory_mib >= local.cpu_memory_mib[tostring(var.cpu)].min" in condition
+    assert "local.memory_mib <= local.cpu_memory_mib[tostring(var.cpu)].max" in condition
+
+
+def test_every_engine_selection_deploys_with_the_default_cpu() -> None:
+    cpu = iac.variables()["cpu"]["default"]
+    low, high = CLOUD_RUN_MEMORY_MIB[cpu]
+    for engines in engine_selections():
+        assert low <= derived_memory_mib(engines, cpu) <= high, (engines, cpu)
 
 
 def test_engine_and_native_threads_follow_the_instance_cpus() -> None:

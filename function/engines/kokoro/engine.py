@@ -1,0 +1,212 @@
+"""The Kokoro engine: Kokoro-82M v1.0 (int8 ONNX) on onnxruntime, Mandarin and English voices.
+
+Constructing it, listing voices and reading the model version touch only ``manifest.json`` and
+package metadata. ``load()`` imports onnxruntime, checks and opens the model, reads the voices and
+builds the Mandarin front end (jieba, pypinyin, cn2an, misaki); hibari's English G2Ps are built on
+first use (see ``frontend.TextFrontEnd``). ``pieces()`` builds the front end alone if it runs first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from function.engines.base import Engine, EngineLoadError, Voice
+from function.engines.kokoro import catalogue
+from function.engines.kokoro.chunking import fit_phonemes, fit_text, sentences
+from function.engines.kokoro.files import (
+    JIEBA_CACHE,
+    KNOWN_MODELS,
+    STYLE_DIM,
+    STYLE_ROWS,
+    Manifest,
+    ModelDirError,
+    model_source,
+    read_voice,
+)
+
+if TYPE_CHECKING:
+    from function.engines.kokoro.frontend import TextFrontEnd
+
+# The audio also depends on the text front end's packages and on this package's own rules, so
+# they are part of the model version too: bump REVISION whenever normalize.py, frontend.py,
+# chunking.py or the audio handling here would give other audio for the same request.
+FRONTEND_PACKAGES = ("misaki", "jieba", "pypinyin", "cn2an", "hibari-tts")
+REVISION = 1
+# Kokoro frames every utterance in silence (~0.3 s before, up to ~1 s after: the durations it gives
+# the 0 pads). The service puts its own pause between pieces, so the edges are cut where the audio
+# stays below -60 dBFS (Kokoro's are exact zeros fading in), keeping a short margin.
+EDGE_SILENCE = 1e-3
+EDGE_MARGIN_S = 0.05
+
+
+class KokoroEngine(Engine):
+    name: ClassVar[str] = "kokoro"
+    sample_rate: ClassVar[int] = 24_000
+    # Kokoro scales its predicted durations by 1/speed; outside this range speech degrades.
+    speed_range: ClassVar[tuple[float, float]] = (0.5, 2.0)
+    # Mandarin is the slowest per character: a 44-character paragraph is ~10 s of speech, made in
+    # 3.5 s on one thread of a shared 2 vCPU AMD EPYC (0.08 s/char, loadtest/bench_kokoro.py) and
+    # in up to ~5 s while the machine was busy (0.11 s/char); 0.15 leaves room for a slower vCPU.
+    seconds_per_char: ClassVar[float] = 0.15
+
+    def __init__(self, model_dir: Path, threads: int | None = None) -> None:
+        self.model_dir = Path(model_dir)
+        self.threads = threads or 1
+        self._manifest: Manifest | None = None
+        self._version: str | None = None
+        self._session: Any = None  # onnxruntime.InferenceSession, typed loosely to keep the import lazy
+        self._token_input = "tokens"
+        self._styles: dict[str, np.ndarray] = {}
+        self._frontend: TextFrontEnd | None = None
+
+    # -- metadata (cheap) ---------------------------------------------------------------------------
+
+    def _read_manifest(self) -> Manifest:
+        if self._manifest is None:
+            try:
+                self._manifest = Manifest.read(self.model_dir)
+            except ModelDirError as exc:
+                raise EngineLoadError(str(exc)) from exc
+        return self._manifest
+
+    @property
+    def model_version(self) -> str:
+        if self._version is None:
+            manifest = self._read_manifest()
+            label = KNOWN_MODELS.get(manifest.model_sha256, "unknown")
+            versions = [f"{p}=={_version_of(p)}" for p in FRONTEND_PACKAGES]
+            key = "|".join([manifest.digest, *versions, f"revision-{REVISION}"])
+            self._version = f"kokoro-82m-v1.0-{label}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        return self._version
+
+    def _voice_ids(self) -> list[str]:
+        return catalogue.order(list(self._read_manifest().voices))
+
+    def voices(self) -> list[Voice]:
+        return [catalogue.to_voice(v) for v in self._voice_ids()]
+
+    @property
+    def openai_voices(self) -> dict[str, dict[str, str]]:
+        return catalogue.openai_table(self._voice_ids())
+
+    # -- model ----------------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        if self._session is not None:
+            return
+        try:
+            import onnxruntime as ort
+
+            manifest = self._read_manifest()
+            source, _ = model_source(self.model_dir, manifest.model_sha256)
+            session = ort.InferenceSession(
+                source, self._session_options(ort), providers=["CPUExecutionProvider"]
+            )
+            # onnxruntime keeps the bytes it was given (only to rebuild the session after a GPU
+            # provider fails, which a CPU session never does): 92 MB held for nothing.
+            if getattr(session, "_model_bytes", None) is not None:
+                session._model_bytes = None
+            del source
+            inputs = [i.name for i in session.get_inputs()]
+            # The kokoro-onnx export names its ids "tokens", onnx-community's "input_ids".
+            if len(inputs) != 3 or not {"style", "speed"} <= set(inputs):
+                raise ModelDirError(f"kokoro: unexpected model inputs {inputs}")
+            token_input = next(n for n in inputs if n not in ("style", "speed"))
+            styles = {
+                voice: np.frombuffer(read_voice(self.model_dir, voice, manifest.voices[voice]), np.float32)
+                .reshape(STYLE_ROWS, STYLE_DIM)
+                .copy()
+                for voice in self._voice_ids()
+            }
+            self._text_frontend()
+        except EngineLoadError:
+            raise
+        except Exception as exc:  # onnxruntime and the front end raise their own types
+            raise EngineLoadError(f"kokoro model failed to load: {exc}") from exc
+        self._styles, self._token_input, self._session = styles, token_input, session
+
+    def _session_options(self, ort: Any) -> Any:
+        """onnxruntime's defaults (full graph optimisation, sequential execution, memory arena) with
+        ``threads`` intra-op threads; loadtest/bench_kokoro.py overrides this to compare others."""
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        # One request at a time through one sequential graph: a second (inter-op) pool only idles.
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        return options
+
+    def _text_frontend(self) -> TextFrontEnd:
+        if self._frontend is None:
+            from function.engines.kokoro.frontend import TextFrontEnd
+
+            try:
+                self._frontend = TextFrontEnd(self.model_dir / JIEBA_CACHE)
+            except FileNotFoundError as exc:
+                raise EngineLoadError(
+                    f"kokoro: {exc}; build it with: python -m function.engines.kokoro.assets {self.model_dir}"
+                ) from exc
+        return self._frontend
+
+    # -- text and audio -------------------------------------------------------------------------------
+
+    def pieces(self, text: str) -> list[str]:
+        """Sentences (Chinese punctuation included), numbers written out the Chinese way in Chinese
+        text, cut further where their phonemes would not fit the model's 510-token context."""
+        frontend = self._text_frontend()
+        out: list[str] = []
+        for sentence in sentences(text):
+            out.extend(fit_text(frontend.normalize(sentence), frontend.count))
+        return out
+
+    def phonemes(self, text: str, voice: str) -> str:
+        """The phonemes ``voice`` is given for ``text`` (only characters the model has ids for)."""
+        frontend = self._text_frontend()
+        return frontend.tokens(frontend.phonemes(text, catalogue.language(voice)))
+
+    def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
+        if voice not in self._read_manifest().voices or not catalogue.offered(voice):
+            raise ValueError(f"unknown kokoro voice {voice!r}")
+        self.load()
+        chunks = fit_phonemes(self.phonemes(text, voice))
+        audio = [self._infer(chunk, voice, speed) for chunk in chunks]
+        return np.concatenate(audio) if audio else np.zeros(0, np.float32)
+
+    def _infer(self, tokens: str, voice: str, speed: float) -> np.ndarray:
+        assert self._frontend is not None
+        vocab = self._frontend.vocab
+        ids = [vocab[c] for c in tokens]
+        # Kokoro's voices hold one style per input length: the row for this many phonemes.
+        style = self._styles[voice][len(ids) - 1 : len(ids)]
+        feed = {
+            self._token_input: np.array([[0, *ids, 0]], dtype=np.int64),
+            "style": style,
+            "speed": np.array([speed], dtype=np.float32),
+        }
+        audio = self._session.run(None, feed)[0]
+        return trim_edges(np.asarray(audio, dtype=np.float32).reshape(-1), self.sample_rate)
+
+
+def trim_edges(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``audio`` without the silence before its first and after its last sound (10 ms windows
+    whose peak stays under ``EDGE_SILENCE``), keeping ``EDGE_MARGIN_S`` on each side."""
+    window = sample_rate // 100
+    peaks = np.abs(audio[: len(audio) // window * window]).reshape(-1, window).max(axis=1)
+    loud = np.flatnonzero(peaks >= EDGE_SILENCE)
+    if not len(loud):
+        return audio[:0]
+    margin = round(EDGE_MARGIN_S * sample_rate)
+    start = max(0, loud[0] * window - margin)
+    end = min(len(audio), (loud[-1] + 1) * window + margin)
+    return audio[start:end]
+
+
+def _version_of(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "missing"  # load() then fails with the import error; the version just says so

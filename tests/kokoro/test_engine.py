@@ -1,0 +1,183 @@
+"""The Kokoro engine with the real int8 model: cheap construction, voices, speech, determinism,
+speed, and the checks that keep a wrong or incomplete model directory from speaking."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from function.engines.base import EngineLoadError
+from function.engines.kokoro import KokoroEngine
+from function.engines.kokoro.catalogue import OPENAI_NAMES
+from function.engines.kokoro.engine import EDGE_SILENCE
+from function.engines.kokoro.files import MANIFEST, MODEL_FILE, VOICES_DIR, Manifest
+
+REPO = Path(__file__).resolve().parents[2]
+HEAVY = ("onnxruntime", "jieba", "pypinyin", "cn2an", "misaki", "hibari")
+ZH = "今天天气很好，我们去公园散步吧。"  # 14 syllables
+EN = "The quick brown fox jumps over the lazy dog."
+
+
+def run_python(code: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def rms(audio: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(audio))))
+
+
+def digest(audio: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(audio, dtype=np.float32).tobytes()).hexdigest()
+
+
+def test_construct_voices_and_version_import_nothing_heavy(kokoro_dir: Path) -> None:
+    result = run_python(
+        "import json, sys\n"
+        "from function.engines.kokoro import KokoroEngine\n"
+        f"engine = KokoroEngine({str(kokoro_dir)!r})\n"
+        "voices = [v.id for v in engine.voices()]\n"
+        "table = engine.openai_voices\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+        "print(json.dumps({'heavy': heavy, 'voices': voices, 'version': engine.model_version,"
+        " 'default': engine.default_voice, 'table': table}))"
+    )
+    assert result["heavy"] == []
+    assert result["default"] == "zf_xiaobei" and len(result["voices"]) == 36
+    assert result["version"].startswith("kokoro-82m-v1.0-int8-")
+    assert set(result["table"]) == {"en", "zh"}
+
+
+def test_voices_are_mandarin_and_english_only(engine: KokoroEngine) -> None:
+    voices = {v.id: v for v in engine.voices()}
+    assert {v[:2] for v in voices} == {"zf", "zm", "af", "am", "bf", "bm"}  # no ja/es/fr/hi/it/pt
+    assert voices["zf_xiaobei"].language == "zh-CN" and voices["zf_xiaobei"].also_reads == ("en",)
+    assert voices["zf_xiaobei"].reads("en") and not voices["af_heart"].reads("zh")
+    assert voices["af_heart"].language == "en-US" and voices["bm_george"].language == "en-GB"
+    assert "female" in voices["zf_xiaoyi"].description and "male" in voices["zm_yunxi"].description
+
+
+def test_openai_names_cover_both_languages(engine: KokoroEngine) -> None:
+    table = engine.openai_voices
+    voices = {v.id: v for v in engine.voices()}
+    for base in ("en", "zh"):
+        assert set(table[base]) == set(OPENAI_NAMES)
+        assert all(voices[v].speaks(base) for v in table[base].values())
+    assert table["en"]["alloy"] == "af_alloy" and table["en"]["fable"] == "bm_fable"
+    assert table["zh"]["nova"].startswith("zf_") and table["zh"]["onyx"].startswith("zm_")
+    assert len(set(table["zh"].values())) == 8  # every Mandarin voice is reachable
+
+
+def test_mandarin_speech(engine: KokoroEngine) -> None:
+    audio = engine.synthesize(ZH, "zf_xiaobei", 1.0)
+    assert engine.sample_rate == 24_000 and audio.dtype == np.float32 and audio.ndim == 1
+    seconds = len(audio) / engine.sample_rate
+    assert 0.15 * 14 <= seconds <= 0.45 * 14, seconds  # 14 syllables at a speaking pace
+    assert rms(audio) > 0.02 and np.isfinite(audio).all() and np.abs(audio).max() <= 1.0
+    # Kokoro's silent frame (~0.3 s before, ~1 s after) is cut: sound within 0.1 s of both ends.
+    edge = engine.sample_rate // 10
+    assert np.abs(audio[:edge]).max() >= EDGE_SILENCE and np.abs(audio[-edge:]).max() >= EDGE_SILENCE
+
+
+def test_mixed_chinese_english_is_one_utterance(engine: KokoroEngine) -> None:
+    text = "我昨天买了一台 iPhone，价格是 5999 元。"
+    (piece,) = engine.pieces(text)
+    audio = engine.synthesize(piece, "zm_yunjian", 1.0)
+    seconds = len(audio) / engine.sample_rate
+    # 22 syllables (5999 is seven) and "iPhone": well over the 2 s the raw text would give.
+    assert 0.15 * 24 <= seconds <= 0.45 * 24, seconds
+    assert rms(audio) > 0.02
+
+
+def test_english_speech_and_accents(engine: KokoroEngine) -> None:
+    american = engine.synthesize(EN, "af_heart", 1.0)
+    british = engine.synthesize(EN, "bf_emma", 1.0)
+    for audio in (american, british):
+        assert 1.5 <= len(audio) / engine.sample_rate <= 5.0  # 11 words
+        assert rms(audio) > 0.02
+    assert engine.phonemes(EN, "af_heart") != engine.phonemes(EN, "bf_emma")  # dˈɔɡ vs dˈɒɡ
+    assert digest(american) != digest(british)
+
+
+def test_speed_changes_duration(engine: KokoroEngine) -> None:
+    normal = len(engine.synthesize(ZH, "zf_xiaoxiao", 1.0))
+    fast = len(engine.synthesize(ZH, "zf_xiaoxiao", 1.5))
+    slow = len(engine.synthesize(ZH, "zf_xiaoxiao", 0.75))
+    assert 0.55 < fast / normal < 0.8
+    assert 1.2 < slow / normal < 1.5
+
+
+def test_output_is_deterministic_across_processes(engine: KokoroEngine, kokoro_dir: Path) -> None:
+    first = engine.synthesize("你好。", "zf_xiaoni", 1.0)
+    assert digest(first) == digest(engine.synthesize("你好。", "zf_xiaoni", 1.0))
+    other = run_python(
+        "import hashlib, json, numpy as np\n"
+        "from function.engines.kokoro import KokoroEngine\n"
+        f"engine = KokoroEngine({str(kokoro_dir)!r}, threads=1)\n"
+        "audio = np.ascontiguousarray(engine.synthesize('你好。', 'zf_xiaoni', 1.0), np.float32)\n"
+        "print(json.dumps({'sha': hashlib.sha256(audio.tobytes()).hexdigest()}))"
+    )
+    assert other["sha"] == digest(first)
+
+
+def test_unknown_voice_is_refused(engine: KokoroEngine) -> None:
+    with pytest.raises(ValueError, match="jf_alpha"):
+        engine.synthesize("こんにちは", "jf_alpha", 1.0)
+
+
+def _copy_without_model(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(MODEL_FILE))
+    return target
+
+
+def test_a_model_file_with_the_wrong_hash_does_not_load(kokoro_dir: Path, tmp_path: Path) -> None:
+    model_dir = _copy_without_model(kokoro_dir, tmp_path / "model")
+    (model_dir / MODEL_FILE).write_bytes(b"not the kokoro model" * 1000)
+    engine = KokoroEngine(model_dir)
+    assert engine.voices()  # the metadata is still readable: health checks keep working
+    with pytest.raises(EngineLoadError, match="sha256"):
+        engine.load()
+
+
+def test_a_changed_voice_file_does_not_load(kokoro_dir: Path, tmp_path: Path) -> None:
+    model_dir = _copy_without_model(kokoro_dir, tmp_path / "model")
+    voice = model_dir / VOICES_DIR / "af_heart.bin"
+    data = bytearray(voice.read_bytes())
+    data[100] ^= 0xFF
+    voice.write_bytes(bytes(data))
+    with pytest.raises(EngineLoadError, match=r"af_heart\.bin does not match"):
+        KokoroEngine(model_dir).load()
+
+
+def test_a_missing_voices_dir_is_a_clear_error(kokoro_dir: Path, tmp_path: Path) -> None:
+    model_dir = _copy_without_model(kokoro_dir, tmp_path / "model")
+    shutil.rmtree(model_dir / VOICES_DIR)
+    engine = KokoroEngine(model_dir)
+    with pytest.raises(EngineLoadError, match=r"no voices directory .*function\.engines\.kokoro\.assets"):
+        engine.voices()
+    with pytest.raises(EngineLoadError, match="no voices directory"):
+        engine.load()
+
+
+def test_model_version_follows_the_model_and_every_voice(kokoro_dir: Path, tmp_path: Path) -> None:
+    model_dir = _copy_without_model(kokoro_dir, tmp_path / "model")
+    before = KokoroEngine(model_dir).model_version
+    assert KokoroEngine(model_dir).model_version == before  # stable across instances
+    manifest = Manifest.read(model_dir)
+    changed_voice = Manifest(manifest.model_sha256, {**manifest.voices, "zm_yunxi": "0" * 64})
+    (model_dir / MANIFEST).write_text(changed_voice.to_json())
+    after_voice = KokoroEngine(model_dir).model_version
+    changed_model = Manifest(
+        "8fbea51ea711f2af382e88c833d9e288c6dc82ce5e98421ea61c058ce21a34cb", manifest.voices
+    )
+    (model_dir / MANIFEST).write_text(changed_model.to_json())
+    after_model = KokoroEngine(model_dir).model_version
+    assert len({before, after_voice, after_model}) == 3
+    assert after_model.startswith("kokoro-82m-v1.0-fp32-")

@@ -1,33 +1,40 @@
 """Settings: every environment variable the function reads, parsed once into a typed object.
 
 The names (TTS_ prefix) are the contract with the Dockerfile and Terraform; tests check they agree.
+Each field ``name`` is read from ``TTS_<NAME>`` (in any case); a mapping field is JSON, and
+``engines`` a comma-separated list. Plain pydantic reads them: pydantic-settings (its sources for
+dotenv files, secrets and cloud vaults, and asyncio) took longer to import than all the rest of
+the settings at a cold start, for nothing this function uses.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Any, Literal, get_origin
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from function.engines.cosyvoice.precision import Precision
 
 # Where the Docker image bakes CosyVoice's weights; TTS_MODEL_DIR defaults to it.
 DEFAULT_MODEL_DIR = "/opt/models/cosyvoice-300m-sft"
 # Kokoro's model directory (voices, jieba cache; `make` and the Dockerfile build it).
-DEFAULT_KOKORO_DIR = ".models/kokoro-82m"
+DEFAULT_KOKORO_DIR = "models/kokoro-82m"
 HEALTH_ROUTE = "/healthz"
 EngineName = Literal["hibari", "kokoro", "cosyvoice"]
+ENV_PREFIX = "TTS_"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TTS_", frozen=True, extra="ignore")
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     # The engines this deployment serves, in order of preference ("hibari,kokoro"): a request with
     # no voice goes to the first engine with a voice for its language.
-    engines: Annotated[tuple[EngineName, ...], NoDecode] = ("hibari", "kokoro")
+    engines: tuple[EngineName, ...] = ("hibari", "kokoro")
     model_dir: Path = Path(DEFAULT_MODEL_DIR)
     cosyvoice_precision: Precision = "fp32"
     kokoro_dir: Path = Path(DEFAULT_KOKORO_DIR)
@@ -56,6 +63,10 @@ class Settings(BaseSettings):
     gcp_project: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    def __init__(self, **values: Any) -> None:
+        """The environment's settings; ``values`` given here win (``Settings(threads=1)``)."""
+        super().__init__(**(from_environment(os.environ) | values))
+
     @field_validator("engines", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -72,6 +83,24 @@ class Settings(BaseSettings):
     def _prefix_ends_with_slash(cls, value: str) -> str:
         value = value.strip("/")
         return f"{value}/" if value else ""
+
+
+def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The raw value of each field set in ``environ``, JSON decoded for mapping fields."""
+    by_name = {name.upper(): value for name, value in environ.items()}
+    values: dict[str, Any] = {}
+    for name, info in Settings.model_fields.items():
+        raw = by_name.get(f"{ENV_PREFIX}{name}".upper())
+        if raw is None:
+            continue
+        if get_origin(info.annotation) is dict:
+            try:
+                values[name] = json.loads(raw)
+            except ValueError as exc:
+                raise ValueError(f"{ENV_PREFIX}{name.upper()} is not JSON: {exc}") from None
+        else:
+            values[name] = raw
+    return values
 
 
 @lru_cache(maxsize=1)

@@ -49,6 +49,10 @@ class ApiError(Exception):
         error.update(self.extra)
         return {"error": error}
 
+    def log_fields(self) -> dict[str, Any]:
+        """What a request's log line says about the error (every adapter's, the same names)."""
+        return {"error": self.code, "error_field": self.field}
+
 
 def bad_field(field: str, message: str, code: str = "invalid_field") -> ApiError:
     return ApiError(400, code, message, field=field)

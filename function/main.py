@@ -3,15 +3,17 @@
 The story of a request: parse the body → route it to an engine and voice (the caller's, or one
 for the text's language) and check it (speed, format, limits) → answer from storage if this exact
 audio exists → otherwise load that engine's model (its first request only), synthesize, encode,
-store write-once → answer JSON or the audio bytes.
+store write-once → answer JSON or the audio bytes. Every request runs in one frame (trace, timer,
+error mapping, one log line: ``function.frame``); handlers return what to answer and to log.
 Events (the same image, target ``synthesize_event``) run that story for a Pub/Sub message or a
-dropped file and record the outcome in a manifest beside the audio.
+dropped file and record the outcome in a manifest beside the audio (``function.events``).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import functions_framework
-from cloudevents.http import CloudEvent
 from flask import Request, Response
 
 from function import events, pipeline, web
@@ -22,6 +24,10 @@ from function.openai_compat import OPENAI_FIELDS, to_synthesize_request, voice_t
 from function.registry import Engines
 from function.schema import OpenAISpeechRequest, SynthesizeRequest, parse
 from function.storage import open_store
+from function.web import Reply
+
+if TYPE_CHECKING:
+    from cloudevents.http import CloudEvent
 
 settings = get_settings()
 configure(settings.log_level)
@@ -29,33 +35,31 @@ store = open_store(settings.output_uri)  # no network until first use
 engines = Engines(settings)  # each engine is built on first use and loaded by its first synthesis
 
 
-def synthesize_route(request: Request) -> Response:
+def synthesize_route(request: Request) -> Reply:
     body = parse(SynthesizeRequest, web.json_body(request, settings.max_body_bytes))
     return speak(body, as_audio=web.wants_audio(request))
 
 
-def openai_speech_route(request: Request) -> Response:
+def openai_speech_route(request: Request) -> Reply:
     body = parse(OpenAISpeechRequest, web.json_body(request, settings.max_body_bytes))
     with renamed_fields(OPENAI_FIELDS):
         translated = to_synthesize_request(body, engines, settings)
     return speak(translated, as_audio=True, fields=OPENAI_FIELDS)
 
 
-def speak(body: SynthesizeRequest, as_audio: bool, fields: dict[str, str] | None = None) -> Response:
+def speak(body: SynthesizeRequest, as_audio: bool, fields: dict[str, str] | None = None) -> Reply:
     with renamed_fields(fields or {}):
-        job = pipeline.plan(
+        plan = pipeline.plan(
             body, engines, settings, max_chars=settings.max_chars, timeout_s=settings.request_timeout_s
         )
-    result = pipeline.execute(job, store, settings, want_audio=as_audio)
-    summary = result.summary()
-    web.note(**{k: v for k, v in summary.items() if k not in ("uri", "content_type")}, chars=len(job.text))
-    if as_audio and result.audio is not None:
-        return web.audio_response(result.audio, job.format.content_type, summary)
-    summary["url"] = store.signed_url(result.stored.name, settings.signed_url_ttl_s)
-    return web.json_response(summary)
+    result = pipeline.execute(plan, store, settings, want_audio=as_audio)
+    if result.audio is not None:
+        return Reply.audio(result.audio, plan.format.content_type, result.headers(), result.log_fields())
+    url = store.signed_url(result.stored.name, settings.signed_url_ttl_s)
+    return Reply.json(result.response_body(url), result.log_fields())
 
 
-def voices_route(_: Request) -> Response:
+def voices_route(_: Request) -> Reply:
     voices = [
         {
             "id": e.voice.id,
@@ -69,7 +73,7 @@ def voices_route(_: Request) -> Response:
         for e in engines.voices()
     ]
     available = engines.available()
-    return web.json_response(
+    return Reply.json(
         {
             "engines": [engine.name for engine in available],
             "default_voice": settings.default_voice or (available[0].default_voice if available else None),
@@ -80,12 +84,10 @@ def voices_route(_: Request) -> Response:
     )
 
 
-def health_route(_: Request) -> Response:
+def health_route(_: Request) -> Reply:
     # Never loads (or builds) an engine: probes must stay cheap during a cold start.
     states = engines.health()
-    return web.json_response(
-        {"status": "ok", "engines": states, "model_loaded": any(s["loaded"] for s in states)}
-    )
+    return Reply.json({"status": "ok", "engines": states, "model_loaded": any(s["loaded"] for s in states)})
 
 
 ROUTES: dict[tuple[str, str], web.Handler] = {
@@ -100,7 +102,7 @@ ROUTES: dict[tuple[str, str], web.Handler] = {
 
 @functions_framework.http
 def synthesize(request: Request) -> Response:
-    return web.serve(request, ROUTES, settings)
+    return web.serve(request, ROUTES, settings.gcp_project)
 
 
 @functions_framework.cloud_event

@@ -1,5 +1,5 @@
-"""One synthesis job, shared by the HTTP and event entry points:
-route to an engine and voice, validate → look up the cache → synthesize → encode → store (write-once)."""
+"""One synthesis, shared by the HTTP and event entry points: ``plan`` (route to an engine and
+voice, validate), then ``execute`` (look up the cache → synthesize → encode → store, write-once)."""
 
 from __future__ import annotations
 
@@ -30,26 +30,33 @@ log = logging.getLogger(__name__)
 TIMEOUT_BUDGET = 0.8
 # Peak level below which speakable text produced no audible speech (16-bit quantisation is 3e-5).
 SILENCE_PEAK = 1e-3
+# Object metadata naming the audio key. The name predates ``Plan.audio_key`` and stays: objects
+# already stored carry it, and a cache hit or a name conflict is decided by it.
+AUDIO_KEY_METADATA = "job_key"
 
 
 @dataclass(frozen=True)
-class Job:
+class Plan:
+    """What a request will be synthesized as, checked against this deployment."""
+
     text: str  # normalised
     engine: Engine
     voice: Voice
     speed: float
     format: AudioFormat
-    key: str  # content hash of everything that determines the audio
+    audio_key: str  # content hash of everything that determines the audio
 
     @property
     def object_name(self) -> str:
         """Content address: the same engine, weights, voice, text, speed and format give the same name."""
-        return f"{self.key[:40]}.{self.format.extension}"
+        return f"{self.audio_key[:40]}.{self.format.extension}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Result:
-    job: Job
+    """The stored audio a plan came to, and how every entry point reports it."""
+
+    plan: Plan
     stored: StoredObject
     cached: bool
     sample_rate: int
@@ -57,25 +64,52 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     audio: bytes | None = None
 
-    def summary(self) -> dict[str, Any]:
-        """The response body fields (JSON) every entry point reports."""
-        summary: dict[str, Any] = {
+    def _fields(self) -> dict[str, Any]:
+        """What every entry point says about the audio: where, what, how, and the timings."""
+        plan = self.plan
+        fields: dict[str, Any] = {
             "uri": self.stored.uri,
             "object": self.stored.name,
-            "format": self.job.format.name,
-            "content_type": self.job.format.content_type,
+            "format": plan.format.name,
+            "content_type": plan.format.content_type,
             "sample_rate": self.sample_rate,
             "duration_s": self.duration_s,
-            "voice": self.job.voice.id,
-            "language": self.job.voice.language,
-            "speed": self.job.speed,
-            "engine": self.job.engine.name,
-            "model_version": self.job.engine.model_version,
+            "voice": plan.voice.id,
+            "language": plan.voice.language,
+            "speed": plan.speed,
+            "engine": plan.engine.name,
+            "model_version": plan.engine.model_version,
             "cached": self.cached,
             "cold_start": "load_ms" in self.timings,
         }
-        summary.update({k: round(v, 1) for k, v in self.timings.items()})
-        return summary
+        return fields | self._rounded_timings()
+
+    def _rounded_timings(self) -> dict[str, float]:
+        return {name: round(ms, 1) for name, ms in self.timings.items()}
+
+    def response_body(self, url: str | None) -> dict[str, Any]:
+        """The JSON response (HTTP), with ``url``: a signed URL of the audio when the store gives one."""
+        return self._fields() | {"url": url}
+
+    def headers(self) -> dict[str, str]:
+        """An audio response's headers: where the audio is stored and what it is."""
+        return {
+            "X-Audio-Uri": self.stored.uri,
+            "X-Audio-Cached": str(self.cached).lower(),
+            "X-Audio-Duration-S": str(self.duration_s),
+            "X-Audio-Sample-Rate": str(self.sample_rate),
+        }
+
+    def log_fields(self) -> dict[str, Any]:
+        """The request's log line: the fields less the MIME type, and the characters (never the text)."""
+        fields = self._fields()
+        del fields["content_type"]
+        return fields | {"chars": len(self.plan.text)}
+
+    def manifest(self) -> dict[str, Any]:
+        """An event's "succeeded" manifest: the fields, the characters, and the timings apart."""
+        fields = {k: v for k, v in self._fields().items() if k not in self.timings}
+        return fields | {"chars": len(self.plan.text), "timings": self._rounded_timings()}
 
 
 def plan(
@@ -85,9 +119,11 @@ def plan(
     *,
     max_chars: int,
     timeout_s: int,
-) -> Job:
+    fmt: AudioFormat | None = None,
+) -> Plan:
     """Route the request to an engine and voice and check it against this deployment (voices,
-    languages, speeds, formats, limits), or raise a 400."""
+    languages, speeds, formats, limits), or raise a 400. ``fmt``: the request's format, when the
+    caller has resolved it already (events name their output after it)."""
     text = normalize_text(request.text)
     if not text:
         raise bad_field("text", "is empty", code="empty_text")
@@ -98,7 +134,7 @@ def plan(
     low, high = engine.speed_range
     if not low <= request.speed <= high:
         raise bad_field("speed", f"must be between {low} and {high} for engine {engine.name}")
-    fmt = resolve_format(request.format, "format")
+    fmt = fmt or resolve_format(request.format, "format")
     seconds_per_char = settings.seconds_per_char or engine.seconds_per_char
     expected_s = len(text) * seconds_per_char
     if expected_s > timeout_s * TIMEOUT_BUDGET:
@@ -111,7 +147,7 @@ def plan(
             code="text_too_long_for_timeout",
         )
     speed = round(request.speed, 3)
-    return Job(text, engine, voice, speed, fmt, job_key(engine, voice, text, speed, fmt))
+    return Plan(text, engine, voice, speed, fmt, audio_key(engine, voice, text, speed, fmt))
 
 
 def resolve_format(name: str, field_name: str) -> AudioFormat:
@@ -126,50 +162,50 @@ def resolve_format(name: str, field_name: str) -> AudioFormat:
     return fmt
 
 
-def job_key(engine: Engine, voice: Voice, text: str, speed: float, fmt: AudioFormat) -> str:
+def audio_key(engine: Engine, voice: Voice, text: str, speed: float, fmt: AudioFormat) -> str:
     key = json.dumps([engine.name, engine.model_version, voice.id, text, speed, fmt.name], ensure_ascii=False)
     return hashlib.sha256(key.encode()).hexdigest()
 
 
 def execute(
-    job: Job, store: ObjectStore, settings: Settings, *, want_audio: bool, name: str | None = None
+    plan: Plan, store: ObjectStore, settings: Settings, *, want_audio: bool, name: str | None = None
 ) -> Result:
     """Answer from the store when the object exists; otherwise synthesize, encode and store it."""
-    target = name or job.object_name
+    target = name or plan.object_name
     timings: dict[str, float] = {}
     started = time.perf_counter()
     existing = store.stat(target)
     timings["lookup_ms"] = _ms(started)
     if existing is not None:
-        return _from_store(job, existing, store, timings, want_audio)
+        return _from_store(plan, existing, store, timings, want_audio)
 
-    engine = job.engine
+    engine = plan.engine
     if (load_ms := load(engine)) is not None:
         timings["load_ms"] = load_ms
     started = time.perf_counter()
-    samples = synthesize(job, settings.sentence_pause_ms)
+    samples = synthesize(plan, settings.sentence_pause_ms)
     timings["synthesis_ms"] = _ms(started)
 
     started = time.perf_counter()
-    data, rate = audio.encode(samples, engine.sample_rate, job.format)
+    data, rate = audio.encode(samples, engine.sample_rate, plan.format)
     timings["encode_ms"] = _ms(started)
     duration_s = round(len(samples) / engine.sample_rate, 3)
     metadata = {
         "engine": engine.name,
         "model_version": engine.model_version,
-        "voice": job.voice.id,
-        "speed": str(job.speed),
+        "voice": plan.voice.id,
+        "speed": str(plan.speed),
         "sample_rate": str(rate),
         "duration_s": str(duration_s),
-        "job_key": job.key,
-        "chars": str(len(job.text)),
+        AUDIO_KEY_METADATA: plan.audio_key,
+        "chars": str(len(plan.text)),
     }
     started = time.perf_counter()
-    stored, created = store.create(target, data, job.format.content_type, metadata)
+    stored, created = store.create(target, data, plan.format.content_type, metadata)
     timings["upload_ms"] = _ms(started)
-    if not created:  # another instance finished the same job first: serve its object
-        return _from_store(job, stored, store, timings, want_audio)
-    return Result(job, stored, False, rate, duration_s, timings, data if want_audio else None)
+    if not created:  # another instance made the same audio first: serve its object
+        return _from_store(plan, stored, store, timings, want_audio)
+    return Result(plan, stored, False, rate, duration_s, timings, data if want_audio else None)
 
 
 def load(engine: Engine) -> float | None:
@@ -192,9 +228,9 @@ def load(engine: Engine) -> float | None:
     return load_ms
 
 
-def synthesize(job: Job, pause_ms: int) -> np.ndarray:
+def synthesize(plan: Plan, pause_ms: int) -> np.ndarray:
     """The whole text as the engine speaks it; never empty or silent (nothing is stored if it is)."""
-    chunks = list(job.engine.speak(job.text, job.voice.id, job.speed, pause_ms / 1000))
+    chunks = list(plan.engine.speak(plan.text, plan.voice.id, plan.speed, pause_ms / 1000))
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     if not len(samples) or not np.isfinite(samples).all() or np.abs(samples).max() < SILENCE_PEAK:
         # Routing let this text through as speakable: an engine that still says nothing has a
@@ -202,22 +238,23 @@ def synthesize(job: Job, pause_ms: int) -> np.ndarray:
         raise ApiError(
             422,
             "no_audio",
-            f"engine {job.engine.name} produced no audible speech for this text with voice {job.voice.id!r}",
+            f"engine {plan.engine.name} produced no audible speech for this text with voice "
+            f"{plan.voice.id!r}",
             field="text",
         )
     return samples
 
 
 def _from_store(
-    job: Job, stored: StoredObject, store: ObjectStore, timings: dict[str, float], want_audio: bool
+    plan: Plan, stored: StoredObject, store: ObjectStore, timings: dict[str, float], want_audio: bool
 ) -> Result:
-    if stored.metadata.get("job_key") != job.key:
+    if stored.metadata.get(AUDIO_KEY_METADATA) != plan.audio_key:
         # Only a caller-chosen name can hold other audio; it is never overwritten.
         raise ApiError(409, "output_exists", f"{stored.uri} already holds audio for a different request")
     data = store.read(stored.name) if want_audio else None
     rate = int(stored.metadata.get("sample_rate", 0))
     duration = float(stored.metadata.get("duration_s", 0.0))
-    return Result(job, stored, True, rate, duration, timings, data)
+    return Result(plan, stored, True, rate, duration, timings, data)
 
 
 def _ms(started: float) -> float:

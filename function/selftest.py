@@ -31,22 +31,22 @@ SENTENCES = {
 def check(engines: Engines, voice: str, text: str) -> bool:
     """Speak ``text`` with ``voice`` through the request pipeline; print one line; True when audible."""
     settings = engines.settings
-    job = pipeline.plan(
+    plan = pipeline.plan(
         SynthesizeRequest(text=text, voice=voice),
         engines,
         settings,
         max_chars=settings.max_chars,
         timeout_s=settings.request_timeout_s,
     )
-    load_ms = pipeline.load(job.engine)
-    samples = pipeline.synthesize(job, settings.sentence_pause_ms)
-    data, rate = audio.encode(samples, job.engine.sample_rate, job.format)
+    load_ms = pipeline.load(plan.engine)
+    samples = pipeline.synthesize(plan, settings.sentence_pause_ms)
+    data, rate = audio.encode(samples, plan.engine.sample_rate, plan.format)
     decoded, decoded_rate = sf.read(io.BytesIO(data), dtype="float32")
     duration = len(decoded) / decoded_rate
     rms = float(np.sqrt(np.mean(np.square(decoded)))) if len(decoded) else 0.0
     print(
-        f"selftest: engine={job.engine.name} model={job.engine.model_version} voice={voice} "
-        f"language={job.voice.language} load_ms={load_ms or 0:.0f} duration_s={duration:.2f} rms={rms:.4f} "
+        f"selftest: engine={plan.engine.name} model={plan.engine.model_version} voice={voice} "
+        f"language={plan.voice.language} load_ms={load_ms or 0:.0f} duration_s={duration:.2f} rms={rms:.4f} "
         f"rate={decoded_rate}"
     )
     return decoded_rate == rate and 0.5 <= duration <= 30 and rms >= 1e-3

@@ -61,6 +61,11 @@ class ObjectStore(ABC):
         """An HTTPS URL a client can fetch, when the store and the credentials allow one."""
         return None
 
+    def holds(self, uri: str) -> bool:
+        """True when ``uri`` names an object inside this store (under its folder, or bucket and prefix)."""
+        root = self.uri("")
+        return uri.startswith(root if root.endswith("/") else f"{root}/")
+
 
 class LocalStore(ObjectStore):
     """A folder. Metadata sits in ``.meta/<name>.json``, linked by the writer that won the object;

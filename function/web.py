@@ -1,86 +1,92 @@
-"""HTTP plumbing for the entry point: routing, JSON bodies, error responses and the request log line."""
+"""The HTTP adapter: routes, JSON bodies and responses, and the request's log line (``function.frame``)."""
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Request, Response, g
+from flask import Request, Response
 
-from function.config import Settings
-from function.engines.base import EngineLoadError
+from function import frame
 from function.errors import ApiError
-from function.logs import bind_trace, fields, trace_context, unbind_trace
-from function.storage import StorageError
+from function.logs import trace_context
 
 log = logging.getLogger("function.request")
 
-Handler = Callable[[Request], Response]
-# How long a client should wait before retrying a 503 (model load or storage trouble).
-RETRY_AFTER_S = "10"
+
+@dataclass(frozen=True)
+class Reply:
+    """What a route handler returns: the response, and what its log line says beyond the request
+    itself (timings, cache hit, voice, characters: never the text)."""
+
+    response: Response
+    log: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, body: Any, log: Mapping[str, Any] | None = None) -> Reply:
+        return cls(json_response(body), log or {})
+
+    @classmethod
+    def audio(cls, data: bytes, content_type: str, headers: dict[str, str], log: Mapping[str, Any]) -> Reply:
+        return cls(Response(data, status=200, content_type=content_type, headers=headers), log)
+
+    @classmethod
+    def error(cls, error: ApiError) -> Reply:
+        return cls(json_response(error.body(), error.status, error.headers), error.log_fields())
 
 
-def serve(request: Request, routes: dict[tuple[str, str], Handler], settings: Settings) -> Response:
-    """Route one request, turn every failure into a JSON error, and log one structured line."""
-    started = time.perf_counter()
-    token = bind_trace(trace_context(request.headers, settings.gcp_project))
-    g.log_fields = {}
+Handler = Callable[[Request], Reply]
+Routes = Mapping[tuple[str, str], Handler]
+
+
+@dataclass(frozen=True)
+class Served:
+    """One HTTP request and its reply, as the frame logs it."""
+
+    request: Request
+    request_id: str
+    reply: Reply
+    failure: frame.Failure | None = None
+
+    def log_line(self, latency_s: float) -> frame.LogLine:
+        request, status = self.request, self.reply.response.status_code
+        severity = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
+        http = {
+            "requestMethod": request.method,
+            "requestUrl": request.path,
+            "status": status,
+            "latency": f"{latency_s:.3f}s",
+            "userAgent": request.headers.get("User-Agent", ""),
+        }
+        fields: dict[str, Any] = {"httpRequest": http, "request_id": self.request_id, **self.reply.log}
+        failure = self.failure
+        if failure is not None and status >= 500:
+            fields["cause"] = str(failure.cause)  # the caller's message hides it; the log keeps it
+        traceback = failure.cause if failure is not None and failure.is_bug else None
+        return frame.LogLine(severity, f"{request.method} {request.path} {status}", fields, traceback)
+
+
+def serve(request: Request, routes: Routes, gcp_project: str | None) -> Response:
+    """Route one request inside the frame: every failure becomes a JSON error, and one line is logged."""
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-    try:
-        response = _dispatch(request, routes)
-    except ApiError as exc:
-        response = error_response(exc)
-    except EngineLoadError as exc:
-        response = error_response(
-            ApiError(
-                503,
-                "model_unavailable",
-                f"the model could not be loaded: {exc}",
-                headers={"Retry-After": RETRY_AFTER_S},
-            )
-        )
-    except StorageError:
-        log.exception("storage failed")
-        response = error_response(
-            ApiError(
-                503,
-                "storage_unavailable",
-                "object storage is unavailable; nothing was written",
-                headers={"Retry-After": RETRY_AFTER_S},
-            )
-        )
-    except Exception:
-        log.exception("unhandled error")
-        response = error_response(ApiError(500, "internal", f"internal error (request id {request_id})"))
+
+    def work() -> Served:
+        return Served(request, request_id, _dispatch(request, routes))
+
+    def failed(failure: frame.Failure) -> Served:
+        return Served(request, request_id, Reply.error(failure.error), failure)
+
+    trace = trace_context(request.headers, gcp_project)
+    response = frame.run(log, trace, request_id, work, failed).reply.response
     response.headers["X-Request-Id"] = request_id
-    latency_s = time.perf_counter() - started
-    status = response.status_code
-    severity = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
-    log.log(
-        severity,
-        f"{request.method} {request.path} {response.status_code}",
-        extra=fields(
-            httpRequest={
-                "requestMethod": request.method,
-                "requestUrl": request.path,
-                "status": response.status_code,
-                "latency": f"{latency_s:.3f}s",
-                "userAgent": request.headers.get("User-Agent", ""),
-            },
-            request_id=request_id,
-            latency_ms=round(latency_s * 1000, 1),
-            **g.log_fields,
-        ),
-    )
-    unbind_trace(token)
     return response
 
 
-def _dispatch(request: Request, routes: dict[tuple[str, str], Handler]) -> Response:
+def _dispatch(request: Request, routes: Routes) -> Reply:
     path = request.path.rstrip("/") or "/"
     handler = routes.get((request.method, path))
     if handler is not None:
@@ -95,11 +101,6 @@ def _dispatch(request: Request, routes: dict[tuple[str, str], Handler]) -> Respo
         )
     known = ", ".join(sorted({f"{m} {p}" for m, p in routes}))
     raise ApiError(404, "not_found", f"no route {path}; routes: {known}")
-
-
-def note(**values: Any) -> None:
-    """Add fields to this request's log line (timings, cache hit, voice...)."""
-    g.log_fields.update(values)
 
 
 def json_body(request: Request, max_bytes: int) -> Any:
@@ -135,18 +136,3 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(
         json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json", headers=headers
     )
-
-
-def error_response(error: ApiError) -> Response:
-    g.log_fields.update(error=error.code, error_field=error.field)
-    return json_response(error.body(), error.status, error.headers)
-
-
-def audio_response(data: bytes, content_type: str, summary: dict[str, Any]) -> Response:
-    headers = {
-        "X-Audio-Uri": summary["uri"],
-        "X-Audio-Cached": str(summary["cached"]).lower(),
-        "X-Audio-Duration-S": str(summary["duration_s"]),
-        "X-Audio-Sample-Rate": str(summary["sample_rate"]),
-    }
-    return Response(data, status=200, content_type=content_type, headers=headers)

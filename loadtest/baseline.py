@@ -13,14 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import functions_framework
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-SOURCE = Path(__file__).resolve().parent.parent / "function" / "main.py"
+from function.local import SOURCE
+
 # Response headers the ASGI server sets itself.
 HOP_BY_HOP = {"content-length", "transfer-encoding", "connection"}
 

@@ -1,6 +1,13 @@
 """Single-instance figures: cold start, serving overhead, cache hits, memory, and throughput against
 the number of instances.
 
+The yardstick of the overheads is the bare engine (``loadtest.bare``): a fresh process that imports
+the engine, loads it, speaks the same sentence and writes the WAV file (cold), and the same call
+plus the WAV file in a warm process. Runs alternate between the function and the bare engine, so a
+busy machine slows both alike. The function's own timings (its JSON response) break each figure
+down: model load, synthesis, encoding, the durable write, and the rest (imports, framework start,
+validation, routing, hashing, logging, HTTP).
+
     python -m loadtest.bench                 # a few minutes
     python -m loadtest.bench --smoke         # seconds: checks the tool, not the numbers
     TTS_ENGINES=cosyvoice TTS_MODEL_DIR=... python -m loadtest.bench
@@ -12,8 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -21,6 +31,8 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from function.local import REPO
+from loadtest import bare
 from loadtest.deployments import engine_env, start_fleet, start_instance
 from loadtest.processes import ProcessGroup, exit_on_sigterm
 from loadtest.run import DEFAULT_OUT, machine, run_locust
@@ -28,6 +40,8 @@ from loadtest.stats import summarize
 from loadtest.texts import sentence
 
 MiB = 1024 * 1024
+# The function's own timings (its JSON response), in the order a request spends them.
+STAGES = ("lookup_ms", "load_ms", "synthesis_ms", "encode_ms", "upload_ms")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -35,7 +49,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true", help="tiny counts and seconds: only checks the tool")
     p.add_argument("--cold-runs", type=int, default=5, help="fresh processes for the cold start median")
     p.add_argument("--repeats", type=int, default=30, help="requests per warm / cache-hit median")
-    p.add_argument("--instances", default="1,2,3,4", help="fleet sizes for the throughput sweep")
+    p.add_argument(
+        "--instances", default="1,2,3,4", help='fleet sizes for the throughput sweep ("": no sweep)'
+    )
     p.add_argument("--duration", type=int, default=20, help="seconds per throughput step")
     p.add_argument("--cpus", default=None, help="cores for the servers, e.g. 0,1 (default: all allowed)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -58,36 +74,42 @@ def timed(call: Callable[[], object]) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def cold_start(group: ProcessGroup, output_dir: Path, name: str, timeout_s: float = 300) -> float:
-    """Process start → first audio response, retrying the synthesis until the server listens."""
+def cold_start(
+    group: ProcessGroup, output_dir: Path, name: str, text: str, timeout_s: float = 300
+) -> tuple[float, dict]:
+    """Process start → first synthesized response (and the response), retrying the synthesis
+    until the server listens."""
     started = time.perf_counter()
     url, process, _ = start_instance(group, name, engine_env(output_dir, 1))
-    text = f"Cold start number {time.time_ns()}."
     while time.perf_counter() - started < timeout_s:
-        if process.poll() is not None:  # type: ignore[attr-defined]
+        if process.poll() is not None:
             raise RuntimeError(f"{name} exited; see {group.log_dir / name}.log")
         try:
-            data, headers = post(url, {"text": text}, audio=True)
+            data, _ = post(url, {"text": text})
         except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.01)
+            time.sleep(0.002)  # a refused connection costs little; poll finely so the figure is precise
             continue
         total_ms = (time.perf_counter() - started) * 1000
-        if not data.startswith(b"RIFF") or headers.get("X-Audio-Cached") != "false":
-            raise RuntimeError(f"{name}: first response is not freshly synthesized audio")
-        return total_ms
+        body = json.loads(data)
+        if body["cached"] or not body["cold_start"]:
+            raise RuntimeError(f"{name}: first response is not a freshly synthesized cold start")
+        return total_ms, body
     raise TimeoutError(f"{name}: no audio after {timeout_s} s")
 
 
-def bare_engine() -> Callable[[str], object]:
-    """The first configured engine alone, in this process, as the same TTS_* environment sets it."""
-    from function.config import Settings
-    from function.registry import build_engine
+def bare_cold_start(text: str, wav: Path) -> float:
+    """A fresh process: import the engine, load it, speak ``text``, write the WAV file."""
+    env = {**os.environ, "TTS_THREADS": "1"}
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "loadtest.bare", text, str(wav)], cwd=REPO, env=env, check=True)
+    return (time.perf_counter() - started) * 1000
 
-    settings = Settings(threads=1)
-    engine = build_engine(settings.engines[0], settings)
-    engine.load()
-    voice = settings.default_voice or engine.default_voice
-    return lambda text: engine.synthesize(text, voice, 1.0)
+
+def breakdown(total_ms: list[float], bodies: list[dict]) -> dict[str, float]:
+    """Median of each stage the function timed, and of what is left: the rest of the total."""
+    stages = {s: median([b.get(s, 0.0) for b in bodies]) for s in STAGES if any(s in b for b in bodies)}
+    rest = [t - sum(b.get(s, 0.0) for s in STAGES) for t, b in zip(total_ms, bodies, strict=True)]
+    return {**stages, "rest_ms": median(rest)}
 
 
 def median(values: list[float]) -> float:
@@ -105,31 +127,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tts-bench-") as tmp:
         scratch = Path(tmp)
         colds: list[float] = []
+        cold_bodies: list[dict] = []
+        bare_colds: list[float] = []
         for i in range(args.cold_runs):
+            text = f"Cold start number {time.time_ns()}."
             with ProcessGroup(args.out / "logs" / "bench", cpus) as group:
-                colds.append(cold_start(group, scratch / f"cold-{i}", f"cold-{i}"))
+                total_ms, body = cold_start(group, scratch / f"cold-{i}", f"cold-{i}", text)
+            colds.append(total_ms)
+            cold_bodies.append(body)
+            bare_colds.append(bare_cold_start(text, scratch / f"bare-cold-{i}.wav"))
         results["cold_start_ms"] = median(colds)
         results["cold_start_runs_ms"] = [round(c, 1) for c in colds]
+        results["bare_cold_start_ms"] = median(bare_colds)
+        results["bare_cold_start_runs_ms"] = [round(c, 1) for c in bare_colds]
+        results["cold_start_ratio"] = round(results["cold_start_ms"] / results["bare_cold_start_ms"], 2)
+        results["cold_start_breakdown_ms"] = breakdown(colds, cold_bodies)
 
         with ProcessGroup(args.out / "logs" / "bench", cpus) as group:
             url, _, _ = start_instance(group, "warm", engine_env(scratch / "warm", 1))
-            engine_call = bare_engine()
+            speak = bare.speaker(bare.build())
             texts = [sentence(10, rng) for _ in range(args.repeats + 1)]
             _wait_and_load(url)  # the model load stays out of the warm medians
-            http_ms, bare_ms = [], []
-            for text in texts[1:]:
-                http_ms.append(timed(lambda t=text: post(url, {"text": t})))
-                bare_ms.append(timed(lambda t=text: engine_call(t)))
+            http_ms: list[float] = []
+            bodies: list[dict] = []
+            bare_ms: list[float] = []
+            for i, text in enumerate(texts[1:]):
+                started = time.perf_counter()
+                bodies.append(json.loads(post(url, {"text": text})[0]))
+                http_ms.append((time.perf_counter() - started) * 1000)
+                bare_ms.append(timed(lambda t=text, i=i: speak(t, scratch / f"bare-{i}.wav")))
             hit_ms = [timed(lambda: post(url, {"text": texts[1]})) for _ in range(args.repeats)]
             results["warm_http_ms"] = median(http_ms)
             results["warm_engine_ms"] = median(bare_ms)
             results["serving_overhead_ms"] = round(results["warm_http_ms"] - results["warm_engine_ms"], 1)
             results["serving_overhead_ratio"] = round(results["warm_http_ms"] / results["warm_engine_ms"], 2)
+            results["warm_breakdown_ms"] = breakdown(http_ms, bodies)
             results["cache_hit_ms"] = median(hit_ms)
             results["peak_rss_mib_per_instance"] = round(sum(group.peak_rss_bytes()) / MiB, 1)
 
         sweep = []
-        for n in [int(i) for i in args.instances.split(",")]:
+        for n in [int(i) for i in args.instances.split(",") if i]:
             with start_fleet(n, scratch / f"fleet-{n}", args.out / "logs", cpus, 2, 10) as fleet:
                 sweep_args = argparse.Namespace(
                     max_requests=100_000, think=0.0, duration=args.duration, user_classes="UniqueSentences"
@@ -169,9 +206,13 @@ def _wait_and_load(url: str, timeout_s: float = 300) -> None:
 def print_table(r: dict) -> None:
     rows = [
         ("cold start (process start -> first audio), median", f"{r['cold_start_ms']:.0f} ms"),
+        ("bare engine process (import, load, speak, write WAV)", f"{r['bare_cold_start_ms']:.0f} ms"),
+        ("cold start vs bare engine process", f"{r['cold_start_ratio']:.2f}x"),
+        ("cold start, by stage (medians)", _stages(r["cold_start_breakdown_ms"])),
         ("warm 10-word sentence over HTTP, median", f"{r['warm_http_ms']:.1f} ms"),
-        ("same text, bare engine call, median", f"{r['warm_engine_ms']:.1f} ms"),
+        ("same text, bare engine call + WAV file, median", f"{r['warm_engine_ms']:.1f} ms"),
         ("serving overhead", f"{r['serving_overhead_ms']:.1f} ms ({r['serving_overhead_ratio']:.2f}x)"),
+        ("warm request, by stage (medians)", _stages(r["warm_breakdown_ms"])),
         ("cache hit over HTTP, median", f"{r['cache_hit_ms']:.1f} ms"),
         ("peak RSS per instance", f"{r['peak_rss_mib_per_instance']:.0f} MiB"),
     ]
@@ -186,6 +227,10 @@ def print_table(r: dict) -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
+
+
+def _stages(stages: dict[str, float]) -> str:
+    return ", ".join(f"{name.removesuffix('_ms')} {ms:.1f}" for name, ms in stages.items()) + " ms"
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """CosyVoice-300M-SFT on CPU: the lite runtime against upstream, side by side (not a test).
 
-    .venv/bin/python loadtest/bench_cosyvoice.py [--smoke] [--threads 2] [--out FILE.json]
+    .venv/bin/python -m loadtest.bench_cosyvoice [--smoke] [--threads 2] [--out FILE.json]
 
-Needs the test venv (upstream CosyVoice is the baseline: tests/cosyvoice/oracle). Weights are
-random, at the real CosyVoice-300M sizes (tests/cosyvoice/tiny_model.py ``FULL``, ~436M
-parameters), written once in the official layout (and converted) under ``--model-dir``.
+Needs the test venv (upstream CosyVoice is the baseline: ``loadtest.upstream_cosyvoice``). Weights
+are random, at the real CosyVoice-300M sizes (``loadtest.upstream_cosyvoice.random_model.FULL``,
+~436M parameters), written once in the official layout (and converted) under ``--model-dir``.
 
 Every figure comes from a fresh subprocess with the same torch thread count:
 
@@ -34,9 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-# The baseline and the random model come from the test tree (tests/cosyvoice).
-sys.path.insert(0, str(REPO))
+from function.local import REPO
+
 SPEAKER = "英文女"
 TEXT_TOKENS = 30
 
@@ -64,13 +63,13 @@ def _upstream(model_dir: Path, threads: int):
     import torch
 
     torch.set_num_threads(threads)
-    from tests.cosyvoice.oracle import install_stubs
+    from loadtest.upstream_cosyvoice import install_stubs
 
     install_stubs()
     from cosyvoice.cli.model import CosyVoiceModel
 
     from function.engines.cosyvoice.hparams import load_hparams
-    from tests.cosyvoice.tiny_model import instantiate
+    from loadtest.upstream_cosyvoice.random_model import instantiate
 
     hparams = load_hparams(model_dir / "cosyvoice.yaml")
     model = CosyVoiceModel(
@@ -165,10 +164,14 @@ def worker_accuracy(model_dir: Path, threads: int, tokens: int) -> dict[str, Any
 
 
 def run_worker(args: list[str], threads: int) -> tuple[dict[str, Any], float]:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     started = time.time()
     out = subprocess.run(
-        [sys.executable, __file__, "--worker", *args], cwd=REPO, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "loadtest.bench_cosyvoice", "--worker", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if out.returncode:
         raise RuntimeError(f"worker {args} failed:\n{out.stderr[-4000:]}")
@@ -177,7 +180,7 @@ def run_worker(args: list[str], threads: int) -> tuple[dict[str, Any], float]:
 
 def prepare_model(model_dir: Path, smoke: bool) -> tuple[Path, Path]:
     """The official layout (random weights) and a converted copy sharing the vocab and yaml."""
-    from tests.cosyvoice.tiny_model import FULL, TINY, build_tiny_model
+    from loadtest.upstream_cosyvoice.random_model import FULL, TINY, build_tiny_model
 
     official = model_dir / "official"
     converted = model_dir / "converted"

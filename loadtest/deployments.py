@@ -9,6 +9,7 @@ baseline: one process, FastAPI + uvicorn, requests handed to a thread pool (``lo
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 import urllib.request
@@ -17,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from loadtest.processes import ProcessGroup, free_port, require, wait_healthy
+from function.local import ONE_AT_A_TIME, free_port, health_url, serve_command, wait_healthy
+from loadtest.processes import ProcessGroup, require
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 HAPROXY_HINT = "install it with: apt-get update && apt-get install -y haproxy"
 
 
@@ -68,16 +68,9 @@ def warm(url: str, timeout_s: float = 300) -> None:
         response.read()
 
 
-def start_instance(group: ProcessGroup, name: str, env: dict[str, str]) -> tuple[str, object, Path]:
+def start_instance(group: ProcessGroup, name: str, env: dict[str, str]) -> tuple[str, subprocess.Popen, Path]:
     port = free_port()
-    args = [
-        str(BIN / "functions-framework"),
-        "--target=synthesize",
-        f"--source={REPO / 'function' / 'main.py'}",
-        "--host=127.0.0.1",
-        f"--port={port}",
-    ]
-    process, log = group.start(name, args, {"THREADS": "1", "WORKERS": "1", **env})
+    process, log = group.start(name, serve_command("synthesize", port), {**ONE_AT_A_TIME, **env})
     return f"http://127.0.0.1:{port}", process, log
 
 
@@ -129,7 +122,7 @@ def start_fleet(
             for i in range(instances)
         ]
         for url, process, log in started:
-            wait_healthy(f"{url}/healthz", process, log)  # type: ignore[arg-type]
+            wait_healthy(health_url(url), process, log=log)
             warm(url)
         deployment.instance_urls = [url for url, _, _ in started]
         port = free_port()
@@ -137,7 +130,7 @@ def start_fleet(
         config.write_text(haproxy_config(port, deployment.instance_urls, max_queue, queue_timeout_s))
         process, log = proxy.start("haproxy", [haproxy, "-db", "-f", str(config)])
         deployment.url = f"http://127.0.0.1:{port}"
-        wait_healthy(f"{deployment.url}/healthz", process, log)
+        wait_healthy(health_url(deployment.url), process, log=log)
     except BaseException:
         deployment.stop()
         raise
@@ -155,7 +148,7 @@ def start_baseline(
         process, log = servers.start("baseline", args, engine_env(output_dir, engine_threads))
         deployment.url = f"http://127.0.0.1:{port}"
         deployment.instance_urls = [deployment.url]
-        wait_healthy(f"{deployment.url}/healthz", process, log)
+        wait_healthy(health_url(deployment.url), process, log=log)
         warm(deployment.url)
     except BaseException:
         deployment.stop()

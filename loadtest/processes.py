@@ -1,15 +1,12 @@
-"""Child processes that are always stopped: pinned to chosen CPUs, logged to files, health-checked."""
+"""Child processes that are always stopped: pinned to chosen CPUs, logged to files, health-checked
+(``function.local.wait_healthy``)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -17,34 +14,11 @@ from types import TracebackType
 import psutil
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def require(program: str, install_hint: str) -> str:
     path = shutil.which(program)
     if path is None:
         raise RuntimeError(f"{program} is not installed; {install_hint}")
     return path
-
-
-def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"{process.args[0]} exited {process.returncode}; log:\n{log.read_text()[-3000:]}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} not healthy after {timeout_s} s; log:\n{log.read_text()[-3000:]}")
 
 
 class ProcessGroup:

@@ -188,7 +188,7 @@ def write(
         f"Locust against {args.target}"
         if args.target
         else f"{args.instances} instance(s) vs 1 process x {args.baseline_workers or args.instances} "
-        f"threads; {len(summary['machine']['server_cpus'])} CPU(s); engine {summary['machine']['engine']}"
+        f"threads; {len(summary['machine']['server_cpus'])} CPU(s); engine {summary['machine']['engines']}"
     )
     draw(steps, out / "comparison.png", title)
     return summary

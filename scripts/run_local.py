@@ -2,7 +2,8 @@
 
 Starts functions-framework (one worker, one thread), waits until it is healthy, POSTs the
 sentence, prints the response (where the audio landed), then keeps serving until Ctrl-C.
-Standard library only, so it runs in the function's own lean virtual environment.
+Standard library and the function's own package only (``function.local``), so it runs in the
+function's own lean virtual environment.
 """
 
 from __future__ import annotations
@@ -12,25 +13,9 @@ import json
 import os
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"functions-framework exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.1)
-    sys.exit(f"{url} not healthy after {timeout_s} s")
+from function.local import ONE_AT_A_TIME, REPO, health_url, serve_command, wait_healthy
 
 
 def speak(url: str, text: str) -> dict:
@@ -53,21 +38,13 @@ def main() -> None:
     args = parser.parse_args()
 
     url = f"http://127.0.0.1:{args.port}"
-    env = {**os.environ, "THREADS": "1", "WORKERS": "1"}
-    command = [
-        str(Path(sys.executable).parent / "functions-framework"),
-        "--target",
-        "synthesize",
-        "--source",
-        "function/main.py",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(args.port),
-    ]
-    process = subprocess.Popen(command, cwd=REPO, env=env)
+    env = {**os.environ, **ONE_AT_A_TIME}
+    process = subprocess.Popen(serve_command("synthesize", args.port), cwd=REPO, env=env)
     try:
-        wait_healthy(url, process)
+        try:
+            wait_healthy(health_url(url), process)
+        except (RuntimeError, TimeoutError) as exc:
+            sys.exit(str(exc))
         result = speak(url, args.text)
         print(json.dumps(result, indent=2), flush=True)
         print(f"\nAudio written to {result['uri']}", flush=True)

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-REPO = Path(__file__).resolve().parent.parent
-FUNCTIONS_FRAMEWORK = Path(sys.executable).parent / "functions-framework"
+from function.local import ONE_AT_A_TIME, REPO, free_port, health_url, serve_command, wait_healthy
+
 EVENT_TARGETS = {"synthesize_event"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class FunctionServer:
@@ -33,26 +24,10 @@ class FunctionServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        full_env = {
-            **os.environ,
-            "THREADS": "1",
-            "WORKERS": "1",
-            "PYTHONUNBUFFERED": "1",
-            **env,
-        }
+        full_env = {**os.environ, **ONE_AT_A_TIME, "PYTHONUNBUFFERED": "1", **env}
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            [
-                str(FUNCTIONS_FRAMEWORK),
-                "--target",
-                target,
-                "--source",
-                str(REPO / "function" / "main.py"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
+            serve_command(target, self.port),
             cwd=REPO,
             env=full_env,
             stdout=self._log,
@@ -60,18 +35,9 @@ class FunctionServer:
         )
 
     def wait_healthy(self, timeout_s: float = 30) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited {self.process.returncode}:\n{self.logs()}")
-            try:
-                status = requests.get(f"{self.url}/healthz", timeout=1).status_code
-                # Event targets accept only POST: a 405 already shows the server is serving.
-                if status == 200 or (self.target in EVENT_TARGETS and status == 405):
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        raise TimeoutError(f"server not healthy after {timeout_s} s:\n{self.logs()}")
+        # Event targets accept only POST: a 405 already shows the server is serving.
+        healthy = (200, 405) if self.target in EVENT_TARGETS else (200,)
+        wait_healthy(health_url(self.url), self.process, timeout_s, self.log_path, healthy)
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")

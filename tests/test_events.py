@@ -17,6 +17,7 @@ import requests
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
+from tests import log_contract as contract
 from tests.audio_checks import Decoded, assert_speech, decode
 from tests.conftest import FunctionServer, ServerFactory, gcs_client, post_at_once
 from tests.test_http_api import log_lines
@@ -195,6 +196,24 @@ def test_pubsub_message_becomes_audio_and_a_manifest_beside_it(
     assert line["severity"] == "INFO" and line["outcome"] == "done" and line["event_type"] == PUBSUB
     assert line["synthesis_ms"] > 0 and line["latency_ms"] > 0 and line["chars"] == len(SENTENCE)
     assert line["logging.googleapis.com/trace"] == trace and "text" not in line
+
+
+def test_the_event_log_line_has_exactly_the_contracted_fields(
+    event_server: FunctionServer, bucket: Bucket
+) -> None:
+    acknowledged(eventarc_pubsub({"text": f"Warm up {uuid.uuid4().hex}."}).to(event_server))  # no load_ms
+    name = uuid.uuid4().hex
+    done = eventarc_pubsub({"text": f"Pin the event fields of {name[:6]}.", "output": name})
+    acknowledged(done.to(event_server))
+    [line] = event_logs(event_server, done.event_id)
+    assert set(line) == contract.EVENT | {"manifest"} | contract.SYNTHESIZED
+    assert (line["severity"], line["outcome"], line["message"]) == ("INFO", "done", "event done")
+
+    failed = eventarc_pubsub({"text": "Hello.", "voice": "nobody"})
+    acknowledged(failed.to(event_server))
+    [line] = event_logs(event_server, failed.event_id)
+    assert set(line) == contract.EVENT | {"manifest"} | contract.ERROR
+    assert (line["severity"], line["outcome"], line["error"]) == ("WARNING", "failed", "unknown_voice")
 
 
 def test_message_without_output_is_content_addressed_with_manifest_under_jobs(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import requests
 
+from tests import log_contract as contract
 from tests.audio_checks import assert_speech, decode
 from tests.conftest import FunctionServer, ServerFactory, post_at_once
 
@@ -146,13 +148,36 @@ def test_json_logs_carry_severity_trace_and_timings(server: FunctionServer) -> N
     assert entry["synthesis_ms"] > 0 and "upload_ms" in entry and entry["cached"] is False
 
 
+def request_line(server: FunctionServer, request_id: str) -> dict:
+    [line] = [e for e in log_lines(server) if e.get("request_id") == request_id]
+    return line
+
+
+def test_the_request_log_line_has_exactly_the_contracted_fields(server: FunctionServer) -> None:
+    post(server, {"text": "Warm the model up before the line is pinned."})  # no load_ms below
+    headers = {"X-Request-Id": uuid.uuid4().hex, "X-Cloud-Trace-Context": f"{uuid.uuid4().hex}/7;o=1"}
+    assert post(server, {"text": f"Pin the fields of {uuid.uuid4().hex[:6]}."}, headers=headers).ok
+    line = request_line(server, headers["X-Request-Id"])
+    assert set(line) == contract.HTTP | contract.TRACE | contract.SYNTHESIZED
+    assert set(line["httpRequest"]) == contract.HTTP_REQUEST
+    assert line["severity"] == "INFO" and line["cached"] is False and line["cold_start"] is False
+
+    failed = {"X-Request-Id": uuid.uuid4().hex}
+    assert post(server, {"text": "Hi.", "voice": "nobody"}, headers=failed).status_code == 400
+    line = request_line(server, failed["X-Request-Id"])
+    assert set(line) == contract.HTTP | contract.ERROR
+    assert (line["severity"], line["error"], line["error_field"]) == ("WARNING", "unknown_voice", "voice")
+    assert line["message"] == "POST /synthesize 400" and line["httpRequest"]["status"] == 400
+
+
 def test_importing_the_entry_point_loads_no_model_runtime() -> None:
     import subprocess
     import sys
 
     code = (
         "import sys; import function.main; "
-        "print(sorted(m for m in ('onnxruntime', 'hibari', 'torch', 'soxr') if m in sys.modules))"
+        "print(sorted(m for m in ('onnxruntime', 'hibari', 'torch', 'soxr', 'google.cloud.storage', "
+        "'pydantic_settings') if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests import log_contract as contract
 from tests.audio_checks import assert_speech, decode
 from tests.conftest import FunctionServer, ServerFactory
+from tests.test_http_api import log_lines
 
 
 def error_of(response: requests.Response, status: int) -> dict:
@@ -39,7 +41,7 @@ def still_serves(server: FunctionServer) -> None:
         ({"text": "Hi.", "format": "wma"}, "format", "wav, flac, mp3, ogg, opus, pcm"),
         ({"text": "Hi.", "speed": 3.0}, "speed", "between 0.5 and 2.0"),
         ({"text": "Hi.", "speed": 0.1}, "speed", "between 0.5 and 2.0"),
-        ({"text": "Hi.", "language": "zh"}, "language", "en-US"),
+        ({"text": "Hi.", "language": "fr"}, "language", "zh-CN"),
         ({"text": "Hi.", "voice": "heart", "language": "fr"}, "language", "en-US"),
         ({"text": "Hi.", "speed": "fast"}, "speed", "number"),
         ({"voice": "heart"}, "text", "required"),
@@ -114,6 +116,9 @@ def test_unwritable_storage_is_503_and_nothing_is_left(start_server: ServerFacto
     assert error_of(response, 503)["code"] == "storage_unavailable"
     assert response.headers["Retry-After"]
     assert blocker.read_text().startswith("the output folder")
+    # The caller's message hides the cause; the request's one log line keeps it.
+    [line] = [e for e in log_lines(server) if e.get("httpRequest", {}).get("status") == 503]
+    assert set(line) == contract.HTTP | contract.ERROR | {"cause"} and str(blocker) in line["cause"]
 
 
 def test_missing_bucket_is_503_and_the_server_recovers(

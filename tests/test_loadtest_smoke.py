@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.conftest import REPO
+from function.local import REPO
 
 
 def alive(pid: int) -> bool:
@@ -104,6 +104,9 @@ def test_benchmark_smoke_prints_and_writes_its_figures(tmp_path: Path) -> None:
     assert len(bench["cold_start_runs_ms"]) == 2
     # Only orderings that hold by far: a few samples on a shared machine rank nothing closer.
     assert bench["cold_start_ms"] > bench["warm_http_ms"] > 0 and bench["warm_engine_ms"] > 0
+    assert bench["bare_cold_start_ms"] > bench["warm_engine_ms"] and bench["cold_start_ratio"] > 0
+    assert {"load_ms", "synthesis_ms", "upload_ms", "rest_ms"} <= set(bench["cold_start_breakdown_ms"])
+    assert "load_ms" not in bench["warm_breakdown_ms"] and bench["warm_breakdown_ms"]["synthesis_ms"] > 0
     assert 0 < bench["cache_hit_ms"] < bench["warm_http_ms"]
     assert bench["peak_rss_mib_per_instance"] > 50
     sweep = bench["throughput_by_instances"]

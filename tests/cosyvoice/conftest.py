@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cosyvoice.tiny_model import build_tiny_model
+from loadtest.upstream_cosyvoice.random_model import build_tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +18,6 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def upstream(tiny_model_dir: Path) -> dict:
     """Upstream's llm/flow/hift modules with the tiny checkpoints loaded (the parity oracle)."""
-    from tests.cosyvoice.tiny_model import upstream_modules
+    from loadtest.upstream_cosyvoice.random_model import upstream_modules
 
     return upstream_modules(tiny_model_dir)

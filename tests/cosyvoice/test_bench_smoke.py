@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO
+from function.local import REPO
 
 
 def test_bench_smoke_writes_every_figure(tmp_path: Path) -> None:
@@ -17,7 +17,8 @@ def test_bench_smoke_writes_every_figure(tmp_path: Path) -> None:
     done = subprocess.run(
         [
             sys.executable,
-            "loadtest/bench_cosyvoice.py",
+            "-m",
+            "loadtest.bench_cosyvoice",
             "--smoke",
             "--threads",
             "1",

@@ -12,9 +12,9 @@ import numpy as np
 from function.engines.cosyvoice import CosyVoiceEngine
 from function.engines.cosyvoice.metadata import spk2info_speakers
 from function.engines.cosyvoice.precision import PRECISIONS
-from tests.cosyvoice.tiny_model import SPEAKERS
+from function.local import REPO
+from loadtest.upstream_cosyvoice.random_model import SPEAKERS
 
-REPO = Path(__file__).resolve().parents[2]
 UPSTREAM_PACKAGES = ("cosyvoice", "matcha", "whisper", "torchaudio")
 
 

@@ -11,7 +11,7 @@ import torch
 
 from function.engines.cosyvoice import flow as lite
 from function.engines.cosyvoice.transformer import ConformerEncoder
-from tests.cosyvoice.oracle import install_stubs
+from loadtest.upstream_cosyvoice import install_stubs
 from tests.cosyvoice.parity import TOLERANCE, max_abs_diff, randomize
 
 ENCODER = dict(

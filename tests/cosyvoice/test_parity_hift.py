@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from function.engines.cosyvoice import hift as lite
-from tests.cosyvoice.oracle import install_stubs
+from loadtest.upstream_cosyvoice import install_stubs
 from tests.cosyvoice.parity import TOLERANCE, max_abs_diff, randomize
 
 HOP = 256  # samples per mel frame: upsample_rates 8 * 8 * istft hop 4

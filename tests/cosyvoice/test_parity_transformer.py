@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from function.engines.cosyvoice import transformer as lite
-from tests.cosyvoice.oracle import install_stubs
+from loadtest.upstream_cosyvoice import install_stubs
 from tests.cosyvoice.parity import TOLERANCE, randomize
 
 # Shrunk versions of the v1 encoders (examples/libritts/cosyvoice/conf/cosyvoice.yaml): same

@@ -9,7 +9,7 @@ import pytest
 from function.engines.cosyvoice.frontend import normalize, split_paragraph
 from function.engines.cosyvoice.numbers import chinese_integer, english_integer
 from function.engines.cosyvoice.tokenizer import TextTokenizer
-from tests.cosyvoice.tiny_model import whisper_vocab
+from loadtest.upstream_cosyvoice.random_model import whisper_vocab
 
 TEXTS = [
     "Hello, world! It's a test of the tokenizer.",
@@ -95,7 +95,7 @@ def test_punctuation_only_input_gives_nothing(tokenizer: TextTokenizer) -> None:
 def test_split_paragraph_matches_upstream(tokenizer: TextTokenizer) -> None:
     from functools import partial
 
-    from tests.cosyvoice.oracle import install_stubs
+    from loadtest.upstream_cosyvoice import install_stubs
 
     install_stubs()
     from cosyvoice.utils.frontend_utils import split_paragraph as upstream_split

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import free_port
+from function.local import free_port
 from tests.deploy import iac
 
 

@@ -22,13 +22,14 @@ masks) is computed once per utterance instead of once per step; the arithmetic i
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from function.engines.cosyvoice import sinusoids
+from function.engines.cosyvoice.options import drop_training_only
 from function.engines.cosyvoice.transformer import ConformerEncoder
 
 # Upstream hard-codes the mel frame rate as 22050 Hz / hop 256 in the flow.
@@ -139,14 +140,6 @@ class BasicTransformerBlock(nn.Module):
         return x + self.ff(self.norm3(x))
 
 
-def timestep_embedding(t: torch.Tensor, dim: int, scale: float = 1000.0) -> torch.Tensor:
-    """matcha ``SinusoidalPosEmb``: (N,) times -> (N, dim) as [sin | cos]."""
-    half = dim // 2
-    freqs = torch.exp(torch.arange(half, device=t.device).float() * -(math.log(10000) / (half - 1)))
-    emb = scale * t.unsqueeze(1) * freqs.unsqueeze(0)
-    return torch.cat((emb.sin(), emb.cos()), dim=-1)
-
-
 class TimestepEmbedding(nn.Module):
     def __init__(self, in_channels: int, time_embed_dim: int) -> None:
         super().__init__()
@@ -188,15 +181,15 @@ class ConditionalDecoder(nn.Module):
         in_channels: int,
         out_channels: int,
         channels: Sequence[int] = (256, 256),
-        dropout: float = 0.05,
         attention_head_dim: int = 64,
         n_blocks: int = 1,
         num_mid_blocks: int = 2,
         num_heads: int = 4,
         act_fn: str = "snake",
+        **training_only: object,
     ) -> None:
         super().__init__()
-        del dropout  # training only
+        drop_training_only("ConditionalDecoder", training_only)
         if act_fn != "gelu":
             raise ValueError(f"unsupported act_fn {act_fn!r} (CosyVoice v1 uses gelu)")
         channels = tuple(channels)
@@ -243,7 +236,7 @@ class ConditionalDecoder(nn.Module):
 
     def embed_time(self, t: torch.Tensor) -> torch.Tensor:
         """(N,) flow times -> (N, time_embed_dim), the input of every resnet's ``mlp``."""
-        return self.time_mlp(timestep_embedding(t, self.in_channels).to(t.dtype))
+        return self.time_mlp(sinusoids.flow_times(t, self.in_channels).to(t.dtype))
 
     def forward(
         self,
@@ -322,8 +315,6 @@ def cosine_time_steps(
 class ConditionalCFM(nn.Module):
     """Conditional flow matching sampler: Euler steps with classifier-free guidance."""
 
-    TRAINING_ONLY = frozenset({"sigma_min", "training_cfg_rate", "reg_loss_type"})
-
     def __init__(
         self,
         in_channels: int,
@@ -336,9 +327,7 @@ class ConditionalCFM(nn.Module):
         **training_only: object,
     ) -> None:
         super().__init__()
-        unknown = set(training_only) - self.TRAINING_ONLY
-        if unknown:
-            raise TypeError(f"unsupported cfm options: {sorted(unknown)}")
+        drop_training_only("ConditionalCFM", training_only)
         if solver != "euler" or t_scheduler != "cosine":
             raise ValueError("only the euler solver with the cosine t_scheduler is implemented")
         del in_channels, n_spks, spk_emb_dim  # fixed by the estimator's width at inference
@@ -410,8 +399,6 @@ class InterpolateRegulator(nn.Module):
 class MaskedDiffWithXvec(nn.Module):
     """CosyVoice v1 flow: token embedding, Conformer encoder, length regulator, CFM decoder."""
 
-    TRAINING_ONLY = frozenset({"output_type", "only_mask_loss", "decoder_conf", "mel_feat_conf"})
-
     def __init__(
         self,
         encoder: ConformerEncoder,
@@ -425,9 +412,7 @@ class MaskedDiffWithXvec(nn.Module):
         **training_only: object,
     ) -> None:
         super().__init__()
-        unknown = set(training_only) - self.TRAINING_ONLY
-        if unknown:
-            raise TypeError(f"unsupported flow options: {sorted(unknown)}")
+        drop_training_only("MaskedDiffWithXvec", training_only)
         self.output_size = output_size
         self.input_frame_rate = input_frame_rate
         self.input_embedding = nn.Embedding(vocab_size, input_size)

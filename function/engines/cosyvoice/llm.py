@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from function.engines.cosyvoice import sinusoids
+from function.engines.cosyvoice.options import drop_training_only
 from function.engines.cosyvoice.sampling import SamplingParams, sample_token
 
 # Relative-position keys are projected this many distances at a time.
@@ -38,16 +40,6 @@ class DecodeState:
     keys: torch.Tensor
     values: torch.Tensor
     length: int = 0
-
-
-def sinusoid_distances(count: int, d_model: int) -> torch.Tensor:
-    """ESPnet's positive relative-position encodings for distances 0..count-1, as upstream computes them."""
-    position = torch.arange(0, count, dtype=torch.float32).unsqueeze(1)
-    div_term = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * -(math.log(10000.0) / d_model))
-    pe = torch.zeros(count, d_model)
-    pe[:, 0::2] = torch.sin(position * div_term)
-    pe[:, 1::2] = torch.cos(position * div_term)
-    return pe
 
 
 class TransformerLM(nn.Module):
@@ -66,8 +58,10 @@ class TransformerLM(nn.Module):
         text_encoder: nn.Module,
         llm: nn.Module,
         spk_embed_dim: int = 192,
+        **training_only: object,
     ) -> None:
         super().__init__()
+        drop_training_only("TransformerLM", training_only)
         self.llm_input_size = llm_input_size
         self.speech_token_size = speech_token_size
         self.text_embedding = nn.Embedding(text_token_size, text_encoder_input_size)
@@ -99,7 +93,9 @@ class TransformerLM(nn.Module):
             return
         want = max(count, have + POS_BLOCK)
         first = self.llm.encoders[0].self_attn
-        pe = sinusoid_distances(want, first.linear_pos.in_features)[have:].to(self.dtype)
+        # ESPnet's encodings of the distances have..want-1, as upstream computes them.
+        distances = torch.arange(have, want, dtype=torch.float32)
+        pe = sinusoids.positions(distances, first.linear_pos.in_features).to(self.dtype)
         grown = []
         for index, layer in enumerate(self.llm.encoders):
             attn = layer.self_attn

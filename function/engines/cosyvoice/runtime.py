@@ -23,6 +23,7 @@ from function.engines.cosyvoice import flow, hift
 from function.engines.cosyvoice.frontend import normalize
 from function.engines.cosyvoice.hparams import Node, load_hparams
 from function.engines.cosyvoice.llm import TransformerLM
+from function.engines.cosyvoice.options import training_only
 from function.engines.cosyvoice.precision import PRECISIONS
 from function.engines.cosyvoice.sampling import SamplingParams
 from function.engines.cosyvoice.tokenizer import VOCAB_FILE, TextTokenizer
@@ -50,8 +51,6 @@ _CLASSES: dict[str, Callable[..., Any]] = {
     "cosyvoice.hifigan.generator.HiFTGenerator": hift.HiFTGenerator,
     "cosyvoice.hifigan.f0_predictor.ConvRNNF0Predictor": hift.ConvRNNF0Predictor,
 }
-# Constructor arguments only training uses (the sampling numbers are read by sampling_params).
-_TRAINING_ONLY = {"cosyvoice.llm.llm.TransformerLM": {"length_normalized_loss", "lsm_weight", "sampling"}}
 
 
 def construct(value: Any) -> Any:
@@ -59,8 +58,9 @@ def construct(value: Any) -> Any:
     if isinstance(value, Node):
         if value.kind != "new" or value.target not in _CLASSES:
             raise EngineLoadError(f"cosyvoice.yaml: unsupported {value.kind}:{value.target}")
-        dropped = _TRAINING_ONLY.get(value.target, set())
-        kwargs = {k: construct(v) for k, v in value.kwargs.items() if k not in dropped}
+        # Options only training reads are passed as they are, never built (e.g. a sampler).
+        skipped = training_only(value.target.rpartition(".")[2])
+        kwargs = {k: v if k in skipped else construct(v) for k, v in value.kwargs.items()}
         return _CLASSES[value.target](*[construct(v) for v in value.args], **kwargs)
     if isinstance(value, dict):
         return {k: construct(v) for k, v in value.items()}

@@ -13,25 +13,15 @@ encoder and LM use ``static_chunk_size: 1``, i.e. causal attention; the flow enc
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Constructor options of upstream's encoders that change nothing at inference.
-TRAINING_ONLY_OPTIONS = frozenset(
-    {
-        "dropout_rate",
-        "positional_dropout_rate",
-        "attention_dropout_rate",
-        "use_dynamic_chunk",
-        "use_dynamic_left_chunk",
-        "selfattention_layer_type",  # upstream: "no effect now, just for configure compatibility"
-        "gradient_checkpointing",
-        "positionwise_conv_kernel_size",
-        "global_cmvn",
-    }
-)
+from function.engines.cosyvoice import sinusoids
+from function.engines.cosyvoice.options import drop_training_only
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -39,23 +29,6 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
     "tanh": nn.Tanh,
 }
-
-
-def rel_position_encoding(size: int, d_model: int) -> torch.Tensor:
-    """Sinusoids for relative positions size-1, ..., 0, ..., -(size-1): (1, 2*size-1, d_model).
-
-    Same values as upstream's ``EspnetRelPositionalEncoding`` window (it precomputes 5000
-    positions and slices the centre; each position's value does not depend on that length).
-    """
-    position = torch.arange(0, size, dtype=torch.float32).unsqueeze(1)
-    div_term = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * -(math.log(10000.0) / d_model))
-    positive = torch.zeros(size, d_model)
-    negative = torch.zeros(size, d_model)
-    positive[:, 0::2] = torch.sin(position * div_term)
-    positive[:, 1::2] = torch.cos(position * div_term)
-    negative[:, 0::2] = torch.sin(-1 * position * div_term)
-    negative[:, 1::2] = torch.cos(-1 * position * div_term)
-    return torch.cat([torch.flip(positive, [0]), negative[1:]], dim=0).unsqueeze(0)
 
 
 def rel_shift(scores: torch.Tensor) -> torch.Tensor:
@@ -238,27 +211,37 @@ class InputLayer(nn.Module):
         return self.out(x) * self.xscale
 
 
+# Builds one encoder layer: (width, its attention, a feed-forward factory, the activation).
+LayerFactory = Callable[[int, RelPositionMultiHeadedAttention, Callable[[], nn.Module], nn.Module], nn.Module]
+
+
 class _Encoder(nn.Module):
     """Shared body: input layer, rel-pos sinusoids, masks, layers, final norm.
 
-    Defaults of the subclasses are upstream's, so an option a config leaves out means the same
-    here; the ones this runtime does not implement (e.g. the default ``conv2d``) raise.
+    The options are upstream's, with its defaults, so an option a config leaves out means the same
+    here; the ones this runtime does not implement (e.g. the default ``conv2d``) raise. The two
+    encoders differ in two defaults and in their layer (``layer``).
     """
 
     def __init__(
         self,
         input_size: int,
-        output_size: int,
-        input_layer: str,
+        layer: LayerFactory,
+        *,
+        output_size: int = 256,
+        attention_heads: int = 4,
+        linear_units: int = 2048,
+        num_blocks: int = 6,
+        input_layer: str = "conv2d",
         pos_enc_layer_type: str,
-        normalize_before: bool,
-        static_chunk_size: int,
-        training_only: dict[str, object],
+        normalize_before: bool = True,
+        static_chunk_size: int = 0,
+        activation_type: str,
+        key_bias: bool = True,
+        **training_only: object,
     ) -> None:
         super().__init__()
-        unknown = set(training_only) - TRAINING_ONLY_OPTIONS
-        if unknown:
-            raise TypeError(f"unsupported encoder options: {sorted(unknown)}")
+        drop_training_only(type(self).__name__, training_only)
         if input_layer not in ("linear", "linear_legacy"):
             raise ValueError(f"unsupported input_layer {input_layer!r}")
         if pos_enc_layer_type != "rel_pos_espnet":
@@ -269,7 +252,20 @@ class _Encoder(nn.Module):
         self.static_chunk_size = static_chunk_size
         self.embed = InputLayer(input_size, output_size, legacy=input_layer == "linear_legacy")
         self.after_norm = nn.LayerNorm(output_size, eps=1e-5)
-        self.encoders = nn.ModuleList()
+        activation = ACTIVATIONS[activation_type]()
+
+        def feed_forward() -> nn.Module:
+            return PositionwiseFeedForward(output_size, linear_units, activation)
+
+        self.encoders = nn.ModuleList(
+            layer(
+                output_size,
+                RelPositionMultiHeadedAttention(attention_heads, output_size, key_bias),
+                feed_forward,
+                activation,
+            )
+            for _ in range(num_blocks)
+        )
 
     def output_size(self) -> int:
         return self._output_size
@@ -289,7 +285,7 @@ class _Encoder(nn.Module):
         t = xs.size(1)
         masks = (torch.arange(t, device=xs.device).unsqueeze(0) < xs_lens.unsqueeze(1)).unsqueeze(1)
         x = self.embed(xs)
-        pos_emb = rel_position_encoding(t, self._output_size).to(dtype=x.dtype, device=x.device)
+        pos_emb = sinusoids.relative_positions(t, self._output_size).to(dtype=x.dtype, device=x.device)
         att_mask = self.attention_mask(masks)
         mask_pad = None if bool(masks.all()) else masks
         for layer in self.encoders:
@@ -303,47 +299,37 @@ class ConformerEncoder(_Encoder):
     def __init__(
         self,
         input_size: int,
-        output_size: int = 256,
-        attention_heads: int = 4,
-        linear_units: int = 2048,
-        num_blocks: int = 6,
-        input_layer: str = "conv2d",
+        *,
         pos_enc_layer_type: str = "rel_pos",
-        normalize_before: bool = True,
-        static_chunk_size: int = 0,
-        macaron_style: bool = True,
         activation_type: str = "swish",
+        macaron_style: bool = True,
         use_cnn_module: bool = True,
         cnn_module_kernel: int = 15,
         cnn_module_norm: str = "batch_norm",
-        key_bias: bool = True,
-        **training_only: object,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            input_size,
-            output_size,
-            input_layer,
-            pos_enc_layer_type,
-            normalize_before,
-            static_chunk_size,
-            training_only,
-        )
-        activation = ACTIVATIONS[activation_type]()
-
-        def ffn() -> PositionwiseFeedForward:
-            return PositionwiseFeedForward(output_size, linear_units, activation)
-
-        self.encoders.extend(
-            ConformerEncoderLayer(
-                output_size,
-                RelPositionMultiHeadedAttention(attention_heads, output_size, key_bias),
-                ffn(),
-                ffn() if macaron_style else None,
-                ConvolutionModule(output_size, cnn_module_kernel, activation, cnn_module_norm)
+        def layer(
+            size: int,
+            attention: RelPositionMultiHeadedAttention,
+            feed_forward: Callable[[], nn.Module],
+            activation: nn.Module,
+        ) -> nn.Module:
+            return ConformerEncoderLayer(
+                size,
+                attention,
+                feed_forward(),
+                feed_forward() if macaron_style else None,
+                ConvolutionModule(size, cnn_module_kernel, activation, cnn_module_norm)
                 if use_cnn_module
                 else None,
             )
-            for _ in range(num_blocks)
+
+        super().__init__(
+            input_size,
+            layer,
+            pos_enc_layer_type=pos_enc_layer_type,
+            activation_type=activation_type,
+            **options,
         )
 
 
@@ -353,33 +339,15 @@ class TransformerEncoder(_Encoder):
     def __init__(
         self,
         input_size: int,
-        output_size: int = 256,
-        attention_heads: int = 4,
-        linear_units: int = 2048,
-        num_blocks: int = 6,
-        input_layer: str = "conv2d",
+        *,
         pos_enc_layer_type: str = "abs_pos",
-        normalize_before: bool = True,
-        static_chunk_size: int = 0,
         activation_type: str = "relu",
-        key_bias: bool = True,
-        **training_only: object,
+        **options: Any,
     ) -> None:
         super().__init__(
             input_size,
-            output_size,
-            input_layer,
-            pos_enc_layer_type,
-            normalize_before,
-            static_chunk_size,
-            training_only,
-        )
-        activation = ACTIVATIONS[activation_type]()
-        self.encoders.extend(
-            TransformerEncoderLayer(
-                output_size,
-                RelPositionMultiHeadedAttention(attention_heads, output_size, key_bias),
-                PositionwiseFeedForward(output_size, linear_units, activation),
-            )
-            for _ in range(num_blocks)
+            lambda size, attention, feed_forward, _: TransformerEncoderLayer(size, attention, feed_forward()),
+            pos_enc_layer_type=pos_enc_layer_type,
+            activation_type=activation_type,
+            **options,
         )

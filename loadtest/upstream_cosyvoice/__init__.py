@@ -1,4 +1,6 @@
-"""Import upstream CosyVoice (the parity oracle) with test-only stand-ins; see stubs/README.md."""
+"""Upstream CosyVoice's own classes, importable without their training stack (stand-ins: see
+stubs/README.md): the parity tests' oracle (tests/cosyvoice) and the baseline of
+``loadtest.bench_cosyvoice``. Its requirements: tests/cosyvoice/oracle/requirements*.txt."""
 
 from __future__ import annotations
 

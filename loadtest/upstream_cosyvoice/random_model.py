@@ -1,10 +1,11 @@
-"""A random CosyVoice-300M-SFT built with upstream's own classes, in the official layout.
+"""A random CosyVoice-300M-SFT built with upstream's own classes, in the official layout (the
+parity tests' model, and the CosyVoice benchmark's at full size).
 
 ``YAML_TEMPLATE`` with ``FULL`` sizes is the real model's ``cosyvoice.yaml`` (the v1 300M
 architecture: examples/libritts/cosyvoice/conf/cosyvoice.yaml in FunAudioLLM/CosyVoice); with
 ``TINY`` sizes it is shrunk: same tags, same structure, same text and speech vocabularies (so the
 real tokenizer's ids fit). Upstream's modules are instantiated from it (``instantiate``, a
-test-side stand-in for hyperpyyaml that imports only what a node names) and their random weights
+stand-in for hyperpyyaml that imports only what a node names) and their random weights
 written as ``llm.pt``/``flow.pt``/``hift.pt`` state dicts; ``spk2info.pt`` holds the seven SFT
 speakers as ``{name: {'embedding': tensor[1, 192]}}``.
 """
@@ -225,7 +226,7 @@ def whisper_vocab() -> Path:
 
 def upstream_modules(model_dir: Path) -> dict[str, torch.nn.Module]:
     """Upstream's llm/flow/hift for ``model_dir``'s yaml, with its checkpoints loaded strictly."""
-    from tests.cosyvoice.oracle import install_stubs
+    from loadtest.upstream_cosyvoice import install_stubs
 
     install_stubs()
     hparams = load_hparams(model_dir / "cosyvoice.yaml")
@@ -240,7 +241,7 @@ def upstream_modules(model_dir: Path) -> dict[str, torch.nn.Module]:
 
 def build_tiny_model(model_dir: Path, seed: int = 0, sizes: dict[str, int] = TINY) -> Path:
     """Write a random model (tiny unless ``sizes`` says otherwise) in the official layout."""
-    from tests.cosyvoice.oracle import install_stubs
+    from loadtest.upstream_cosyvoice import install_stubs
 
     install_stubs()
     model_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,61 @@
+"""How an event ended, as its one log line tells it (``function.frame``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from function.errors import ApiError
+from function.events.task import Source
+from function.frame import Failure, LogLine
+from function.pipeline import Result
+from function.storage import StoredObject
+
+_SEVERITY = {"failed": logging.WARNING, "retry": logging.ERROR}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """``outcome`` is done, duplicate, failed (bad input, recorded and acknowledged), ignored (not
+    for this function) or retry (``retry`` holds why: the platform must redeliver)."""
+
+    source: Source
+    outcome: str
+    message: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    retry: Failure | None = None
+
+    @classmethod
+    def done(cls, source: Source, manifest: StoredObject, result: Result) -> Outcome:
+        return cls(source, "done", "event done", {"manifest": manifest.uri, **result.log_fields()})
+
+    @classmethod
+    def duplicate(cls, source: Source, manifest: StoredObject) -> Outcome:
+        status = manifest.metadata.get("status")
+        return cls(source, "duplicate", "event duplicate", {"manifest": manifest.uri, "status": status})
+
+    @classmethod
+    def failed(cls, source: Source, manifest: StoredObject, error: ApiError) -> Outcome:
+        return cls(source, "failed", "event failed", {"manifest": manifest.uri, **error.log_fields()})
+
+    @classmethod
+    def ignored(cls, source: Source, why: Exception) -> Outcome:
+        return cls(source, "ignored", f"event ignored: {why}")
+
+    @classmethod
+    def retried(cls, source: Source, failure: Failure) -> Outcome:
+        return cls(source, "retry", f"event will be retried: {failure.cause}", retry=failure)
+
+    def log_line(self, latency_s: float) -> LogLine:
+        source = self.source
+        fields = {
+            "event_id": source.id,
+            "event_type": source.type,
+            "subject": source.subject,
+            "outcome": self.outcome,
+            **self.fields,
+        }
+        traceback = self.retry.cause if self.retry is not None and self.retry.is_bug else None
+        return LogLine(_SEVERITY.get(self.outcome, logging.INFO), self.message, fields, traceback)

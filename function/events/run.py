@@ -1,0 +1,81 @@
+"""Doing an event's work: task → audio (the pipeline) + manifest, each written once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+from function import pipeline
+from function.config import Settings
+from function.errors import ApiError
+from function.events.outcome import Outcome
+from function.events.task import Task, job_manifest
+from function.logs import fields
+from function.registry import Engines
+from function.storage import ObjectStore, StoredObject
+
+log = logging.getLogger("function.event")
+
+
+def run(task: Task, store: ObjectStore, engines: Engines, settings: Settings) -> Outcome:
+    """Serve the task, unless this event's manifest is already written (a redelivery). Bad input is
+    recorded in a "failed" manifest; anything else that goes wrong raises (a retry)."""
+    existing = store.stat(task.manifest)
+    if existing is not None and existing.metadata.get("event_id") == task.source.id:
+        return Outcome.duplicate(task.source, existing)
+    if task.error is not None:
+        return _record_failure(task, store, task.error)
+    try:
+        result = _synthesize(task, store, engines, settings)
+    except ApiError as exc:
+        if not exc.permanent:
+            raise
+        return _record_failure(task, store, exc)
+    record = {"status": "succeeded", **result.manifest(), **task.record()}
+    manifest = write_manifest(task, store, record, result.plan.audio_key)
+    return Outcome.done(task.source, manifest, result)
+
+
+def _synthesize(task: Task, store: ObjectStore, engines: Engines, settings: Settings) -> pipeline.Result:
+    assert task.request is not None  # a task without an error has a request
+    plan = pipeline.plan(
+        task.request,
+        engines,
+        settings,
+        max_chars=settings.max_event_chars,
+        timeout_s=settings.event_timeout_s,
+        fmt=task.format,
+    )
+    return pipeline.execute(plan, store, settings, want_audio=False, name=task.output)
+
+
+def _record_failure(task: Task, store: ObjectStore, error: ApiError) -> Outcome:
+    """A "failed" manifest for input that can never succeed; the event is then acknowledged."""
+    failure = {"code": error.code, "message": error.message, "field": error.field}
+    manifest = write_manifest(task, store, {"status": "failed", "error": failure, **task.record()}, None)
+    return Outcome.failed(task.source, manifest, error)
+
+
+def write_manifest(
+    task: Task, store: ObjectStore, record: dict[str, Any], audio_key: str | None
+) -> StoredObject:
+    """Write-once, so of two deliveries racing on one event the first manifest stands. When the
+    name beside the audio already holds another job's manifest, this job's goes under jobs/."""
+    source = task.source
+    record["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    data = json.dumps(record, ensure_ascii=False, indent=2).encode()
+    metadata = {
+        "event_id": source.id,
+        "status": record["status"],
+        pipeline.AUDIO_KEY_METADATA: audio_key or "",
+    }
+    for name in dict.fromkeys((task.manifest, job_manifest(task.job_id, source))):
+        stored, created = store.create(name, data, "application/json", metadata)
+        if created or stored.metadata.get("event_id") == source.id:
+            return stored
+        if audio_key and stored.metadata.get(pipeline.AUDIO_KEY_METADATA) == audio_key:
+            return stored  # another event made the same audio here: its manifest describes ours
+    log.warning("manifest names taken by other jobs", extra=fields(event_id=source.id, manifest=stored.uri))
+    return stored

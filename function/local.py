@@ -8,6 +8,7 @@ the function's own lean environment imports it without editing ``sys.path``.
 
 from __future__ import annotations
 
+import platform
 import socket
 import subprocess
 import sys
@@ -81,3 +82,14 @@ def _status(url: str) -> int | None:
 
 def _tail(log: Path | None) -> str:
     return f"; log:\n{log.read_text(errors='replace')[-3000:]}" if log is not None else ""
+
+
+def cpu_model() -> str:
+    """The CPU's model name, which every benchmark figure is reported next to."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

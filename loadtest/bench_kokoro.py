@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from function.engines.kokoro import KokoroEngine  # noqa: E402
+from function.local import cpu_model  # noqa: E402
 
 MANDARIN = "人工智能正在改变我们的生活方式。从智能手机到自动驾驶汽车，新技术让很多事情变得更加方便。"
 ENGLISH = "Artificial intelligence is changing the way we live, from phones to self-driving cars."
@@ -164,16 +164,6 @@ def session_options(model_dir: Path, threads: int, rounds: int) -> dict[str, dic
     }
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, default=REPO / "models" / "kokoro-82m")
@@ -185,7 +175,7 @@ def main() -> int:
     args = parser.parse_args()
 
     report: dict[str, Any] = {
-        "cpu": f"{cpu_name()}, {os.cpu_count()} vCPU",
+        "cpu": f"{cpu_model()}, {os.cpu_count()} vCPU",
         "load_average_before": os.getloadavg(),
         "threads": args.threads,
     }

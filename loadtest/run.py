@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
+from function.local import cpu_model
 from loadtest.deployments import Deployment, start_baseline, start_fleet
 from loadtest.plot import draw
 from loadtest.processes import exit_on_sigterm
@@ -145,20 +146,10 @@ def machine(cpus: Sequence[int] | None) -> dict[str, object]:
     return {
         "cpu_count": os.cpu_count(),
         "server_cpus": list(cpus) if cpus else sorted(os.sched_getaffinity(0)),
-        "processor": _cpu_model(),
+        "processor": cpu_model(),
         "python": platform.python_version(),
         "engines": os.environ.get("TTS_ENGINES", "hibari,kokoro"),
     }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def write(

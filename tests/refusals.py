@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import requests
 
-from tests.conftest import FunctionServer
+from tests.conftest import FunctionServer, ServerFactory
+from tests.test_events import OUTPUT, Bucket, acknowledged, eventarc_pubsub
 
 # Nothing speakable: emoji, invisible characters, punctuation, symbols, lone combining marks.
 UNSPEAKABLE = {
@@ -77,3 +78,27 @@ def assert_voice_refuses_other_language(server: FunctionServer, voice: str, text
     """A voice named by the caller never reads a language it cannot."""
     error = assert_refused(synthesize(server, {"text": text, "voice": voice}), "unsupported_language", "text")
     assert voice in error["message"]
+
+
+def start_event_server(start_server: ServerFactory, gcs: str, bucket: Bucket, **env: str) -> FunctionServer:
+    """The event target writing to ``bucket`` through fake-gcs-server."""
+    return start_server(
+        target="synthesize_event",
+        TTS_OUTPUT_URI=f"gs://{bucket.name}/{OUTPUT}",
+        STORAGE_EMULATOR_HOST=gcs,
+        **env,
+    )
+
+
+def assert_events_refused(server: FunctionServer, bucket: Bucket, speaks: set[str]) -> None:
+    """Each refusal through Pub/Sub: acknowledged, a failed manifest with the code, no audio."""
+    cases = [(text, "no_speakable_text") for text in UNSPEAKABLE.values()]
+    cases += [(text, "unsupported_language") for lang, text in FOREIGN.items() if lang not in speaks]
+    before = bucket.audio_names()
+    for text, code in cases:
+        delivery = eventarc_pubsub({"text": text})
+        acknowledged(delivery.to(server))
+        record = bucket.manifest(f"jobs/{delivery.event_id}.json")
+        assert record["status"] == "failed" and "uri" not in record, record
+        assert record["error"]["code"] == code and record["error"]["field"] == "text", (text, record)
+    assert bucket.audio_names() == before

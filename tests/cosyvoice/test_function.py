@@ -14,10 +14,13 @@ import requests
 from tests.audio_checks import assert_speech, decode
 from tests.conftest import FunctionServer, ServerFactory
 from tests.refusals import (
+    assert_events_refused,
     assert_foreign_refused,
     assert_unspeakable_refused,
     assert_voice_refuses_other_language,
+    start_event_server,
 )
+from tests.test_events import Bucket
 
 RATE = 22050
 
@@ -72,3 +75,11 @@ def test_refusals(cosy_server: FunctionServer) -> None:
     # The SFT speakers speak Mandarin, Cantonese, Japanese, Korean and English.
     assert_foreign_refused(cosy_server, speaks={"zh", "yue", "ja", "ko", "en"})
     assert_voice_refuses_other_language(cosy_server, "英文女", "今天天气很好。")
+
+
+def test_events_record_refusals(start_server: ServerFactory, gcs: str, tiny_model_dir: Path) -> None:
+    bucket = Bucket(gcs, "cosyvoice-refusals")
+    server = start_event_server(
+        start_server, gcs, bucket, TTS_ENGINES="cosyvoice", TTS_MODEL_DIR=str(tiny_model_dir), TTS_THREADS="1"
+    )
+    assert_events_refused(server, bucket, speaks={"zh", "yue", "ja", "ko", "en"})

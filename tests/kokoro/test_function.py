@@ -11,10 +11,13 @@ import requests
 from tests.audio_checks import assert_speech, decode
 from tests.conftest import FunctionServer, ServerFactory
 from tests.refusals import (
+    assert_events_refused,
     assert_foreign_refused,
     assert_unspeakable_refused,
     assert_voice_refuses_other_language,
+    start_event_server,
 )
+from tests.test_events import Bucket
 
 RATE = 24_000
 
@@ -63,3 +66,11 @@ def test_refusals(kokoro_server: FunctionServer) -> None:
     assert_unspeakable_refused(kokoro_server)
     assert_foreign_refused(kokoro_server, speaks={"zh", "en"})
     assert_voice_refuses_other_language(kokoro_server, "af_heart", "今天天气很好。")
+
+
+def test_events_record_refusals(start_server: ServerFactory, gcs: str, kokoro_dir: Path) -> None:
+    bucket = Bucket(gcs, "kokoro-refusals")
+    server = start_event_server(
+        start_server, gcs, bucket, TTS_ENGINES="kokoro", TTS_KOKORO_DIR=str(kokoro_dir)
+    )
+    assert_events_refused(server, bucket, speaks={"zh", "en"})

@@ -35,6 +35,9 @@ FORMATS: dict[str, AudioFormat] = {
         AudioFormat("pcm", "audio/pcm", "RAW", "PCM_16"),
     )
 }
+# Frames handed to libsndfile per write call. Its Vorbis encoder crashes the process (a segfault)
+# when one call passes more than about 87 s of audio; every format is written in blocks this size.
+WRITE_BLOCK_FRAMES = 1 << 16
 # Formats clients may ask for that libsndfile cannot encode (named in the 400 so it is clearly a limit).
 UNSUPPORTED = {"aac": "libsndfile has no AAC encoder"}
 
@@ -55,7 +58,9 @@ def encode(samples: np.ndarray, sample_rate: int, fmt: AudioFormat) -> tuple[byt
     samples = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
     buffer = io.BytesIO()
     endian = {"endian": "LITTLE"} if fmt.container == "RAW" else {}
-    sf.write(buffer, samples, rate, format=fmt.container, subtype=fmt.subtype, **endian)
+    with sf.SoundFile(buffer, "w", rate, 1, format=fmt.container, subtype=fmt.subtype, **endian) as out:
+        for start in range(0, len(samples), WRITE_BLOCK_FRAMES):
+            out.write(samples[start : start + WRITE_BLOCK_FRAMES])
     return buffer.getvalue(), rate
 
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from function.engines.cosyvoice.precision import Precision
 
@@ -45,6 +45,8 @@ class Settings(BaseModel):
 
     output_uri: str = "tts-output"
     input_prefix: str = "inputs/"
+    # The only bucket whose dropped files are read; default: the output bucket (gs:// output).
+    input_bucket: str | None = None
     signed_url_ttl_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
 
     max_chars: int = Field(default=4096, ge=1)
@@ -57,6 +59,19 @@ class Settings(BaseModel):
     # Overrides the engine's own estimate of synthesis seconds per character.
     seconds_per_char: float | None = Field(default=None, gt=0)
     sentence_pause_ms: int = Field(default=200, ge=0, le=2000)
+    # Poison-message bounds for events that keep failing (storage, model, a bug): at this Pub/Sub
+    # delivery attempt (known when the subscription has a dead-letter policy), or once the event
+    # is this old (its CloudEvent time), the failure is recorded in a failed manifest and the
+    # event acknowledged instead of retried.
+    max_delivery_attempts: int = Field(default=5, ge=1, le=100)
+    max_event_age_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
+    # API keys (function.auth): a JSON file of hashed keys (Secret Manager, mounted), and/or the same
+    # JSON inline. Neither: nothing is checked. api_key_bearer: Authorization: Bearer may carry a
+    # key (off when IAM's identity token takes that header: keys then come as X-API-Key only).
+    api_keys_file: str = ""
+    api_keys: str = ""
+    api_key_bearer: bool = True
 
     threads: int | None = Field(default=None, ge=1)
     # Project id for Cloud Logging trace links ("projects/<id>/traces/<trace>").
@@ -77,6 +92,13 @@ class Settings(BaseModel):
                 raise ValueError("name at least one engine")
             return tuple(dict.fromkeys(value))  # duplicates would only shadow their own voices
         return value
+
+    @model_validator(mode="after")
+    def _input_bucket_defaults_to_the_output_bucket(self) -> Settings:
+        if self.input_bucket is None and self.output_uri.startswith("gs://"):
+            bucket = self.output_uri.removeprefix("gs://").partition("/")[0]
+            object.__setattr__(self, "input_bucket", bucket or None)
+        return self
 
     @field_validator("input_prefix")
     @classmethod

@@ -62,7 +62,9 @@ def failure(exc: Exception, reference: str) -> Failure:
         return Failure(exc, exc)
     retry = {"Retry-After": RETRY_AFTER_S}
     if isinstance(exc, EngineLoadError):
-        error = ApiError(503, "model_unavailable", f"the model could not be loaded: {exc}", headers=retry)
+        # The cause (often a path inside the image) goes to the log line, never to the caller.
+        message = f"the model could not be loaded (request id {reference}; the cause is in the service log)"
+        error = ApiError(503, "model_unavailable", message, headers=retry)
     elif isinstance(exc, StorageError):
         message = "object storage is unavailable; nothing was written"
         error = ApiError(503, "storage_unavailable", message, headers=retry)

@@ -70,3 +70,9 @@ def bind_trace(context: dict[str, str]) -> contextvars.Token:
 
 def unbind_trace(token: contextvars.Token) -> None:
     _trace.reset(token)
+
+
+def annotate(**values: str) -> None:
+    """Add fields to every line logged until the frame ends (e.g. the caller's API key id);
+    ``unbind_trace`` drops them with the trace."""
+    _trace.set(_trace.get() | values)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import flask
 import functions_framework
 from flask import Request, Response
 
-from function import events, pipeline, web
+from function import auth, events, openapi, pipeline, web
 from function.config import HEALTH_ROUTE, get_settings
 from function.errors import renamed_fields
 from function.logs import configure
@@ -33,6 +34,7 @@ settings = get_settings()
 configure(settings.log_level)
 store = open_store(settings.output_uri)  # no network until first use
 engines = Engines(settings)  # each engine is built on first use and loaded by its first synthesis
+keys = auth.KeyRing(settings.api_keys, settings.api_keys_file)  # none configured: nothing is checked
 
 
 def synthesize_route(request: Request) -> Reply:
@@ -86,8 +88,17 @@ def voices_route(_: Request) -> Reply:
 
 def health_route(_: Request) -> Reply:
     # Never loads (or builds) an engine: probes must stay cheap during a cold start.
+    # "ok" until an engine is known to fail (to build or to load): "degraded" while others serve,
+    # then a 503 "unavailable" when none can.
     states = engines.health()
-    return Reply.json({"status": "ok", "engines": states, "model_loaded": any(s["loaded"] for s in states)})
+    failing = sum("error" in s for s in states)
+    status = "ok" if not failing else "degraded" if failing < len(states) else "unavailable"
+    body = {"status": status, "engines": states, "model_loaded": any(s["loaded"] for s in states)}
+    return Reply(web.json_response(body, 503 if status == "unavailable" else 200))
+
+
+def openapi_route(_: Request) -> Reply:
+    return Reply.json(openapi.document(settings))
 
 
 ROUTES: dict[tuple[str, str], web.Handler] = {
@@ -97,15 +108,32 @@ ROUTES: dict[tuple[str, str], web.Handler] = {
     ("GET", HEALTH_ROUTE): health_route,
     # Cloud Run's front end reserves some paths ending in "z" for external callers.
     ("GET", "/health"): health_route,
+    ("GET", "/openapi.json"): openapi_route,
 }
+
+
+# Health stays open (probes carry no key); every other route needs a key when keys are configured.
+open_paths = {path for (_, path), handler in ROUTES.items() if handler is health_route}
+guard = auth.guard(keys, settings.api_key_bearer, open_paths)
 
 
 @functions_framework.http
 def synthesize(request: Request) -> Response:
-    return web.serve(request, ROUTES, settings.gcp_project)
+    return web.serve(request, ROUTES, settings.gcp_project, guard)
 
 
 @functions_framework.cloud_event
 def synthesize_event(event: CloudEvent) -> None:
     # Returning acknowledges the event; an exception is a 500, which Pub/Sub and Eventarc redeliver.
     events.handle(event, store, engines, settings)
+
+
+def unreadable_body(exc: RecursionError) -> Response:
+    """A body nested too deeply for JSON parsing, met before a handler runs (functions-framework
+    parses event bodies itself): a 400, as for HTTP routes, not the framework's 500."""
+    web.log.warning("unreadable request body: %s", type(exc).__name__)
+    return web.Reply.error(web.invalid_json(exc)).response
+
+
+if flask.has_app_context():  # functions-framework loads this module inside its app
+    flask.current_app.register_error_handler(RecursionError, unreadable_body)

@@ -101,12 +101,15 @@ class Engines:
         return entries
 
     def health(self) -> list[dict[str, object]]:
-        """Each configured engine's state, without building or loading anything new."""
+        """Each configured engine's state, without building or loading anything new. A failure
+        already met is named (``error``) without its cause: paths go to the log, not to callers."""
         states: list[dict[str, object]] = []
         for name in self.names:
             engine = self._built.get(name)
             state: dict[str, object] = {"name": name, "loaded": engine is not None and engine.is_loaded}
             if name in self._unavailable:
-                state["error"] = self._unavailable[name]
+                state["error"] = "cannot be built (the cause is in the service log)"
+            elif engine is not None and engine.load_error is not None:
+                state["error"] = "failed to load (the cause is in the service log)"
             states.append(state)
         return states

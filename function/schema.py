@@ -3,23 +3,40 @@ the deployment's limits live in ``function.pipeline``."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from function.errors import ApiError, bad_field
 
 
-class SynthesizeRequest(BaseModel):
+class Body(BaseModel):
+    """A request body: its strings must be encodable text (JSON's "\\ud800" escapes decode to a
+    lone surrogate, which no encoder, hash or object name accepts)."""
+
+    @field_validator("*")
+    @classmethod
+    def _no_lone_surrogates(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("contains a lone surrogate (an invalid \\u escape), not text") from None
+        return value
+
+
+class SynthesizeRequest(Body):
     """POST /synthesize, and the data of a Pub/Sub synthesis message."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     text: str
-    voice: str | None = None
-    speed: float = 1.0
+    # Absent or null: the default voice. "" is not a voice name.
+    voice: str | None = Field(default=None, min_length=1)
+    # A number, strictly: JSON true and "1.5" are not speeds (integers are); NaN and infinities neither.
+    speed: float = Field(default=1.0, strict=True, allow_inf_nan=False)
     format: str = "wav"
-    language: str | None = None
+    language: str | None = Field(default=None, min_length=1)
 
 
 class EventRequest(SynthesizeRequest):
@@ -29,7 +46,7 @@ class EventRequest(SynthesizeRequest):
     job_id: str | None = None
 
 
-class OpenAISpeechRequest(BaseModel):
+class OpenAISpeechRequest(Body):
     """POST /v1/audio/speech, as OpenAI defines it. Unknown fields are ignored, as OpenAI adds
     optional ones (e.g. "instructions", "stream_format") that a TTS model may not support."""
 
@@ -39,7 +56,7 @@ class OpenAISpeechRequest(BaseModel):
     input: str
     voice: str
     response_format: str = "mp3"
-    speed: float = Field(default=1.0, ge=0.25, le=4.0)
+    speed: float = Field(default=1.0, ge=0.25, le=4.0, strict=True, allow_inf_nan=False)
 
 
 M = TypeVar("M", bound=BaseModel)

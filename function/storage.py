@@ -20,11 +20,23 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# GCS calls are retried by the client library (idempotent reads, and uploads guarded by
-# if_generation_match); this bounds each attempt.
-GCS_TIMEOUT_S = 60
+# Deadlines on every GCS call, so that a dead or stalled bucket is a 503 (HTTP) or a retried
+# event within seconds, not after the client library's default 120 s of retries of 60 s attempts
+# (the single worker would sit behind it, health checks included). Each attempt may take
+# GCS_CONNECT_TIMEOUT_S to connect and GCS_READ_TIMEOUT_S between bytes of the answer; failed
+# attempts (refused, reset, 429, 5xx) are retried with backoff for GCS_RETRY_S in all. Reads are
+# idempotent and uploads are guarded by if_generation_match, so every call may be retried.
+# Worst case for one call: GCS_RETRY_S plus one attempt, far inside both services' timeouts.
+GCS_CONNECT_TIMEOUT_S = 3.0
+GCS_READ_TIMEOUT_S = 10.0
+GCS_RETRY_S = 8.0
+GCS_TIMEOUT = (GCS_CONNECT_TIMEOUT_S, GCS_READ_TIMEOUT_S)
 # How long (in 10 ms polls) a local writer that lost a race waits for the winner's metadata.
 META_WAIT_TRIES = 200
+
+
+# Where a local store keeps each object's metadata; no object may be named into it.
+META_DIR = ".meta"
 
 
 class StorageError(RuntimeError):
@@ -75,13 +87,19 @@ class LocalStore(ObjectStore):
         self.root = root.resolve()
 
     def _path(self, name: str) -> Path:
+        path = self._file(name)
+        if path.is_relative_to(self.root / META_DIR):
+            raise ValueError(f"object names under {META_DIR}/ are reserved for metadata: {name!r}")
+        return path
+
+    def _file(self, name: str) -> Path:
         path = (self.root / name).resolve()
         if not path.is_relative_to(self.root):
             raise ValueError(f"object name escapes the store: {name!r}")
         return path
 
     def _meta_path(self, name: str) -> Path:
-        return self._path(f".meta/{name}.json")
+        return self._file(f"{META_DIR}/{name}.json")
 
     def uri(self, name: str) -> str:
         return self._path(name).as_uri()
@@ -184,7 +202,9 @@ class GcsStore(ObjectStore):
         from google.api_core import exceptions
 
         try:
-            blob = self.client.bucket(self.bucket_name).get_blob(self.prefix + name, timeout=GCS_TIMEOUT_S)
+            blob = self.client.bucket(self.bucket_name).get_blob(
+                self.prefix + name, timeout=GCS_TIMEOUT, retry=_retry()
+            )
         except exceptions.GoogleAPIError as exc:
             raise StorageError(f"cannot look up {self.uri(name)}: {exc}") from exc
         return None if blob is None else self._stored(name, blob)
@@ -200,7 +220,7 @@ class GcsStore(ObjectStore):
             # Generation 0 means "only if absent": GCS refuses the write with 412 when the object
             # exists, so a concurrent writer can never replace it.
             blob.upload_from_string(
-                data, content_type=content_type, if_generation_match=0, timeout=GCS_TIMEOUT_S
+                data, content_type=content_type, if_generation_match=0, timeout=GCS_TIMEOUT, retry=_retry()
             )
         except exceptions.PreconditionFailed:
             existing = self.stat(name)
@@ -215,7 +235,7 @@ class GcsStore(ObjectStore):
         from google.api_core import exceptions
 
         try:
-            return self._blob(name).download_as_bytes(timeout=GCS_TIMEOUT_S)
+            return self._blob(name).download_as_bytes(timeout=GCS_TIMEOUT, retry=_retry())
         except exceptions.GoogleAPIError as exc:
             raise StorageError(f"cannot read {self.uri(name)}: {exc}") from exc
 
@@ -241,6 +261,12 @@ class GcsStore(ObjectStore):
         except Exception as exc:  # signing is a convenience: the object is written either way
             log.warning("cannot sign a URL for %s: %s", self.uri(name), exc)
             return None
+
+
+def _retry() -> Any:
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_timeout(GCS_RETRY_S)
 
 
 def open_store(uri: str) -> ObjectStore:

@@ -70,11 +70,16 @@ class Served:
         return frame.LogLine(severity, f"{request.method} {request.path} {status}", fields, traceback)
 
 
-def serve(request: Request, routes: Routes, gcp_project: str | None) -> Response:
-    """Route one request inside the frame: every failure becomes a JSON error, and one line is logged."""
+def serve(
+    request: Request, routes: Routes, gcp_project: str | None, guard: Callable[[Request], None] | None = None
+) -> Response:
+    """Route one request inside the frame: every failure becomes a JSON error, and one line is logged.
+    ``guard`` (``function.auth``) runs first and may refuse the request."""
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
 
     def work() -> Served:
+        if guard is not None:
+            guard(request)
         return Served(request, request_id, _dispatch(request, routes))
 
     def failed(failure: frame.Failure) -> Served:
@@ -88,10 +93,11 @@ def serve(request: Request, routes: Routes, gcp_project: str | None) -> Response
 
 def _dispatch(request: Request, routes: Routes) -> Reply:
     path = request.path.rstrip("/") or "/"
-    handler = routes.get((request.method, path))
+    # HEAD is GET without the body (werkzeug drops it from the response).
+    handler = routes.get(("GET" if request.method == "HEAD" else request.method, path))
     if handler is not None:
         return handler(request)
-    allowed = sorted(method for method, route in routes if route == path)
+    allowed = sorted({m for method, route in routes if route == path for m in _with_head(method)})
     if allowed:
         raise ApiError(
             405,
@@ -101,6 +107,10 @@ def _dispatch(request: Request, routes: Routes) -> Reply:
         )
     known = ", ".join(sorted({f"{m} {p}" for m, p in routes}))
     raise ApiError(404, "not_found", f"no route {path}; routes: {known}")
+
+
+def _with_head(method: str) -> tuple[str, ...]:
+    return (method, "HEAD") if method == "GET" else (method,)
 
 
 def json_body(request: Request, max_bytes: int) -> Any:
@@ -117,8 +127,14 @@ def json_body(request: Request, max_bytes: int) -> Any:
         raise _too_large(max_bytes)
     try:
         return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"is not valid JSON: {exc}", field="body") from None
+    except (ValueError, RecursionError) as exc:  # also: an integer over 4300 digits; deep nesting
+        raise invalid_json(exc) from None
+
+
+def invalid_json(exc: BaseException) -> ApiError:
+    """The 400 for a body that cannot be read as JSON (undecodable, malformed, too deeply nested)."""
+    why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+    return ApiError(400, "invalid_json", f"is not valid JSON: {why}", field="body")
 
 
 def _too_large(max_bytes: int) -> ApiError:
@@ -126,9 +142,12 @@ def _too_large(max_bytes: int) -> ApiError:
 
 
 def wants_audio(request: Request) -> bool:
-    """``?response=audio``, or an Accept header that names an audio type."""
-    if request.args.get("response") == "audio":
-        return True
+    """``?response=audio``, or an Accept header that names an audio type (``?response=json``: JSON)."""
+    asked = request.args.getlist("response")
+    if asked and (len(asked) > 1 or asked[0] not in ("json", "audio")):
+        raise ApiError(400, "invalid_field", "must be given once, as json or audio", field="response")
+    if asked:
+        return asked[0] == "audio"
     return any(mimetype.startswith("audio/") for mimetype, _ in request.accept_mimetypes)
 
 

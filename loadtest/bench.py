@@ -172,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     max_requests=100_000, think=0.0, duration=args.duration, user_classes="UniqueSentences"
                 )
                 log = run_locust(fleet.url, 2 * n, sweep_args, args.out, f"bench-instances-{n}")
-                step = summarize(f"fleet-{n}", 2 * n, log, None)
+                (step,) = summarize(f"fleet-{n}", 2 * n, log, None)
             sweep.append(
                 {
                     "instances": n,

@@ -88,15 +88,32 @@ def worker_ready(kind: str, model_dir: Path, threads: int) -> dict[str, Any]:
     return {"ready_at": time.time()}
 
 
+def _timed(module: Any, into: list[float]) -> None:
+    """Wrap ``module.inference`` so that each call appends its seconds to ``into``."""
+    inference = module.inference
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        out = inference(*args, **kwargs)
+        into.append(time.perf_counter() - start)
+        return out
+
+    module.inference = timed
+
+
 def worker_synth(kind: str, model_dir: Path, threads: int, tokens: int, repeats: int) -> dict[str, Any]:
     import torch
 
     text = _text(TEXT_TOKENS)
     llm_s: list[float] = []
     wall_s: list[float] = []
+    flow_s: list[float] = []
+    hift_s: list[float] = []
     audio_s = 0.0
     if kind == "upstream":
         model, embedding = _upstream(model_dir, threads)
+        _timed(model.flow, flow_s)
+        _timed(model.hift, hift_s)
         ratio = (tokens + 0.5) / TEXT_TOKENS
         inference = model.llm.inference
 
@@ -116,6 +133,8 @@ def worker_synth(kind: str, model_dir: Path, threads: int, tokens: int, repeats:
         precision = kind.removeprefix("lite-") if kind != "lite" else "fp32"
         runtime = _lite(model_dir, threads, precision)
         embedding = runtime.speakers[SPEAKER]
+        _timed(runtime.flow, flow_s)
+        _timed(runtime.hift, hift_s)
         for _ in range(repeats):
             torch.manual_seed(0)
             start = time.perf_counter()
@@ -126,6 +145,8 @@ def worker_synth(kind: str, model_dir: Path, threads: int, tokens: int, repeats:
             audio_s = wave.shape[-1] / 22050
     return {
         "llm_s": llm_s,
+        "flow_s": flow_s,
+        "hift_s": hift_s,
         "wall_s": wall_s,
         "audio_s": audio_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -157,7 +178,102 @@ def worker_accuracy(model_dir: Path, threads: int, tokens: int) -> dict[str, Any
             "max_abs_logp_diff": (got - reference).abs().max().item(),
             "top1_agreement": (got.argmax(-1) == reference.argmax(-1)).float().mean().item(),
         }
+    # "fast": the int8 LLM above, and the flow in bf16 where the CPU has it: mel and wave error.
+    from function.engines.cosyvoice.precision import flow_in_bf16
+
+    if flow_in_bf16("fast"):
+        runtime = _lite(model_dir, threads, "fp32")
+        speech = torch.tensor([forced], dtype=torch.int32)
+        with torch.inference_mode():
+            torch.manual_seed(0)
+            mel = runtime.flow.inference(speech, embedding)
+            torch.manual_seed(0)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                mel_bf16 = runtime.flow.inference(speech, embedding).float()
+            torch.manual_seed(0)
+            wave = runtime.hift.inference(mel)
+            torch.manual_seed(0)
+            wave_bf16 = runtime.hift.inference(mel_bf16)
+        result["flow-bf16"] = {
+            "mel_max_abs_diff": (mel_bf16 - mel).abs().max().item(),
+            "mel_rms_diff": (mel_bf16 - mel).pow(2).mean().sqrt().item(),
+            "wave_max_abs_diff": (wave_bf16 - wave).abs().max().item(),
+            "wave_peak": wave.abs().max().item(),
+        }
     return result
+
+
+def worker_floors(model_dir: Path, threads: int, tokens: int) -> dict[str, Any]:
+    """Each stage's floor on this CPU: the LLM's weight bytes per token over the bandwidth torch's
+    matrix-vector products reach; flow and HiFT's matmul/conv FLOPs over torch's sgemm peak."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    runtime = _lite(model_dir, threads, "fp32")
+    embedding = runtime.speakers[SPEAKER]
+    llm = runtime.llm
+    # Read once per token: the decoder-only LM and the output layer (embeddings: one row).
+    per_token = [p for p in llm.llm.parameters()] + [p for p in llm.llm_decoder.parameters()]
+    token_bytes = sum(p.numel() * p.element_size() for p in per_token)
+    weights = [p for p in per_token if p.dim() == 2]
+    with torch.inference_mode():
+        vectors = [torch.randn(w.shape[1]) for w in weights]
+        for w, v in zip(weights, vectors, strict=True):  # pages in, warm
+            torch.mv(w, v)
+        runs = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for w, v in zip(weights, vectors, strict=True):
+                torch.mv(w, v)
+            runs.append(time.perf_counter() - start)
+        matvec_gbs = sum(w.numel() * 4 for w in weights) / min(runs) / 1e9
+        big = torch.ones(256 * 1024 * 1024 // 4 * 4)  # 1 GiB
+        big.sum()
+        start = time.perf_counter()
+        for _ in range(3):
+            big.sum()
+        read_gbs = 3 * big.numel() * 4 / (time.perf_counter() - start) / 1e9
+        del big
+        peaks = {}
+        for dtype in (torch.float32, torch.bfloat16):
+            a = torch.randn(2048, 2048).to(dtype)
+            b = torch.randn(2048, 2048).to(dtype)
+            a @ b
+            start = time.perf_counter()
+            for _ in range(3):
+                a @ b
+            peaks[str(dtype).removeprefix("torch.")] = 3 * 2 * 2048**3 / (time.perf_counter() - start) / 1e9
+        speech = torch.randint(0, 4096, (tokens,), generator=torch.Generator().manual_seed(2)).tolist()
+        with FlopCounterMode(display=False) as flow_count:
+            mel = runtime.flow.inference(torch.tensor([speech], dtype=torch.int32), embedding)
+        with FlopCounterMode(display=False) as hift_count:
+            runtime.hift.inference(mel)
+    return {
+        "cpu": _cpu_name(),
+        "llm_bytes_per_token": token_bytes,
+        "matvec_gbs": matvec_gbs,
+        "read_gbs": read_gbs,
+        "gemm_gflops": peaks,
+        "flow_gflop": flow_count.get_total_flops() / 1e9,
+        "hift_gflop": hift_count.get_total_flops() / 1e9,
+        "cpu_flags": sorted(
+            set(_cpu_flags()) & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni"}
+        ),
+    }
+
+
+def _cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def _cpu_flags() -> list[str]:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            return line.split(":", 1)[1].split()
+    return []
 
 
 # --- orchestration --------------------------------------------------------------------------------
@@ -205,6 +321,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--smoke", action="store_true", help="tiny model, few tokens: seconds")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="150 tokens only, one run per process, lite and upstream alternated twice (~6 min)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
@@ -218,10 +339,12 @@ def main() -> None:
     official, converted = prepare_model(model_dir, smoke)
     threads = args.threads
     # (tokens, repeats for lite, repeats for upstream): fewer repeats where runs are long.
-    plan = [(8, 2, 2)] if smoke else [(150, 3, 3), (600, 2, 1)]
+    plan = [(8, 2, 2)] if smoke else [(150, 1, 1)] if args.quick else [(150, 3, 3), (600, 2, 1)]
+    # Fresh processes alternating lite and upstream, so that a noisy neighbour hits both.
+    rounds = 2 if args.quick else 1
     report: dict[str, Any] = {"threads": threads, "smoke": smoke, "ready_s": {}, "synthesis": [], "modes": {}}
 
-    ready_runs = 1 if smoke else 3
+    ready_runs = 1 if smoke or args.quick else 3
     for label, kind, directory in (
         ("lite .pt", "lite", official),
         ("lite safetensors", "lite", converted),
@@ -233,18 +356,30 @@ def main() -> None:
             times.append(result["ready_at"] - started)
         report["ready_s"][label] = _median(times)
 
-    for tokens, lite_repeats, upstream_repeats in plan:
-        for kind, repeats in (("lite", lite_repeats), ("upstream", upstream_repeats)):
-            result, _ = run_worker(
-                ["synth", kind, str(official), str(threads), str(tokens), str(repeats)], threads
-            )
-            report["synthesis"].append({"runtime": kind, "tokens": tokens, **result})
-    for tokens, lite_repeats, _ in plan:
-        for kind in ("lite-bf16", "lite-int8"):
-            result, _ = run_worker(
-                ["synth", kind, str(official), str(threads), str(tokens), str(lite_repeats)], threads
-            )
-            report["synthesis"].append({"runtime": kind, "tokens": tokens, **result})
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def synth(kind: str, tokens: int, repeats: int) -> None:
+        result, _ = run_worker(
+            ["synth", kind, str(official), str(threads), str(tokens), str(repeats)], threads
+        )
+        row = rows.get((kind, tokens))
+        if row is None:
+            rows[kind, tokens] = {"runtime": kind, "tokens": tokens, **result}
+            return
+        for key in ("llm_s", "flow_s", "hift_s", "wall_s"):
+            row[key] += result[key]
+        row["peak_rss_mb"] = max(row["peak_rss_mb"], result["peak_rss_mb"])
+
+    for round_index in range(rounds):
+        for tokens, lite_repeats, upstream_repeats in plan:
+            for kind, repeats in (("lite", lite_repeats), ("upstream", upstream_repeats)):
+                synth(kind, tokens, repeats)
+            if round_index == 0:
+                for kind in ("lite-bf16", "lite-int8", "lite-fast"):
+                    synth(kind, tokens, lite_repeats)
+    report["synthesis"] = list(rows.values())
+    floors, _ = run_worker(["floors", str(converted), str(threads), str(plan[0][0])], threads)
+    report["floors"] = floors
     accuracy, _ = run_worker(["accuracy", str(official), str(threads), str(min(plan[0][0], 100))], threads)
     report["modes"] = accuracy
 
@@ -263,6 +398,8 @@ def dispatch(argv: list[str]) -> dict[str, Any]:
         return worker_ready(rest[0], Path(rest[1]), int(rest[2]))
     if name == "synth":
         return worker_synth(rest[0], Path(rest[1]), int(rest[2]), int(rest[3]), int(rest[4]))
+    if name == "floors":
+        return worker_floors(Path(rest[0]), int(rest[1]), int(rest[2]))
     if name == "accuracy":
         return worker_accuracy(Path(rest[0]), int(rest[1]), int(rest[2]))
     raise SystemExit(f"unknown worker {name}")
@@ -293,7 +430,36 @@ def print_table(report: dict[str, Any]) -> None:
             f"{llm / row['tokens'] * 1000:10.1f} {wall - llm:11.2f} {row['peak_rss_mb']:11.0f}"
             f" {speedup:7.2f}x"
         )
+    print(f"\n{'runtime':10s} {'tokens':>6s} {'LLM s':>7s} {'flow s':>7s} {'HiFT s':>7s}  (medians)")
+    for row in report["synthesis"]:
+        print(
+            f"{row['runtime']:10s} {row['tokens']:6d} {_median(row['llm_s']):7.2f} "
+            f"{_median(row['flow_s']):7.2f} {_median(row['hift_s']):7.2f}"
+        )
+    floors = report.get("floors")
+    if floors:
+        print(f"\nfloors on {floors['cpu']} ({', '.join(floors['cpu_flags'])}):")
+        print(
+            f"  LLM: {floors['llm_bytes_per_token'] / 1e9:.3f} GB fp32 weights per token; matrix-vector "
+            f"products stream {floors['matvec_gbs']:.1f} GB/s (plain reads {floors['read_gbs']:.1f} GB/s): "
+            f"{floors['llm_bytes_per_token'] / floors['matvec_gbs'] / 1e6:.1f} ms/token fp32, "
+            f"{floors['llm_bytes_per_token'] / 4 / floors['matvec_gbs'] / 1e6:.1f} ms/token at int8 bytes"
+        )
+        peak = floors["gemm_gflops"]
+        print(f"  gemm peak: fp32 {peak['float32']:.0f} GFLOPS, bf16 {peak['bfloat16']:.0f} GFLOPS")
+        for stage in ("flow", "hift"):
+            gflop = floors[f"{stage}_gflop"]
+            print(
+                f"  {stage}: {gflop:.1f} GFLOP in matmuls/convs: {gflop / peak['float32']:.2f} s at fp32 peak"
+            )
     for precision, diff in report["modes"].items():
+        if precision == "flow-bf16":
+            print(
+                f"  flow in bf16 vs fp32 (same tokens): mel max |diff| {diff['mel_max_abs_diff']:.4f}, "
+                f"rms {diff['mel_rms_diff']:.4f}; wave max |diff| {diff['wave_max_abs_diff']:.4f} "
+                f"(peak {diff['wave_peak']:.3f})"
+            )
+            continue
         print(
             f"  {precision} LLM vs fp32: max |logp diff| {diff['max_abs_logp_diff']:.4f}, "
             f"top-1 agreement {diff['top1_agreement'] * 100:.1f}%"

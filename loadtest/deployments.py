@@ -75,14 +75,56 @@ def start_instance(group: ProcessGroup, name: str, env: dict[str, str]) -> tuple
 
 
 REFUSED = json.dumps({"error": {"code": "overloaded", "message": "all instances busy, queue full"}})
+THROTTLED = json.dumps(
+    {
+        "error": {
+            "code": "rate_limited",
+            "type": "rate_limit_error",
+            "message": "too many requests for this key",
+        }
+    }
+)
 
 
-def haproxy_config(port: int, instance_urls: Sequence[str], max_queue: int, queue_timeout_s: float) -> str:
+@dataclass(frozen=True)
+class RateLimit:
+    """Requests one caller may make per window (Cloud Armor's throttle in terraform/lb.tf)."""
+
+    requests: int
+    window_s: int
+
+
+def rate_limit_rules(limit: RateLimit) -> str:
+    """HAProxy's per-caller limit: a stick table keyed like the Cloud Armor rules (X-API-Key, else
+    Authorization, else the client IP), holding SHA-256 digests rather than keys; 429 beyond."""
+    window, caller, found = limit.window_s, "var(txn.caller)", "var(txn.caller) -m found"
+    lines = [
+        f"stick-table type string len 72 size 100k expire {window}s store http_req_rate({window}s)",
+        "http-request set-var(txn.caller) req.hdr(x-api-key),sha2(256),hex"
+        " if { req.hdr(x-api-key) -m found }",
+        "http-request set-var(txn.caller) req.hdr(authorization),sha2(256),hex"
+        f" if !{{ {found} }} {{ req.hdr(authorization) -m found }}",
+        f'http-request set-var-fmt(txn.caller) "ip:%[src]" if !{{ {found} }}',
+        f"http-request track-sc0 {caller}",
+        f"http-request return status 429 content-type application/json string '{THROTTLED}'"
+        f" hdr Retry-After {window} if {{ sc_http_req_rate(0) gt {limit.requests} }}",
+    ]
+    return "".join(f"    {line}\n" for line in lines)
+
+
+def haproxy_config(
+    port: int,
+    instance_urls: Sequence[str],
+    max_queue: int,
+    queue_timeout_s: float,
+    per_caller: RateLimit | None = None,
+) -> str:
     servers = "\n".join(
         f"    server i{i} {url.removeprefix('http://')} maxconn 1 maxqueue {max_queue}"
         for i, url in enumerate(instance_urls)
     )
     total_queue = max_queue * len(instance_urls)
+    limits = rate_limit_rules(per_caller) if per_caller else ""
     return f"""global
     maxconn 4096
 defaults
@@ -90,10 +132,14 @@ defaults
     timeout connect 2s
     timeout client 300s
     timeout server 300s
+    # Receive each request whole before it takes an instance (a half-sent or idle connection
+    # would hold the one worker), as Cloud Run's front end does; give up on it after 10 s.
+    option http-buffer-request
+    timeout http-request 10s
     timeout queue {int(queue_timeout_s * 1000)}ms
 frontend tts
     bind 127.0.0.1:{port}
-    # Refuse at once when the pending queue is full, as Cloud Run does when it cannot scale further.
+{limits}    # Refuse at once when the pending queue is full, as Cloud Run does when it cannot scale further.
     http-request return status 503 content-type application/json string '{REFUSED}' \
         hdr Retry-After 1 if {{ queue(fleet) ge {total_queue} }}
     default_backend fleet
@@ -111,6 +157,7 @@ def start_fleet(
     max_queue: int,
     queue_timeout_s: float,
     engine_threads: int = 1,
+    per_caller: RateLimit | None = None,
 ) -> Deployment:
     haproxy = require("haproxy", HAPROXY_HINT)
     servers = ProcessGroup(log_dir / "fleet", cpus)
@@ -127,7 +174,9 @@ def start_fleet(
         deployment.instance_urls = [url for url, _, _ in started]
         port = free_port()
         config = log_dir / "fleet" / "haproxy.cfg"
-        config.write_text(haproxy_config(port, deployment.instance_urls, max_queue, queue_timeout_s))
+        config.write_text(
+            haproxy_config(port, deployment.instance_urls, max_queue, queue_timeout_s, per_caller)
+        )
         process, log = proxy.start("haproxy", [haproxy, "-db", "-f", str(config)])
         deployment.url = f"http://127.0.0.1:{port}"
         wait_healthy(health_url(deployment.url), process, log=log)

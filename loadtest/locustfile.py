@@ -9,6 +9,9 @@ Environment:
   TTS_LOADTEST_MAX_REQUESTS  stop the whole run after this many requests (default: no cap)
   TTS_LOADTEST_LOG           append one JSON line per request (time, name, status, ms) to this file,
                              so latency can be computed from successful requests only
+  TTS_LOADTEST_SCENARIO      "mixed" (default: cache misses, hits, mixed lengths, the OpenAI route)
+                             or "isolation" (some users send long passages, the others short prompts)
+  TTS_LOADTEST_LONG_USERS    isolation: how many users send long passages (default 1)
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ from locust.contrib.fasthttp import FastHttpUser
 
 # Locust loads this file by path; make the ``loadtest`` package importable from any directory.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from loadtest.texts import HOT_SET, paragraph, sentence
+from loadtest.traffic import KINDS
 
 THINK_S = float(os.environ.get("TTS_LOADTEST_THINK_S", "0.5"))
 MAX_REQUESTS = int(os.environ.get("TTS_LOADTEST_MAX_REQUESTS", "0"))
+# Which users run: "mixed" (realistic traffic) or "isolation" (short and long texts, apart).
+SCENARIO = os.environ.get("TTS_LOADTEST_SCENARIO", "mixed")
+LONG_USERS = int(os.environ.get("TTS_LOADTEST_LONG_USERS", "1"))
 # A refused request (the platform's queue is full) is retried after this pause, as a polite client would.
 BACKOFF_S = 1.0
 
@@ -55,59 +61,82 @@ class TtsUser(FastHttpUser):
         if r.status_code in (429, 503):
             gevent.sleep(BACKOFF_S)
 
+    def send(self, kind: str) -> None:
+        request = KINDS[kind]
+        self.post(request.path, request.make(self.rng), request.name)
+
 
 class UniqueSentences(TtsUser):
     """Every request a cache miss: a new ten-word sentence."""
 
     weight = 4
+    abstract = SCENARIO != "mixed"
 
     @task
     def synthesize(self) -> None:
-        self.post("/synthesize", {"text": sentence(10, self.rng)}, "unique-10w")
+        self.send("unique-10w")
 
 
 class HotSet(TtsUser):
     """Repeated sentences: after the first synthesis, answered from storage."""
 
     weight = 2
+    abstract = SCENARIO != "mixed"
 
     @task
     def synthesize(self) -> None:
-        self.post("/synthesize", {"text": self.rng.choice(HOT_SET)}, "hot-set")
+        self.send("hot-set")
 
 
 class MixedLengths(TtsUser):
     """Short prompts, paragraphs and the odd long passage."""
 
     weight = 2
+    abstract = SCENARIO != "mixed"
 
     @task(3)
     def short(self) -> None:
-        self.post("/synthesize", {"text": sentence(3, self.rng)}, "mixed-3w")
+        self.send("mixed-3w")
 
     @task(2)
     def medium(self) -> None:
-        self.post("/synthesize", {"text": paragraph(25, self.rng)}, "mixed-25w")
+        self.send("mixed-25w")
 
     @task(1)
     def long(self) -> None:
-        self.post("/synthesize", {"text": paragraph(80, self.rng)}, "mixed-80w")
+        self.send("mixed-80w")
 
 
 class OpenAISpeech(TtsUser):
     """The OpenAI-compatible route, audio bytes in the response (as the OpenAI SDK expects)."""
 
     weight = 1
+    abstract = SCENARIO != "mixed"
 
     @task
     def speech(self) -> None:
-        body = {
-            "model": "tts-1",
-            "input": sentence(10, self.rng),
-            "voice": self.rng.choice(("alloy", "echo", "nova")),
-            "response_format": "wav",
-        }
-        self.post("/v1/audio/speech", body, "openai-speech")
+        self.send("openai-speech")
+
+
+class ShortTexts(TtsUser):
+    """Isolation: a fresh five-word prompt each time; its latency is what a long request may hurt."""
+
+    abstract = SCENARIO != "isolation"
+
+    @task
+    def synthesize(self) -> None:
+        self.send("short-5w")
+
+
+class LongTexts(TtsUser):
+    """Isolation: a fresh 150-word passage each time, from a fixed number of users."""
+
+    fixed_count = LONG_USERS
+    abstract = SCENARIO != "isolation"
+
+    @task
+    def synthesize(self) -> None:
+        self.send("long-150w")
 
 
 _log_file = open(os.environ["TTS_LOADTEST_LOG"], "a") if os.environ.get("TTS_LOADTEST_LOG") else None  # noqa: SIM115

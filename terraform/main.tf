@@ -18,12 +18,16 @@ locals {
       timeout_s     = var.http_timeout_s
       min_instances = var.http_min_instances
       max_instances = var.http_max_instances
-      # Reachable from the internet, but only with an identity token (IAM), unless allow_unauthenticated.
-      ingress = "INGRESS_TRAFFIC_ALL"
-      # functions-framework: which function to serve, and gunicorn's worker timeout.
+      # Reachable from the internet, but only with an identity token (IAM), unless allow_unauthenticated;
+      # behind the load balancer (lb.tf), only through it (and its Cloud Armor limits).
+      ingress = local.load_balancer ? "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER" : "INGRESS_TRAFFIC_ALL"
+      # functions-framework: which function to serve, and gunicorn's worker timeout; the API keys
+      # (auth.tf), which only this service checks.
       env = {
         FUNCTION_TARGET           = "synthesize"
         CLOUD_RUN_TIMEOUT_SECONDS = tostring(var.http_timeout_s)
+        TTS_API_KEYS_FILE         = local.api_keys_file
+        TTS_API_KEY_BEARER        = local.api_key_bearer
       }
     }
     event = {
@@ -45,11 +49,14 @@ locals {
     TTS_ENGINES           = join(",", var.engines)
     TTS_OUTPUT_URI        = "gs://${google_storage_bucket.this["output"].name}/${var.output_prefix}"
     TTS_INPUT_PREFIX      = var.input_prefix
+    TTS_INPUT_BUCKET      = google_storage_bucket.this["input"].name
     TTS_REQUEST_TIMEOUT_S = tostring(var.http_timeout_s)
     TTS_EVENT_TIMEOUT_S   = tostring(var.event_timeout_s)
     TTS_THREADS           = tostring(var.cpu)
     TTS_LOG_LEVEL         = var.log_level
     TTS_GCP_PROJECT       = var.project_id
+    # The push subscription's last attempt: recorded as a failed manifest instead of dead-lettered.
+    TTS_MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
   }
 
   # Memory each engine adds to an instance, in MiB: its model, loaded on first use and kept for the
@@ -106,6 +113,11 @@ locals {
     "iam.googleapis.com",
     # signBlob for V4 signed URLs from the metadata-server credentials.
     "iamcredentials.googleapis.com",
+    # API keys (auth.tf), the load balancer and Cloud Armor (lb.tf), metrics and alerts (monitoring.tf).
+    "secretmanager.googleapis.com",
+    "compute.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
   ])
 }
 

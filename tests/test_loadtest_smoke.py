@@ -1,5 +1,7 @@
-"""The load-test tools must keep working: a few seconds of the fleet-vs-baseline run and of the
-benchmark, with real processes, real HAProxy and real synthesis. Full runs are documented commands."""
+"""The load-test tools must keep working: a few seconds of the fleet-vs-baseline run (both
+scenarios, goodput under the calibrated deadlines) and of the benchmark, with real processes, real
+HAProxy and real synthesis; and the goodput arithmetic on a made-up log. Full runs are documented
+commands."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from pathlib import Path
 import psutil
 
 from function.local import REPO
+from loadtest.goodput import deadlines
+from loadtest.stats import summarize
 
 
 def alive(pid: int) -> bool:
@@ -21,6 +25,39 @@ def alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_goodput_counts_refusals_errors_and_late_answers_as_failures(tmp_path: Path) -> None:
+    limits = deadlines(
+        ["short-5w", "long-150w"],
+        {"fleet": {"short-5w": 40.0, "long-150w": 500.0}, "baseline": {"short-5w": 30.0}},
+        factor=2,
+        floor_ms=50,
+    )
+    assert limits == {"short-5w": 60.0, "long-150w": 1000.0}  # the fastest architecture's, x 2
+    assert deadlines(["short-5w"], {}, 2, 50, fixed_ms=30_000) == {"short-5w": 30_000}
+    log = tmp_path / "requests.jsonl"
+    records = [
+        ("short-5w", 200, True, 59.0),  # good
+        ("short-5w", 200, True, 61.0),  # late
+        ("short-5w", 503, False, 1.0),  # refused
+        ("short-5w", 500, False, 20.0),  # error
+        ("long-150w", 200, True, 900.0),  # good
+    ]
+    log.write_text(
+        "".join(
+            json.dumps({"t": 100 + 0.5 * i, "name": n, "status": st, "ok": ok, "ms": ms}) + "\n"
+            for i, (n, st, ok, ms) in enumerate(records)
+        )
+    )
+    short, long = summarize("fleet", 2, log, None, limits, "isolation")
+    assert (short.traffic, short.requests, short.good, short.late, short.refused) == ("short", 4, 1, 1, 1)
+    assert short.goodput_share == 0.25 and short.errors == 2 and short.ok == 2  # errors incl. refused
+    assert short.p50_ms == 59.0  # latency of the accepted requests only
+    assert (long.traffic, long.good, long.goodput_share) == ("long", 1, 1.0)
+    assert short.window_s == long.window_s and short.goodput_rps == round(1 / short.window_s, 2)
+    (whole,) = summarize("fleet", 2, log, None, limits, "mixed")
+    assert (whole.traffic, whole.requests, whole.good) == ("all", 5, 2)
 
 
 def test_fleet_and_baseline_run_writes_figures_and_stops_everything(tmp_path: Path) -> None:
@@ -39,6 +76,10 @@ def test_fleet_and_baseline_run_writes_figures_and_stops_everything(tmp_path: Pa
             "3",
             "--max-requests",
             "40",
+            "--scenario",
+            "mixed,isolation",
+            "--calibration-samples",
+            "1",
             "--out",
             str(out),
         ],
@@ -49,18 +90,40 @@ def test_fleet_and_baseline_run_writes_figures_and_stops_everything(tmp_path: Pa
     )
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads((out / "summary.json").read_text())
-    steps = {s["architecture"]: s for s in summary["steps"]}
-    assert set(steps) == {"fleet", "baseline"}
+    steps = {(s["architecture"], s["scenario"], s["traffic"]): s for s in summary["steps"]}
+    rows = {
+        (scenario, traffic)
+        for scenario, traffic in (("mixed", "all"), ("isolation", "short"), ("isolation", "long"))
+    }
+    assert set(steps) == {(arch, *row) for arch in ("fleet", "baseline") for row in rows}
+    # One deadline per kind of request, from the unloaded latency of each architecture.
+    limits = summary["deadlines_ms"]
+    assert {"unique-10w", "hot-set", "short-5w", "long-150w"} <= set(limits)
+    assert set(summary["unloaded_ms"]) == {"fleet", "baseline"}
+    fastest = min(summary["unloaded_ms"][arch]["long-150w"] for arch in ("fleet", "baseline"))
+    assert limits["long-150w"] == round(max(20, 2 * fastest), 1)
+    assert limits["long-150w"] > limits["short-5w"] >= 20
     for step in steps.values():
         assert 0 < step["ok"] <= step["requests"] <= 40
+        assert step["good"] + step["late"] == step["ok"]
+        assert step["goodput_share"] == round(step["good"] / step["requests"], 4)
+        assert step["goodput_rps"] <= step["qps"]
         assert 0 < step["p50_ms"] <= step["p95_ms"] <= step["p99_ms"]
         assert step["qps"] > 0 and step["cpu_s"] > 0
-    assert summary["ratios"][0]["users"] == 2
+    for arch in ("fleet", "baseline"):  # a 150-word passage takes longer than a five-word prompt
+        assert steps[(arch, "isolation", "long")]["p50_ms"] > steps[(arch, "isolation", "short")]["p50_ms"]
+    assert {(r["scenario"], r["traffic"], r["users"]) for r in summary["ratios"]} == {
+        (*row, 2) for row in rows
+    }
+    assert "goodput_rps_baseline_over_fleet" in summary["ratios"][0]
     assert summary["peak_rss_mib"]["fleet"] > summary["peak_rss_mib"]["baseline"] > 50
     with (out / "summary.csv").open() as f:
-        assert len(list(csv.DictReader(f))) == 2
+        table = list(csv.DictReader(f))
+    assert len(table) == 6 and "goodput_share" in table[0]
     assert (out / "locust" / "fleet-u2-r0_stats.csv").stat().st_size > 0
-    assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "locust" / "baseline-isolation-u2-r0_stats.csv").stat().st_size > 0
+    for chart in ("comparison.png", "isolation.png"):
+        assert (out / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # fleet: 2 instances (functions-framework + gunicorn worker each) and HAProxy; baseline: 1 process
     assert len(summary["started_pids"]) >= 6
     assert not [pid for pid in summary["started_pids"] if alive(pid)]

@@ -92,6 +92,8 @@ class Engine(ABC):
         """Load the model into memory. Called once per process; raises EngineLoadError on failure."""
 
     _loaded: bool = False
+    # Why the last load failed (the health check reports that it did), None until one fails.
+    load_error: str | None = None
 
     @property
     def is_loaded(self) -> bool:
@@ -103,8 +105,13 @@ class Engine(ABC):
             if self._loaded:
                 return None
             started = time.perf_counter()
-            self.load()
+            try:
+                self.load()
+            except EngineLoadError as exc:
+                self.load_error = str(exc)
+                raise
             self._loaded = True
+            self.load_error = None
             return (time.perf_counter() - started) * 1000
 
     def pieces(self, text: str) -> list[str]:

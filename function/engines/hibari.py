@@ -8,15 +8,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from importlib import metadata, resources
 
 import numpy as np
 
 from function.engines.base import Engine, EngineLoadError, Voice
+from function.text import split_sentences
 
 # OpenAI's built-in voices, spread over hibari's voices by gender; only installed voices are used.
 _OPENAI_FEMALE = ("alloy", "coral", "nova", "sage", "shimmer", "ballad", "marin")
 _OPENAI_MALE = ("ash", "echo", "fable", "onyx", "verse", "cedar")
+
+# hibari names numbers up to its largest scale word (decillion): 36 digits. A longer run of digits
+# (commas between them included) is an identifier, not a quantity: it is read digit by digit.
+_MAX_NUMBER_DIGITS = 36
+_LONG_DIGIT_RUN = re.compile(rf"\d(?:,?\d){{{_MAX_NUMBER_DIGITS},}}")
+
+
+def spell_long_numbers(text: str) -> str:
+    """Runs of more than 36 digits as single digits ("1 1 1 …"): hibari cannot name them as a number."""
+    return _LONG_DIGIT_RUN.sub(lambda m: " ".join(m[0].replace(",", "")), text)
 
 
 class HibariEngine(Engine):
@@ -76,6 +88,9 @@ class HibariEngine(Engine):
                 self._sessions[voice.id] = Hibari(voice=voice.id, threads=self._threads)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise EngineLoadError(f"hibari model failed to load: {exc}") from exc
+
+    def pieces(self, text: str) -> list[str]:
+        return split_sentences(spell_long_numbers(text))
 
     def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
         tts = self._sessions[voice]

@@ -13,19 +13,21 @@ from function.frame import Failure, LogLine
 from function.pipeline import Result
 from function.storage import StoredObject
 
-_SEVERITY = {"failed": logging.WARNING, "retry": logging.ERROR}
+_SEVERITY = {"failed": logging.WARNING, "retry": logging.ERROR, "gave_up": logging.ERROR}
 
 
 @dataclass(frozen=True)
 class Outcome:
     """``outcome`` is done, duplicate, failed (bad input, recorded and acknowledged), ignored (not
-    for this function) or retry (``retry`` holds why: the platform must redeliver)."""
+    for this function), retry (``retry`` holds why: the platform must redeliver) or gave_up (a
+    failure past the poison-message limits, recorded and acknowledged; ``failure`` holds it)."""
 
     source: Source
     outcome: str
     message: str
     fields: Mapping[str, Any] = field(default_factory=dict)
     retry: Failure | None = None
+    failure: Failure | None = None
 
     @classmethod
     def done(cls, source: Source, manifest: StoredObject, result: Result) -> Outcome:
@@ -46,7 +48,14 @@ class Outcome:
 
     @classmethod
     def retried(cls, source: Source, failure: Failure) -> Outcome:
-        return cls(source, "retry", f"event will be retried: {failure.cause}", retry=failure)
+        # The error code (storage_unavailable, model_unavailable, internal) feeds the log-based metrics.
+        fields = failure.error.log_fields()
+        return cls(source, "retry", f"event will be retried: {failure.cause}", fields, retry=failure)
+
+    @classmethod
+    def gave_up(cls, source: Source, manifest: StoredObject, failure: Failure, why: str) -> Outcome:
+        fields = {"manifest": manifest.uri, **failure.error.log_fields()}
+        return cls(source, "gave_up", f"event given up ({why}): {failure.cause}", fields, failure=failure)
 
     def log_line(self, latency_s: float) -> LogLine:
         source = self.source
@@ -57,5 +66,6 @@ class Outcome:
             "outcome": self.outcome,
             **self.fields,
         }
-        traceback = self.retry.cause if self.retry is not None and self.retry.is_bug else None
+        failure = self.retry or self.failure
+        traceback = failure.cause if failure is not None and failure.is_bug else None
         return LogLine(_SEVERITY.get(self.outcome, logging.INFO), self.message, fields, traceback)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import PurePosixPath
@@ -30,6 +31,7 @@ STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
 INPUT_SUFFIXES = (".txt", ".json")
 # UTF-8 needs at most 4 bytes a character: a larger input cannot fit the character limit.
 _BYTES_PER_CHAR = 4
+_DECIMAL = re.compile(r"[0-9]{1,20}")
 DEFAULT_FORMAT = FORMATS[EventRequest.model_fields["format"].default]
 
 
@@ -65,18 +67,24 @@ def _message_body(data: Any) -> Any:
         raise bad_field("message.data", "is missing: publish the request as data") from None
     try:
         return json.loads(base64.b64decode(encoded, validate=True))
-    except (binascii.Error, ValueError, TypeError) as exc:  # ValueError: bad UTF-8 or bad JSON
-        raise ApiError(400, "invalid_json", f"is not JSON: {exc}", "message.data") from None
+    except (binascii.Error, ValueError, TypeError, RecursionError) as exc:  # bad UTF-8, JSON, nesting
+        raise ApiError(400, "invalid_json", f"is not JSON: {_why(exc)}", "message.data") from None
+
+
+def _why(exc: BaseException) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
 
 
 def dropped_file(data: Any, source: Source, store: ObjectStore, settings: Settings) -> Task:
     """A file dropped under the input prefix (a .txt is the text, a .json a request): its audio
     is named after it, unless the request names an output."""
-    try:
-        bucket, name = data["bucket"], data["name"]
-    except (KeyError, TypeError):
+    bucket, name = (data.get("bucket"), data.get("name")) if isinstance(data, dict) else (None, None)
+    if not (isinstance(bucket, str) and bucket and isinstance(name, str) and name):
         return Task(source, job_manifest(None, source), error=bad_field("data", "names no bucket and object"))
     input_uri = f"gs://{bucket}/{name}"
+    if bucket != settings.input_bucket:
+        # Only the configured input bucket is read, whatever bucket an event names.
+        raise Ignored(f"{input_uri} is not in the input bucket {settings.input_bucket!r}")
     relative = _input_path(name, input_uri, store, settings.input_prefix)
     derived = str(relative.with_suffix(""))
     try:
@@ -105,12 +113,23 @@ def _input_path(name: str, uri: str, store: ObjectStore, prefix: str) -> PurePos
 
 
 def _read_request(bucket: str, name: str, size: Any, max_chars: int) -> EventRequest:
-    if int(size or 0) > max_chars * _BYTES_PER_CHAR:
+    if _size(size) > max_chars * _BYTES_PER_CHAR:
         raise bad_field("input", f"{size} bytes cannot fit the text limit")
     inputs = _input_store(bucket)
     if inputs.stat(name) is None:
         raise Ignored(f"gs://{bucket}/{name} no longer exists")
     return _request_in(inputs.read(name), PurePosixPath(name).suffix.lower())
+
+
+def _size(size: Any) -> int:
+    """The object's size as GCS reports it (a decimal string; absent counts as 0), or a 400."""
+    if size is None:
+        return 0
+    if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+        return size
+    if isinstance(size, str) and _DECIMAL.fullmatch(size):
+        return int(size)
+    raise bad_field("size", f"{str(size)[:40]!r} is not a size in bytes")
 
 
 def _request_in(content: bytes, suffix: str) -> EventRequest:
@@ -123,8 +142,8 @@ def _request_in(content: bytes, suffix: str) -> EventRequest:
         return EventRequest(text=text)
     try:
         body = json.loads(text)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_json", f"is not JSON: {exc}", "input") from None
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "invalid_json", f"is not JSON: {_why(exc)}", "input") from None
     return parse(EventRequest, body)
 
 

@@ -12,6 +12,7 @@ from function.config import Settings
 from function.errors import ApiError
 from function.events.outcome import Outcome
 from function.events.task import Task, job_manifest
+from function.frame import Failure
 from function.logs import fields
 from function.registry import Engines
 from function.storage import ObjectStore, StoredObject
@@ -53,9 +54,20 @@ def _synthesize(task: Task, store: ObjectStore, engines: Engines, settings: Sett
 
 def _record_failure(task: Task, store: ObjectStore, error: ApiError) -> Outcome:
     """A "failed" manifest for input that can never succeed; the event is then acknowledged."""
+    return Outcome.failed(task.source, failed_manifest(task, store, error), error)
+
+
+def give_up(task: Task, store: ObjectStore, failure: Failure, why: str) -> Outcome:
+    """A "failed" manifest for an event that kept failing (storage, model, a bug) past the
+    poison-message limits; the event is then acknowledged. Raises when storage refuses it too."""
+    error = failure.error
+    given_up = ApiError(error.status, error.code, f"{error.message}; gave up: {why}", error.field)
+    return Outcome.gave_up(task.source, failed_manifest(task, store, given_up), failure, why)
+
+
+def failed_manifest(task: Task, store: ObjectStore, error: ApiError) -> StoredObject:
     failure = {"code": error.code, "message": error.message, "field": error.field}
-    manifest = write_manifest(task, store, {"status": "failed", "error": failure, **task.record()}, None)
-    return Outcome.failed(task.source, manifest, error)
+    return write_manifest(task, store, {"status": "failed", "error": failure, **task.record()}, None)
 
 
 def write_manifest(

@@ -7,7 +7,9 @@ the manifest goes under ``jobs/``, named by the caller's ``job_id`` or else the 
 
 from __future__ import annotations
 
+import hashlib
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,12 @@ if TYPE_CHECKING:
 # Manifests of jobs whose audio has no name the caller knows.
 JOB_MANIFESTS = "jobs/"
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MAX_NAME_BYTES = 512
+# A file name's limit on most file systems (a local store), and what fake-gcs-server accepts.
+MAX_SEGMENT_BYTES = 255
+# Control (C0, DEL, C1 such as U+0085), format (bidi overrides, zero widths), line and paragraph
+# separators, surrogates, private use, unassigned: nothing a caller could see or type in a name.
+_NOT_IN_NAMES = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
 
 
 @dataclass(frozen=True)
@@ -82,15 +90,17 @@ def output_name(requested: str, fmt: AudioFormat) -> str:
     """A caller's object name, relative to the output prefix, ending in the format's extension."""
     parts = requested.split("/")
     if (
-        any(part in ("", ".", "..") for part in parts)
+        any(part == "" or part.startswith(".") for part in parts)
         or "\\" in requested
-        or any(ord(c) < 32 for c in requested)
-        or len(requested.encode()) > 512
+        or any(unicodedata.category(c) in _NOT_IN_NAMES for c in requested)
+        or len(requested.encode()) > MAX_NAME_BYTES
+        or any(len(part.encode()) > MAX_SEGMENT_BYTES for part in parts)
     ):
         raise bad_field(
             "output",
-            f"{requested!r} must be a relative object name: no leading '/', no '.', '..' or empty "
-            "segments, no backslashes or control characters, at most 512 bytes",
+            f"{requested!r} must be a relative object name: no leading '/', no empty segments or "
+            f"segments starting with '.', no backslashes, control or format characters or line "
+            f"separators, at most {MAX_NAME_BYTES} bytes and {MAX_SEGMENT_BYTES} bytes a segment",
         )
     suffix = PurePosixPath(requested).suffix.lower().lstrip(".")
     if suffix == fmt.extension:
@@ -102,4 +112,9 @@ def output_name(requested: str, fmt: AudioFormat) -> str:
 
 def job_manifest(job_id: str | None, source: Source) -> str:
     """The manifest's name under jobs/: the caller's job id, else the event id made safe."""
-    return f"{JOB_MANIFESTS}{job_id or re.sub(r'[^A-Za-z0-9._-]', '_', source.id)}.json"
+    if job_id:
+        return f"{JOB_MANIFESTS}{job_id}.json"
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", source.id)
+    if not JOB_ID.fullmatch(safe):  # empty, too long for a file name, or leading '.', '_' or '-'
+        safe = hashlib.sha256(source.id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{JOB_MANIFESTS}{safe}.json"

@@ -38,10 +38,10 @@ def test_bench_smoke_writes_every_figure(tmp_path: Path) -> None:
     assert set(report["ready_s"]) == {"lite .pt", "lite safetensors", "upstream .pt"}
     assert all(0 < seconds < 120 for seconds in report["ready_s"].values())
     rows = {row["runtime"]: row for row in report["synthesis"]}
-    assert set(rows) == {"lite", "upstream", "lite-bf16", "lite-int8"}
+    assert set(rows) == {"lite", "upstream", "lite-bf16", "lite-int8", "lite-fast"}
     for row in rows.values():
         assert row["tokens"] == 8
-        assert len(row["wall_s"]) == len(row["llm_s"]) == 2
+        assert len(row["wall_s"]) == len(row["llm_s"]) == len(row["flow_s"]) == len(row["hift_s"]) == 2
         assert all(0 < llm <= wall for llm, wall in zip(row["llm_s"], row["wall_s"], strict=True))
         assert row["peak_rss_mb"] > 100
     # Both runtimes did the same work: the same number of tokens, so the same audio length.
@@ -50,3 +50,6 @@ def test_bench_smoke_writes_every_figure(tmp_path: Path) -> None:
         diff = report["modes"][precision]
         assert math.isfinite(diff["max_abs_logp_diff"]) and diff["max_abs_logp_diff"] > 0
         assert 0 <= diff["top1_agreement"] <= 1
+    floors = report["floors"]
+    assert floors["llm_bytes_per_token"] > 0 and floors["matvec_gbs"] > 0 and floors["read_gbs"] > 0
+    assert floors["gemm_gflops"]["float32"] > 0 and floors["flow_gflop"] > 0 and floors["hift_gflop"] > 0

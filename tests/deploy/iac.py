@@ -180,6 +180,13 @@ def resolve(value: Any) -> Any:
         return str(example_values()[m[1]])
     if m := re.fullmatch(r'join\("([^"]*)", var\.(\w+)\)', inner):
         return m[1].join(example_values()[m[2]])
+    if m := re.fullmatch(r"local\.(\w+)", inner):
+        return resolve(locals_()[m[1]])
+    if m := re.fullmatch(r'(tostring\()?var\.(\w+) (==|!=) "([^"]*)"\)?', inner):
+        equal = (example_values()[m[2]] == m[4]) == (m[3] == "==")
+        return str(equal).lower() if m[1] else equal
+    if m := re.fullmatch(r"local\.(\w+) \? (.+) : (.+)", inner):
+        return resolve(m[2] if resolve(locals_()[m[1]]) else m[3])
     return value
 
 
@@ -194,7 +201,7 @@ def service_env(service: str) -> dict[str, Any]:
     """The environment a Cloud Run service gets: the maps its dynamic env block merges."""
     run = resources("google_cloud_run_v2_service")["this"]
     (container,) = run["template"][0]["containers"]
-    (dynamic,) = container["dynamic"]
+    (dynamic,) = [d for d in container["dynamic"] if '"env"' in d]
     for_each = expr(dynamic['"env"']["for_each"])
     m = re.fullmatch(r"merge\((.*)\)", for_each)
     assert m, for_each

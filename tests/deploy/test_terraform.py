@@ -145,7 +145,10 @@ def test_nothing_is_public_unless_the_public_variable_says_so() -> None:
 def test_the_event_service_is_internal_and_the_http_service_needs_iam() -> None:
     services = iac.locals_()["services"]
     assert iac.unquote(services["event"]["ingress"]) == "INGRESS_TRAFFIC_INTERNAL_ONLY"
-    assert iac.unquote(services["http"]["ingress"]) == "INGRESS_TRAFFIC_ALL"
+    # Open to the internet (IAM or keys check callers), or only to the load balancer when there is one.
+    assert iac.expr(services["http"]["ingress"]) == (
+        'local.load_balancer ? "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER" : "INGRESS_TRAFFIC_ALL"'
+    )
 
 
 def test_every_variable_has_a_description_a_type_and_a_validation() -> None:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from function.engines.base import Engine, EngineLoadError, Voice
-from function.engines.cosyvoice import metadata
-from function.engines.cosyvoice.precision import Precision
+from function.engines.cosyvoice import metadata, wetext
+from function.engines.cosyvoice.precision import Precision, label
 
 if TYPE_CHECKING:
     from function.engines.cosyvoice.runtime import CosyVoiceRuntime
@@ -66,8 +66,12 @@ class CosyVoiceEngine(Engine):
         if self._version is None:
             try:
                 version = f"cosyvoice-300m-sft-{metadata.weights_version(self.model_dir)}"
+                # Upstream's text normaliser reads numbers, dates and units other than the rules do.
+                if wetext.ready(self.model_dir / wetext.GRAMMAR_DIR):
+                    version = f"{version}-wetext"
                 # Another precision gives other audio, so it must give other cache keys.
-                self._version = version if self.precision == "fp32" else f"{version}-{self.precision}"
+                stages = label(self.precision)
+                self._version = version if stages == "fp32" else f"{version}-{stages}"
             except OSError as exc:
                 raise EngineLoadError(f"cannot read the weights of {self.model_dir}: {exc}") from exc
         return self._version

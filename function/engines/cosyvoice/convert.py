@@ -5,7 +5,8 @@
 Writes, next to the official files: ``llm.safetensors``, ``flow.safetensors``,
 ``hift.safetensors`` and ``spk2info.safetensors`` (the same tensors under the same names, no
 pickle, memory-mapped at load), and ``manifest.json`` (speaker names and a content hash of the
-converted weights, so the engine's constructor needs neither torch nor the weights). The
+converted weights, so the engine's constructor needs neither torch nor the weights), and, when
+WeTextProcessing is installed, ``wetext/``: upstream's Chinese text grammar, compiled. The
 runtime prefers the converted files; the ``.pt`` files can be deleted afterwards.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from function.engines.cosyvoice import wetext
 from function.engines.cosyvoice.metadata import MANIFEST, SPK2INFO
 from function.engines.cosyvoice.weights import converted_path
 
@@ -47,6 +49,11 @@ def convert(model_dir: Path) -> dict[str, object]:
             while chunk := f.read(1 << 24):
                 digest.update(chunk)
     manifest = {"format": FORMAT, "speakers": speakers, "version": digest.hexdigest()[:16]}
+    if wetext.available():
+        # Upstream's text normaliser with upstream's options, compiled once here (~6 s) rather
+        # than at every load as upstream does.
+        wetext.build_grammars(model_dir / wetext.GRAMMAR_DIR)
+        manifest["text_normalizer"] = "wetext"
     (model_dir / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     return manifest
 

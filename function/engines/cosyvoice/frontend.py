@@ -1,17 +1,18 @@
-"""Text normalisation and splitting for CosyVoice, offline and without WeTextProcessing/pynini.
+"""Text normalisation and splitting for CosyVoice: upstream's ``CosyVoiceFrontEnd.text_normalize``.
 
-This follows upstream's ``CosyVoiceFrontEnd.text_normalize`` on its fallback path (no ttsfrd):
-Chinese text loses newlines and blanks between Chinese characters, ``²``/``³`` become 平方/立方,
-``.`` becomes ``。``, `` - `` becomes ``，``, brackets go, a trailing comma becomes ``。``, and
-the text is split into pieces of 60-80 characters at sentence punctuation; other text has its
-numbers spelled out and is split into pieces of 60-80 tokens. Pieces of punctuation only are
-dropped.
+Upstream first runs WeTextProcessing's Chinese (text with Chinese characters) or English grammar
+(``wetext.py``; 136 of 136 test texts give upstream's pieces, tests/cosyvoice/test_normaliser.py),
+then, for Chinese: newlines and blanks between Chinese characters go, ``²``/``³`` become
+平方/立方, ``.`` becomes ``。``, `` - `` becomes ``，``, brackets go, a trailing comma becomes
+``。``, and the text is split into pieces of 60-80 characters at sentence punctuation; for
+English: the digits the grammar left are spelled out and the text is split into pieces of 60-80
+tokens. Pieces of punctuation only are dropped.
 
-Where it differs from upstream: upstream first runs WeTextProcessing's Chinese or English
-normaliser (a large grammar). In its place this module handles the common cases only: decimals,
-percentages, currency amounts ($ € £ ¥), English ordinals (1st, 2nd) and 4-digit years before 年;
-Chinese numbers become Chinese numerals (long digit runs and years are read digit by digit).
-Dates, times, units and abbreviations are left as written. Upstream's French branch is not
+Without WeTextProcessing (not installed, or its grammar not compiled into the model directory)
+built-in rules stand in for the grammars: decimals, percentages, currency amounts ($ € £ ¥),
+English ordinals (1st, 2nd) and 4-digit years before 年; Chinese numbers become Chinese numerals
+(long digit runs and years are read digit by digit). Dates, times, units and abbreviations are
+left as written: 68 of the 136 test texts give upstream's pieces. Upstream's French branch is not
 mirrored (the SFT model has no French speaker).
 """
 
@@ -22,6 +23,7 @@ import unicodedata
 from collections.abc import Callable
 
 from function.engines.cosyvoice.numbers import chinese_digits, chinese_integer, english_integer
+from function.engines.cosyvoice.wetext import WeText
 
 _CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
@@ -140,8 +142,8 @@ def _remove_bracket(text: str) -> str:
     return text.replace("——", " ")
 
 
-def normalize_chinese(text: str) -> str:
-    text = normalize_chinese_numbers(text)
+def normalize_chinese(text: str, wetext: WeText | None = None) -> str:
+    text = wetext.zh(text) if wetext is not None else normalize_chinese_numbers(text)
     text = text.replace("\n", "")
     text = _replace_blank(text)
     text = text.replace("²", "平方").replace("³", "立方")
@@ -188,13 +190,22 @@ def split_paragraph(text: str, tokenize: Callable[[str], list[int]], chinese: bo
     return final
 
 
-def normalize(text: str, tokenize: Callable[[str], list[int]]) -> list[str]:
-    """One input text -> the pieces the model speaks one after another."""
+def normalize(text: str, tokenize: Callable[[str], list[int]], wetext: WeText | None = None) -> list[str]:
+    """One input text -> the pieces the model speaks one after another.
+
+    With ``wetext`` this is upstream's ``text_normalize``; without it, the built-in rules.
+    """
     text = text.strip()
     if not text:
         return []
     chinese = contains_chinese(text)
-    text = normalize_chinese(text) if chinese else normalize_english(text)
+    if chinese:
+        text = normalize_chinese(text, wetext)
+    elif wetext is not None:
+        # Upstream's English path: the grammar, then spell_out_number on the digits it left.
+        text = re.sub(r"\d+", lambda m: english_integer(m.group()), wetext.en(text))
+    else:
+        text = normalize_english(text)
     if not text:
         return []
     pieces = split_paragraph(text, tokenize, chinese)

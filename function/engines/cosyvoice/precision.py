@@ -1,11 +1,43 @@
-"""The numeric precisions the CosyVoice runtime can run its LLM at: the one list, as a type.
+"""The numeric precisions the CosyVoice runtime can run at: the one list, as a type.
 
-fp32 is upstream parity; bf16 and int8 (the LLM only) are faster and sound slightly different.
+fp32 is upstream parity; the others are faster and sound slightly different:
+
+* ``bf16``: the LLM in bfloat16;
+* ``int8``: the LLM's decoder-only transformer dynamically quantised to int8;
+* ``fast``: the int8 LLM, and the flow's matrix products in bfloat16 (autocast) where the CPU
+  multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere the flow stays fp32, and ``fast``
+  is ``int8``. HiFT stays fp32 in every mode (its iSTFT needs it; it is a sixth of the flow).
 """
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Literal, get_args
 
-Precision = Literal["fp32", "bf16", "int8"]
+Precision = Literal["fp32", "bf16", "int8", "fast"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+@functools.cache
+def native_bf16() -> bool:
+    """The CPU multiplies bfloat16 natively (Linux: /proc/cpuinfo's flags)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return bool(NATIVE_BF16_FLAGS & set(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return False
+
+
+def flow_in_bf16(precision: str) -> bool:
+    return precision == "fast" and native_bf16()
+
+
+def label(precision: str) -> str:
+    """What actually runs: part of the model version, so other arithmetic gets other cache keys."""
+    if precision == "fast":
+        return "int8-flowbf16" if native_bf16() else "int8"
+    return precision

@@ -24,11 +24,12 @@ from function.engines.cosyvoice.frontend import normalize
 from function.engines.cosyvoice.hparams import Node, load_hparams
 from function.engines.cosyvoice.llm import TransformerLM
 from function.engines.cosyvoice.options import training_only
-from function.engines.cosyvoice.precision import PRECISIONS
+from function.engines.cosyvoice.precision import PRECISIONS, flow_in_bf16
 from function.engines.cosyvoice.sampling import SamplingParams
 from function.engines.cosyvoice.tokenizer import VOCAB_FILE, TextTokenizer
 from function.engines.cosyvoice.transformer import ConformerEncoder, TransformerEncoder
 from function.engines.cosyvoice.weights import build, load_speakers, load_state
+from function.engines.cosyvoice.wetext import GRAMMAR_DIR, LazyWeText
 
 SUPPORTED_TOKENIZER = "whisper.tokenizer.get_tokenizer"
 
@@ -93,9 +94,11 @@ def _with_precision(llm: TransformerLM, precision: str) -> TransformerLM:
     """Faster, non-parity modes of the LLM: bf16 weights, or int8 dynamic quantisation."""
     if precision == "bf16":
         return llm.to(torch.bfloat16)
-    if precision == "int8":
+    if precision in ("int8", "fast"):
         # Only the decoder-only LM: it runs once per speech token, the rest once per sentence.
-        llm.llm = torch.ao.quantization.quantize_dynamic(llm.llm, {nn.Linear}, dtype=torch.qint8)
+        # In place: the default deep-copies the whole fp32 LM into anonymous memory first
+        # (+0.8 GB of peak RSS at full size) only to replace its linear layers.
+        torch.ao.quantization.quantize_dynamic(llm.llm, {nn.Linear}, dtype=torch.qint8, inplace=True)
         return llm
     return llm
 
@@ -109,6 +112,9 @@ class CosyVoiceRuntime:
     speakers: dict[str, torch.Tensor]
     sampling: SamplingParams
     sample_rate: int
+    # Upstream's WeTextProcessing normalisers when installed and built (``convert``), else None.
+    wetext: LazyWeText | None = None
+    flow_bf16: bool = False
 
     def text_ids(self, piece: str) -> torch.Tensor:
         return torch.tensor([self.tokenizer.encode(piece)], dtype=torch.int32)
@@ -119,7 +125,13 @@ class CosyVoiceRuntime:
     @torch.inference_mode()
     def token2wav(self, tokens: list[int], speaker: torch.Tensor, speed: float) -> torch.Tensor:
         """Speech tokens -> mel (flow) -> samples (HiFT); upstream's non-streaming token2wav."""
-        mel = self.flow.inference(torch.tensor([tokens], dtype=torch.int32), speaker)
+        token_ids = torch.tensor([tokens], dtype=torch.int32)
+        if self.flow_bf16:
+            # Native bf16 matrix products (AVX512-BF16, AMX): ~1.9x faster flow, not parity.
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                mel = self.flow.inference(token_ids, speaker).float()
+        else:
+            mel = self.flow.inference(token_ids, speaker)
         if speed != 1.0:
             # Upstream's speed control: stretch the mel in time before the vocoder.
             mel = F.interpolate(mel, size=int(mel.shape[2] / speed), mode="linear")
@@ -127,7 +139,7 @@ class CosyVoiceRuntime:
 
     def pieces(self, text: str) -> list[str]:
         """Text -> normalised pieces, as upstream's ``inference_sft`` splits it."""
-        return normalize(text, self.tokenizer.encode)
+        return normalize(text, self.tokenizer.encode, self.wetext.get() if self.wetext else None)
 
     def synthesize(self, piece: str, voice: str, speed: float, seed: int) -> np.ndarray:
         """One normalised piece -> float32 samples; the same arguments always give the same samples."""
@@ -157,6 +169,8 @@ def load_runtime(model_dir: Path, threads: int | None = None, precision: str = "
     vocab = model_dir / VOCAB_FILE
     if not vocab.is_file():
         raise EngineLoadError(f"missing {vocab} (whisper's multilingual.tiktoken)")
+    # Read in a thread while the weights load: it is ready when the first request needs it.
+    wetext = LazyWeText(model_dir / GRAMMAR_DIR)
     tokenizer = TextTokenizer(vocab, num_languages=int(tokenizer_node.kwargs.get("num_languages", 99)))
     llm = _with_precision(load_llm(model_dir, hparams), precision)
     flow_model = build(lambda: construct(_node(hparams, "flow")), load_state(model_dir, "flow"), "flow")
@@ -169,4 +183,6 @@ def load_runtime(model_dir: Path, threads: int | None = None, precision: str = "
         speakers=load_speakers(model_dir),
         sampling=sampling_params(hparams),
         sample_rate=int(hparams.get("sample_rate", 22050)),
+        wetext=wetext,
+        flow_bf16=flow_in_bf16(precision),
     )

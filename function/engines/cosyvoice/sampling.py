@@ -3,15 +3,20 @@
 CosyVoice v1 samples with repetition-aware sampling (RAS, from VALL-E 2): nucleus sampling over the
 top_p/top_k head of the distribution, falling back to sampling the whole distribution when the
 drawn token already appears in the recent window. Upstream (``cosyvoice/utils/common.py``,
-``ras_sampling``/``nucleus_sampling``/``random_sampling``) builds the nucleus with a Python loop;
-here it is vectorised, but the tensors handed to ``multinomial`` hold the same float32 values in the
-same order, so the same seed draws the same tokens.
+``ras_sampling``/``nucleus_sampling``/``random_sampling``) builds the nucleus with a Python loop
+that adds the sorted probabilities one at a time into a float32 running total and admits the next
+token while the total is below top_p. ``nucleus_size`` does exactly that, one float32 addition at
+a time: ``torch.cumsum`` would not do (on CPU it accumulates float32 in double, so its totals
+differ from the loop's in the last bit at ~40 % of positions, which changes the number of admitted
+tokens whenever a total lands next to top_p). The tensor handed to ``multinomial`` then holds the
+same float32 values in the same order as upstream's, so the same seed draws the same tokens.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -26,16 +31,29 @@ class SamplingParams:
     max_trials: int = 100
 
 
+def nucleus_size(sorted_probs: torch.Tensor, top_p: float, top_k: int) -> int:
+    """How many of the descending probabilities upstream's nucleus admits (at least one).
+
+    Upstream's loop: ``cum_prob = 0.0``; while ``cum_prob < top_p`` and fewer than top_k are
+    admitted, ``cum_prob += p[i]`` (a float32 tensor from the first addition on, compared with
+    top_p as float32).
+    """
+    limit = np.float32(top_p)
+    total = np.float32(0.0)
+    count = 0
+    for value in sorted_probs[:top_k].float().tolist():
+        if count and not total < limit:
+            break
+        total = np.float32(total + np.float32(value))
+        count += 1
+    return count
+
+
 def nucleus_sample(probs: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> int:
     """One token from the top_p/top_k head of ``probs`` (a 1-D softmax)."""
     values, indices = probs.sort(descending=True, stable=True)
-    head = values[: params.top_k]
-    # Upstream admits token i while the running sum of the tokens before it is below top_p;
-    # cumsum in float32 adds in the same order as its loop.
-    before = torch.cat([head.new_zeros(1), torch.cumsum(head, dim=0)[:-1]])
-    count = int((before < params.top_p).sum())
-    # ``before`` is non-decreasing, so the admitted tokens are exactly the first ``count``.
-    drawn = head[:count].multinomial(1, replacement=True, generator=generator)
+    count = nucleus_size(values, params.top_p, params.top_k)
+    drawn = values[:count].multinomial(1, replacement=True, generator=generator)
     return int(indices[int(drawn)])
 
 

@@ -1,0 +1,212 @@
+"""API keys: who may call the HTTP service when the deployment has keys (README, "API keys").
+
+A key is ``tts_<id>_<secret>``: an 8-hex-digit id (safe to log, names the key) and 256 random bits.
+Only its SHA-256 is stored, with the id and an optional label, in a JSON document: a file
+(``TTS_API_KEYS_FILE``; in production a Secret Manager secret that Terraform mounts) or the
+variable ``TTS_API_KEYS`` itself. A fast hash is enough because the secret is random, not a
+password; the digest is compared in constant time. Several keys are valid at once (rotation: add
+the new one, move callers, drop the old one); the file is read again every ``RELOAD_S`` seconds,
+so a new secret version takes effect without a redeploy.
+
+A caller sends the key as ``X-API-Key`` or, unless the deployment uses IAM too (whose identity
+token fills ``Authorization``), as ``Authorization: Bearer`` (what the openai SDK sends). No keys
+configured: nothing is checked (IAM, or nothing, guards the service as before).
+
+``python -m function.auth new --label NAME --file keys.json`` makes a key: it prints the key once
+and appends its hash to the file; ``revoke ID`` and ``list`` manage the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Request
+
+from function.errors import ApiError
+from function.logs import annotate
+
+PREFIX = "tts"
+KEY_RE = re.compile(rf"^{PREFIX}_(?P<id>[0-9a-f]{{8}})_[A-Za-z0-9_-]{{43}}$")
+RELOAD_S = 30.0
+# Compared against when the id is unknown, so a wrong id costs the same as a wrong secret.
+_NO_DIGEST = hashlib.sha256(b"no such key").hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    id: str
+    sha256: str
+    label: str = ""
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> tuple[str, str]:
+    """A fresh key and its id."""
+    key_id = secrets.token_hex(4)
+    return f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}", key_id
+
+
+def parse_keys(text: str) -> dict[str, StoredKey]:
+    """The keys of a document ``{"keys": [{"id", "sha256", "label"}, ...]}`` (or its bare list)."""
+    data = json.loads(text) if text.strip() else []
+    entries = data.get("keys", []) if isinstance(data, dict) else data
+    keys = {}
+    for entry in entries:
+        key = StoredKey(str(entry["id"]), str(entry["sha256"]).lower(), str(entry.get("label", "")))
+        if not re.fullmatch(r"[0-9a-f]{8}", key.id) or not re.fullmatch(r"[0-9a-f]{64}", key.sha256):
+            raise ValueError(f"API key entry {key.id!r}: id must be 8 hex digits and sha256 64")
+        keys[key.id] = key
+    return keys
+
+
+class KeyRing:
+    """The valid keys, from inline JSON and/or a file re-read every ``reload_s`` seconds."""
+
+    def __init__(
+        self,
+        inline: str = "",
+        path: str = "",
+        reload_s: float = RELOAD_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._inline = parse_keys(inline) if inline else {}
+        self._path = Path(path) if path else None
+        self._reload_s, self._clock = reload_s, clock
+        self._lock = threading.Lock()
+        self._loaded_at = -float("inf")
+        self._from_file: dict[str, StoredKey] = {}
+        if self._path is not None:
+            self._reload(self._clock())  # a missing or broken file fails the start, not a request
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._inline) or self._path is not None
+
+    def _reload(self, now: float) -> None:
+        assert self._path is not None
+        self._from_file = parse_keys(self._path.read_text(encoding="utf-8"))
+        self._loaded_at = now
+
+    def keys(self) -> dict[str, StoredKey]:
+        if self._path is not None:
+            now = self._clock()
+            if now - self._loaded_at >= self._reload_s:
+                with self._lock:
+                    try:
+                        self._reload(now)
+                    except (OSError, ValueError, KeyError):
+                        self._loaded_at = now  # keep the keys last read; try again later
+        return self._inline | self._from_file
+
+    def check(self, presented: str) -> StoredKey | None:
+        """The stored key ``presented`` is, or None; constant time in the secret."""
+        match = KEY_RE.match(presented)
+        stored = self.keys().get(match["id"]) if match else None
+        expected = stored.sha256 if stored is not None else _NO_DIGEST
+        ok = hmac.compare_digest(digest(presented), expected)
+        return stored if ok and stored is not None else None
+
+
+def presented_key(request: Request, bearer: bool) -> str | None:
+    if key := request.headers.get("X-API-Key"):
+        return key.strip()
+    if bearer:
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return None
+
+
+def unauthorized(code: str, message: str, bearer: bool) -> ApiError:
+    challenge = {"WWW-Authenticate": 'Bearer realm="serverless-tts"'} if bearer else {}
+    return ApiError(401, code, message, headers=challenge)
+
+
+def guard(ring: KeyRing, bearer: bool, open_paths: Collection[str]) -> Callable[[Request], None] | None:
+    """What the HTTP adapter runs before routing: raises a 401, or tags the request's log lines
+    with the caller's key id. None when no keys are configured (nothing to check)."""
+    if not ring.configured:
+        return None
+    where = "an X-API-Key header" + (" or Authorization: Bearer" if bearer else "")
+
+    def check(request: Request) -> None:
+        if (request.path.rstrip("/") or "/") in open_paths:
+            return
+        presented = presented_key(request, bearer)
+        if presented is None:
+            raise unauthorized("missing_api_key", f"this service needs an API key in {where}", bearer)
+        stored = ring.check(presented)
+        if stored is None:
+            raise unauthorized("invalid_api_key", "the API key is not valid (revoked, or mistyped)", bearer)
+        annotate(key_id=stored.id)
+
+    return check
+
+
+# --- the key command ---------------------------------------------------------------------------
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text(encoding="utf-8") or "[]")
+    return list(data.get("keys", []) if isinstance(data, Mapping) else data)
+
+
+def _write(path: Path, entries: list[dict[str, Any]]) -> None:
+    parse_keys(json.dumps(entries))  # never write what the service would refuse to read
+    path.write_text(json.dumps({"keys": entries}, indent=2) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m function.auth", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    new = commands.add_parser("new", help="make a key: print it once, append its hash to --file")
+    new.add_argument("--label", default="", help="who or what the key is for (kept beside the hash)")
+    new.add_argument("--file", type=Path, required=True, help="the JSON key file (created if missing)")
+    revoke = commands.add_parser("revoke", help="remove a key by id from --file")
+    revoke.add_argument("id")
+    revoke.add_argument("--file", type=Path, required=True)
+    listing = commands.add_parser("list", help="ids, labels and creation times in --file")
+    listing.add_argument("--file", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    entries = _read(args.file)
+    if args.command == "new":
+        key, key_id = new_key()
+        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        entries.append({"id": key_id, "sha256": digest(key), "label": args.label, "created": created})
+        _write(args.file, entries)
+        print(key)
+        print(f"key id {key_id} added to {args.file}; the key is shown only now", file=sys.stderr)
+    elif args.command == "revoke":
+        kept = [e for e in entries if e.get("id") != args.id]
+        if len(kept) == len(entries):
+            print(f"no key {args.id} in {args.file}", file=sys.stderr)
+            return 1
+        _write(args.file, kept)
+    else:
+        for entry in entries:
+            print(f"{entry['id']}\t{entry.get('created', '')}\t{entry.get('label', '')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

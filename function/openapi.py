@@ -1,0 +1,170 @@
+"""The HTTP API as an OpenAPI 3.1 document (``GET /openapi.json``): request bodies are the pydantic
+request models' own JSON schemas, so the document cannot drift from what the server validates;
+the deployment's limits (characters, body bytes) are filled in from its settings. The tests fuzz
+the running server from this document (Schemathesis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from function.audio import FORMATS
+from function.config import HEALTH_ROUTE, Settings
+from function.schema import OpenAISpeechRequest, SynthesizeRequest
+
+REF = "#/components/schemas/{model}"
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "additionalProperties": False,
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "type"],
+            "properties": {
+                "code": {"type": "string", "minLength": 1},
+                "message": {"type": "string", "minLength": 1},
+                "type": {"enum": ["invalid_request_error", "server_error"]},
+                "field": {"type": "string"},
+                "param": {"type": "string"},
+            },
+        }
+    },
+}
+
+RESULT = {
+    "type": "object",
+    "required": ["uri", "object", "format", "sample_rate", "duration_s", "voice", "engine", "cached", "url"],
+    "properties": {
+        "uri": {"type": "string"},
+        "url": {"type": ["string", "null"]},
+        "object": {"type": "string"},
+        "format": {"enum": list(FORMATS)},
+        "content_type": {"type": "string"},
+        "sample_rate": {"type": "integer"},
+        "duration_s": {"type": "number"},
+        "voice": {"type": "string"},
+        "language": {"type": "string"},
+        "speed": {"type": "number"},
+        "engine": {"type": "string"},
+        "model_version": {"type": "string"},
+        "cached": {"type": "boolean"},
+        "cold_start": {"type": "boolean"},
+    },
+}
+
+HEALTH = {
+    "type": "object",
+    "required": ["status", "engines", "model_loaded"],
+    "properties": {
+        "status": {"enum": ["ok", "degraded", "unavailable"]},
+        "engines": {"type": "array", "items": {"type": "object", "required": ["name", "loaded"]}},
+        "model_loaded": {"type": "boolean"},
+    },
+}
+
+VOICES = {
+    "type": "object",
+    "required": ["engines", "voices", "default_voice", "languages", "openai_voices"],
+    "properties": {"voices": {"type": "array", "items": {"type": "object", "required": ["id", "language"]}}},
+}
+
+AUDIO = {"schema": {"type": "string", "format": "binary"}}
+AUDIO_TYPES = sorted({f.content_type for f in FORMATS.values()})
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}},
+    }
+
+
+# What any route may answer besides its success: the body and the transport errors of README "Errors".
+ERRORS = {
+    "400": _error("a bad field (named), or a body that is not JSON"),
+    "413": _error("body over TTS_MAX_BODY_BYTES"),
+    "415": _error("body not application/json"),
+    "503": _error("model or storage unavailable; retry after Retry-After"),
+}
+SYNTHESIS_ERRORS = ERRORS | {"422": _error("the engine produced no audible speech for this text")}
+
+
+def _body(model: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": {"$ref": REF.format(model=model)}}}}
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def document(settings: Settings) -> dict[str, Any]:
+    schemas: dict[str, Any] = {"Error": ERROR, "SynthesizeResult": RESULT}
+    for model in (SynthesizeRequest, OpenAISpeechRequest):
+        schema = model.model_json_schema(ref_template=REF)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    limits = f"at most {settings.max_chars} characters (after normalising blanks)"
+    schemas["SynthesizeRequest"]["properties"]["text"]["description"] = limits
+    schemas["OpenAISpeechRequest"]["properties"]["input"]["description"] = limits
+    audio = {"content": {kind: AUDIO for kind in AUDIO_TYPES}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "serverless-tts",
+            "version": "1",
+            "description": f"Request bodies up to {settings.max_body_bytes} bytes. Errors: README, 'Errors'.",
+        },
+        "paths": {
+            "/synthesize": {
+                "post": {
+                    "summary": "Synthesize speech; JSON describing the stored audio, or the audio bytes",
+                    "parameters": [
+                        {
+                            "name": "response",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"enum": ["json", "audio"]},
+                        }
+                    ],
+                    "requestBody": _body("SynthesizeRequest"),
+                    "responses": {
+                        "200": {
+                            "description": "the stored audio (JSON), or its bytes (?response=audio, Accept)",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": REF.format(model="SynthesizeResult")}
+                                },
+                                **audio["content"],
+                            },
+                        },
+                        **SYNTHESIS_ERRORS,
+                    },
+                }
+            },
+            "/v1/audio/speech": {
+                "post": {
+                    "summary": "OpenAI-compatible speech: the audio bytes",
+                    "requestBody": _body("OpenAISpeechRequest"),
+                    "responses": {"200": {"description": "the audio", **audio}, **SYNTHESIS_ERRORS},
+                }
+            },
+            "/voices": {"get": {"summary": "Voices", "responses": {"200": _json("voices", VOICES)}}},
+            HEALTH_ROUTE: {
+                "get": {
+                    "summary": "Health, without loading a model",
+                    "responses": {
+                        "200": _json("ok, or degraded (some engine failed)", HEALTH),
+                        "503": _json("no configured engine can serve", HEALTH),
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": _json("OpenAPI 3.1", {"type": "object"})},
+                }
+            },
+        },
+        "components": {"schemas": schemas},
+    }

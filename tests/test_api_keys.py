@@ -1,0 +1,186 @@
+"""API keys (function.auth): the key command, hashed storage, rotation, both headers, 401 in
+OpenAI's shape, the key id (never the key) in the log, health open; and the time a check adds."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import openai
+import pytest
+import requests
+from werkzeug.test import EnvironBuilder
+
+from function import auth
+from function.local import REPO
+from tests.conftest import FunctionServer, ServerFactory
+
+
+def make_key(file: Path, label: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "function.auth", "new", "--label", label, "--file", str(file)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """A key file with two valid keys (a rotation in progress)."""
+    file = tmp_path_factory.mktemp("keys") / "keys.json"
+    return file, make_key(file, "old laptop"), make_key(file, "new laptop")
+
+
+@pytest.fixture(scope="module")
+def keyed(start_server: ServerFactory, key_file: tuple[Path, str, str], tmp_path_factory) -> FunctionServer:
+    out = tmp_path_factory.mktemp("keyed-out")
+    return start_server(TTS_OUTPUT_URI=str(out), TTS_ENGINES="hibari", TTS_API_KEYS_FILE=str(key_file[0]))
+
+
+def log_lines(server: FunctionServer) -> list[dict]:
+    return [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
+
+
+def line_of(server: FunctionServer, request_id: str) -> dict:
+    [line] = [e for e in log_lines(server) if e.get("request_id") == request_id]
+    return line
+
+
+def test_the_command_makes_high_entropy_keys_and_stores_only_their_hashes(key_file) -> None:
+    file, old, new = key_file
+    stored = json.loads(file.read_text())["keys"]
+    assert [e["label"] for e in stored] == ["old laptop", "new laptop"]
+    for key, entry in zip((old, new), stored, strict=True):
+        match = auth.KEY_RE.match(key)
+        assert match and match["id"] == entry["id"]
+        assert len(key.split("_", 2)[2]) == 43  # 256 random bits, URL-safe base64
+        assert entry["sha256"] == auth.digest(key) and key not in file.read_text()
+    assert file.stat().st_mode & 0o077 == 0
+    listed = subprocess.run(
+        [sys.executable, "-m", "function.auth", "list", "--file", str(file)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    assert stored[0]["id"] in listed and "old laptop" in listed and old not in listed
+
+
+def test_rotation_several_keys_valid_and_a_revoked_one_refused_after_the_reload(tmp_path: Path) -> None:
+    file = tmp_path / "keys.json"
+    now = [0.0]
+    old, new = make_key(file, "a"), make_key(file, "b")
+    ring = auth.KeyRing(path=str(file), reload_s=30, clock=lambda: now[0])
+    assert ring.check(old) and ring.check(new)
+    assert auth.main(["revoke", auth.KEY_RE.match(old)["id"], "--file", str(file)]) == 0
+    assert ring.check(old), "read again only after reload_s"
+    now[0] = 31
+    assert ring.check(old) is None and ring.check(new)
+    file.write_text("{broken")  # a bad secret version keeps the keys last read
+    now[0] = 62
+    assert ring.check(new)
+    # A wrong secret under a known id, an unknown id, and junk are all refused.
+    assert ring.check(new[:-1] + ("A" if new[-1] != "A" else "B")) is None
+    assert ring.check(auth.new_key()[0]) is None and ring.check("sk-not-ours") is None
+
+
+def test_no_keys_configured_means_nothing_is_checked() -> None:
+    assert auth.guard(auth.KeyRing(), bearer=True, open_paths=set()) is None
+
+
+def test_missing_or_wrong_key_is_a_401_in_openais_shape(keyed: FunctionServer) -> None:
+    for headers, code in [
+        ({}, "missing_api_key"),
+        ({"X-API-Key": "tts_00000000_" + "x" * 43}, "invalid_api_key"),
+        ({"Authorization": "Bearer nope"}, "invalid_api_key"),
+    ]:
+        response = requests.post(f"{keyed.url}/synthesize", json={"text": "Hi."}, headers=headers, timeout=30)
+        assert response.status_code == 401
+        error = response.json()["error"]
+        assert error["code"] == code and error["type"] == "invalid_request_error" and error["message"]
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert requests.get(f"{keyed.url}/voices", timeout=30).status_code == 401
+
+
+def test_health_is_open_and_either_header_carries_a_key(keyed: FunctionServer, key_file) -> None:
+    _, old, new = key_file
+    for path in ("/healthz", "/health"):
+        assert requests.get(f"{keyed.url}{path}", timeout=30).status_code == 200
+    assert requests.get(f"{keyed.url}/voices", headers={"X-API-Key": old}, timeout=30).ok
+    assert requests.get(f"{keyed.url}/voices", headers={"Authorization": f"Bearer {new}"}, timeout=30).ok
+
+
+def test_the_openai_sdk_authenticates_with_api_key_and_raises_authentication_error(
+    keyed: FunctionServer, key_file
+) -> None:
+    _, old, _ = key_file
+    wrong = openai.OpenAI(base_url=f"{keyed.url}/v1", api_key="sk-wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as refused:
+        wrong.audio.speech.create(model="tts-1", voice="alloy", input="Hello.")
+    assert refused.value.status_code == 401 and refused.value.code == "invalid_api_key"
+    right = openai.OpenAI(base_url=f"{keyed.url}/v1", api_key=old, max_retries=0)
+    speech = right.audio.speech.create(model="tts-1", voice="alloy", input="Hello.", response_format="wav")
+    assert speech.content[:4] == b"RIFF"
+
+
+def test_every_log_line_names_the_key_id_and_none_the_key(keyed: FunctionServer, key_file) -> None:
+    _, old, _ = key_file
+    request_id = uuid.uuid4().hex
+    headers = {"X-API-Key": old, "X-Request-Id": request_id}
+    text = f"Which key asked for {request_id[:6]}?"
+    assert requests.post(f"{keyed.url}/synthesize", json={"text": text}, headers=headers, timeout=60).ok
+    key_id = auth.KEY_RE.match(old)["id"]
+    assert line_of(keyed, request_id)["key_id"] == key_id
+    # Lines written during a request (the model load) carry it too; refused requests carry none.
+    for line in log_lines(keyed):
+        if line.get("message") == "model loaded":
+            assert line["key_id"] in {auth.KEY_RE.match(k)["id"] for k in key_file[1:]}
+        if line.get("error") in {"missing_api_key", "invalid_api_key"}:
+            assert "key_id" not in line and line["httpRequest"]["status"] == 401
+    secrets = [key.split("_", 2)[2] for key in key_file[1:]]
+    assert not [s for s in secrets if s in keyed.logs()]
+
+
+def test_with_iam_in_front_keys_come_as_x_api_key_only(
+    start_server: ServerFactory, key_file, tmp_path: Path
+) -> None:
+    file, old, _ = key_file
+    server = start_server(
+        TTS_OUTPUT_URI=str(tmp_path),
+        TTS_ENGINES="hibari",
+        TTS_API_KEYS=file.read_text(),
+        TTS_API_KEY_BEARER="false",
+    )
+    # Authorization holds Google's identity token here, never a key.
+    response = requests.get(f"{server.url}/voices", headers={"Authorization": f"Bearer {old}"}, timeout=30)
+    assert response.status_code == 401 and response.json()["error"]["code"] == "missing_api_key"
+    assert "WWW-Authenticate" not in response.headers
+    assert requests.get(f"{server.url}/voices", headers={"X-API-Key": old}, timeout=30).ok
+
+
+def test_a_key_check_adds_well_under_a_millisecond(key_file, capsys) -> None:
+    file, old, _ = key_file
+    check = auth.guard(auth.KeyRing(path=str(file)), bearer=True, open_paths={"/healthz"})
+    builder = EnvironBuilder(
+        path="/v1/audio/speech", method="POST", headers={"Authorization": f"Bearer {old}"}
+    )
+    request = builder.get_request()
+    timings = []
+    for _ in range(2000):
+        started = time.perf_counter_ns()
+        check(request)
+        timings.append(time.perf_counter_ns() - started)
+    median_us = statistics.median(timings) / 1000
+    with capsys.disabled():
+        print(f"\nkey check: median {median_us:.1f} µs per request (2000 checks)")
+    assert median_us < 1000

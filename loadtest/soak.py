@@ -1,9 +1,9 @@
 """Soak one instance: N sequential requests, the worker's RSS every 50 and the latency percentiles.
 
-    .venv/bin/python -m loadtest.soak [--requests 1000] [--every 50]
+    .venv/bin/python -m loadtest.soak [--requests 1000] [--every 50] [--languages en,zh]
 
-Each request is a fresh English or Chinese sentence (no cache hits), so memory that grew with
-synthesis would show. Prints the RSS series (MiB) and p50/p95 latency; the machine is named.
+Each request is a fresh sentence (no cache hits), in the languages given in turn, so memory that
+grew with synthesis would show. Prints the RSS series (MiB) and p50/p95 latency; the machine is named.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ import urllib.request
 
 import psutil
 
-from function.local import ONE_AT_A_TIME, REPO, cpu_model, free_port, serve_command, wait_healthy
+from function.local import ONE_AT_A_TIME, REPO, cpu_model, free_port, health_url, serve_command, wait_healthy
 
-ENGLISH = "Request number {n} checks that the instance keeps its memory flat over time."
-CHINESE = "这是第{n}个请求，用来检查实例的内存是否保持平稳。"
+SENTENCES = {
+    "en": "Request number {n} checks that the instance keeps its memory flat over time.",
+    "zh": "这是第{n}个请求，用来检查实例的内存是否保持平稳。",
+}
 
 
 def post(url: str, text: str) -> float:
@@ -40,7 +42,9 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--every", type=int, default=50)
+    parser.add_argument("--languages", default="en,zh", help="sentences in these languages, in turn")
     args = parser.parse_args()
+    languages = args.languages.split(",")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="tts-soak-") as out:
         env = {**os.environ, **ONE_AT_A_TIME, "TTS_OUTPUT_URI": out, "TTS_THREADS": "1"}
@@ -53,11 +57,12 @@ def main() -> None:
         )
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_healthy(url, process)
+            wait_healthy(health_url(url), process)
             worker = psutil.Process(process.pid).children()[0]
             latencies, rss = [], []
             for n in range(1, args.requests + 1):
-                latencies.append(post(f"{url}/synthesize", (CHINESE if n % 2 else ENGLISH).format(n=n)))
+                template = SENTENCES[languages[n % len(languages)]]
+                latencies.append(post(f"{url}/synthesize", template.format(n=n)))
                 if n % args.every == 0:
                     rss.append(round(worker.memory_info().rss / 2**20, 1))
         finally:
@@ -65,7 +70,7 @@ def main() -> None:
             process.wait(timeout=10)
     cuts = statistics.quantiles(latencies, n=20)
     print(f"CPU: {cpu_model()}, {os.cpu_count()} vCPU; load average {os.getloadavg()}")
-    print(f"{args.requests} requests (alternating Chinese / English, all cache misses)")
+    print(f"{args.requests} requests (languages in turn: {args.languages}; all cache misses)")
     print(f"worker RSS MiB every {args.every}: {rss}")
     print(f"latency ms: p50 {statistics.median(latencies):.1f}, p95 {cuts[18]:.1f}, max {max(latencies):.1f}")
 

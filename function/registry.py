@@ -49,6 +49,9 @@ class Engines:
         self.names = settings.engines
         self._built: dict[str, Engine] = {}
         self._unavailable: dict[str, str] = {}
+        # Every request routes over the voices; once every engine is built they cannot change
+        # (nothing downloads at run time), so the list is kept instead of re-read per request.
+        self._voices: list[VoiceEntry] | None = None
 
     def get(self, name: str) -> Engine:
         """The engine ``name``, built on first use; EngineLoadError when it cannot be built."""
@@ -89,6 +92,8 @@ class Engines:
     def voices(self) -> list[VoiceEntry]:
         """Every voice of every available engine, in engine order; a voice id or alias taken by an
         earlier engine stays with it."""
+        if self._voices is not None:
+            return self._voices
         entries: list[VoiceEntry] = []
         taken: set[str] = set()
         for engine in self.available():
@@ -98,6 +103,8 @@ class Engines:
                     continue
                 taken |= names
                 entries.append(VoiceEntry(engine, voice))
+        if len(self._built) == len(self.names):
+            self._voices = entries
         return entries
 
     def health(self) -> list[dict[str, object]]:

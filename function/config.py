@@ -73,6 +73,23 @@ class Settings(BaseModel):
     api_keys: str = ""
     api_key_bearer: bool = True
 
+    # Jobs (function.jobs): long documents split into parts, each its own event. A part may use
+    # this share of the event's synthesis budget (the rest is margin for a slower vCPU), and at most
+    # job_part_chars characters (more parts, more instances at once).
+    job_max_chars: int = Field(default=1_000_000, ge=1)
+    job_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    job_part_chars: int = Field(default=2000, ge=100)
+    job_part_budget: float = Field(default=0.5, gt=0, le=1)
+    # Where parts and notifications go: Pub/Sub topics ("projects/<p>/topics/<t>") in production;
+    # for local runs, event instances to push parts to (comma-separated URLs: a local fleet) and a
+    # URL that receives the results notifications.
+    jobs_parts_topic: str | None = None
+    jobs_results_topic: str | None = None
+    jobs_push_urls: tuple[str, ...] = ()
+    jobs_results_url: str | None = None
+    # Pub/Sub's REST endpoint; another one (an emulator) is called without credentials.
+    pubsub_endpoint: str = "https://pubsub.googleapis.com"
+
     threads: int | None = Field(default=None, ge=1)
     # Project id for Cloud Logging trace links ("projects/<id>/traces/<trace>").
     gcp_project: str | None = None
@@ -91,6 +108,13 @@ class Settings(BaseModel):
             if not value:
                 raise ValueError("name at least one engine")
             return tuple(dict.fromkeys(value))  # duplicates would only shadow their own voices
+        return value
+
+    @field_validator("jobs_push_urls", mode="before")
+    @classmethod
+    def _url_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(url.strip().rstrip("/") for url in value.split(",") if url.strip())
         return value
 
     @model_validator(mode="after")

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from function.engines.base import EngineLoadError
 from function.errors import ApiError
@@ -39,6 +39,15 @@ class Outcome(Protocol):
     """What an adapter's work comes to, success or failure, as its log line tells it."""
 
     def log_line(self, latency_s: float) -> LogLine: ...
+
+
+@runtime_checkable
+class Ongoing(Protocol):
+    """An outcome whose work goes on after ``run`` returns (a streamed response): when it does,
+    ``carry_on`` keeps ``end`` and calls it once, with the final outcome, when the work is over,
+    and returns True; the frame (trace, timer, log line) stays open until then."""
+
+    def carry_on(self, end: Callable[[Outcome], None]) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -84,22 +93,32 @@ def run(
     failed: Callable[[Failure], OutcomeT],
 ) -> OutcomeT:
     """Run ``work`` in the frame; an exception becomes ``failed(failure)``. Either way the outcome
-    is logged as one line (with ``latency_ms``) and returned: the adapter decides what it answers."""
+    is logged as one line (with ``latency_ms``) and returned: the adapter decides what it answers.
+    An ``Ongoing`` outcome is logged when it says its work is over (a stream's last byte)."""
     token = bind_trace(trace)
     started = time.perf_counter()
+
+    def end(outcome: Outcome) -> None:
+        try:
+            latency_s = time.perf_counter() - started
+            line = outcome.log_line(latency_s)
+            logger.log(
+                line.severity,
+                line.message,
+                exc_info=line.traceback,
+                extra=fields(**line.fields, latency_ms=round(latency_s * 1000, 1)),
+            )
+        finally:
+            unbind_trace(token)
+
     try:
         try:
             outcome = work()
         except Exception as exc:
             outcome = failed(failure(exc, reference))
-        latency_s = time.perf_counter() - started
-        line = outcome.log_line(latency_s)
-        logger.log(
-            line.severity,
-            line.message,
-            exc_info=line.traceback,
-            extra=fields(**line.fields, latency_ms=round(latency_s * 1000, 1)),
-        )
-        return outcome
-    finally:
+    except BaseException:
         unbind_trace(token)
+        raise
+    if not (isinstance(outcome, Ongoing) and outcome.carry_on(end)):
+        end(outcome)
+    return outcome

@@ -14,6 +14,9 @@ _trace: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("trace",
 
 TRACE_KEY = "logging.googleapis.com/trace"
 SPAN_KEY = "logging.googleapis.com/spanId"
+# Characters JSON leaves unescaped that some readers take as line ends (Python's splitlines, JS):
+# escaped, so one entry is one line for every reader, whatever a caller put in an object name.
+_LINE_BREAKS = str.maketrans({c: f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"})
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,7 +33,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             # Error Reporting picks up a stack trace in the message of an ERROR entry.
             entry["message"] += "\n" + self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return json.dumps(entry, ensure_ascii=False, default=str).translate(_LINE_BREAKS)
 
 
 def configure(level: str) -> None:

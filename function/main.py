@@ -3,7 +3,8 @@
 The story of a request: parse the body → route it to an engine and voice (the caller's, or one
 for the text's language) and check it (speed, format, limits) → answer from storage if this exact
 audio exists → otherwise load that engine's model (its first request only), synthesize, encode,
-store write-once → answer JSON or the audio bytes. Every request runs in one frame (trace, timer,
+store write-once → answer JSON or the audio bytes (or stream them as each sentence is spoken,
+``function.streaming``). Every request runs in one frame (trace, timer,
 error mapping, one log line: ``function.frame``); handlers return what to answer and to log.
 Events (the same image, target ``synthesize_event``) run that story for a Pub/Sub message or a
 dropped file and record the outcome in a manifest beside the audio (``function.events``).
@@ -17,13 +18,13 @@ import flask
 import functions_framework
 from flask import Request, Response
 
-from function import auth, events, openapi, pipeline, web
+from function import auth, events, jobs, openapi, pipeline, streaming, web
 from function.config import HEALTH_ROUTE, get_settings
 from function.errors import renamed_fields
 from function.logs import configure
 from function.openai_compat import OPENAI_FIELDS, to_synthesize_request, voice_tables
 from function.registry import Engines
-from function.schema import OpenAISpeechRequest, SynthesizeRequest, parse
+from function.schema import OpenAISpeechRequest, SpeakRequest, StreamFormat, SynthesizeRequest, parse
 from function.storage import open_store
 from function.web import Reply
 
@@ -38,27 +39,46 @@ keys = auth.KeyRing(settings.api_keys, settings.api_keys_file)  # none configure
 
 
 def synthesize_route(request: Request) -> Reply:
-    body = parse(SynthesizeRequest, web.json_body(request, settings.max_body_bytes))
-    return speak(body, as_audio=web.wants_audio(request))
+    body = parse(SpeakRequest, web.json_body(request, settings.max_body_bytes))
+    stream = body.stream_format if body.stream else None
+    return speak(request, body, as_audio=web.wants_audio(request), stream=stream)
 
 
 def openai_speech_route(request: Request) -> Reply:
     body = parse(OpenAISpeechRequest, web.json_body(request, settings.max_body_bytes))
     with renamed_fields(OPENAI_FIELDS):
         translated = to_synthesize_request(body, engines, settings)
-    return speak(translated, as_audio=True, fields=OPENAI_FIELDS)
+    return speak(request, translated, as_audio=True, fields=OPENAI_FIELDS, stream=body.stream_format)
 
 
-def speak(body: SynthesizeRequest, as_audio: bool, fields: dict[str, str] | None = None) -> Reply:
+def speak(
+    request: Request,
+    body: SynthesizeRequest,
+    as_audio: bool,
+    fields: dict[str, str] | None = None,
+    stream: StreamFormat | None = None,
+) -> Reply:
     with renamed_fields(fields or {}):
         plan = pipeline.plan(
             body, engines, settings, max_chars=settings.max_chars, timeout_s=settings.request_timeout_s
         )
+    if stream is not None:  # sent as it is spoken; stored once complete (function.streaming)
+        return Reply.streamed(streaming.open_stream(plan, store, settings, stream, web.client_gone(request)))
     result = pipeline.execute(plan, store, settings, want_audio=as_audio)
     if result.audio is not None:
         return Reply.audio(result.audio, plan.format.content_type, result.headers(), result.log_fields())
     url = store.signed_url(result.stored.name, settings.signed_url_ttl_s)
     return Reply.json(result.response_body(url), result.log_fields())
+
+
+def submit_job_route(request: Request) -> Reply:
+    body = parse(jobs.JobRequest, web.json_body(request, settings.job_max_body_bytes))
+    submitted = jobs.accept(body, store, engines, settings)
+    return Reply(web.json_response(submitted.accepted(store), 202), submitted.log_fields())
+
+
+def job_status_route(_: Request, job_id: str) -> Reply:
+    return Reply.json(jobs.status(store, job_id))
 
 
 def voices_route(_: Request) -> Reply:
@@ -104,6 +124,8 @@ def openapi_route(_: Request) -> Reply:
 ROUTES: dict[tuple[str, str], web.Handler] = {
     ("POST", "/synthesize"): synthesize_route,
     ("POST", "/v1/audio/speech"): openai_speech_route,
+    ("POST", "/jobs"): submit_job_route,
+    ("GET", "/jobs/<job_id>"): job_status_route,
     ("GET", "/voices"): voices_route,
     ("GET", HEALTH_ROUTE): health_route,
     # Cloud Run's front end reserves some paths ending in "z" for external callers.

@@ -9,7 +9,9 @@ from typing import Any
 
 from function.audio import FORMATS
 from function.config import HEALTH_ROUTE, Settings
-from function.schema import OpenAISpeechRequest, SynthesizeRequest
+from function.jobs import JobRequest
+from function.schema import OpenAISpeechRequest, SpeakRequest, SynthesizeRequest
+from function.streaming import SSE_CONTENT_TYPE
 
 REF = "#/components/schemas/{model}"
 
@@ -69,6 +71,28 @@ VOICES = {
     "properties": {"voices": {"type": "array", "items": {"type": "object", "required": ["id", "language"]}}},
 }
 
+# A job as POST /jobs accepts it and GET /jobs/<id> reports it (function.jobs; docs/jobs.md).
+JOB = {
+    "type": "object",
+    "required": ["status", "job_id", "parts", "uri", "manifest"],
+    "properties": {
+        "status": {"enum": ["accepted", "running", "succeeded", "failed"]},
+        "job_id": {"type": "string"},
+        "parts": {"type": "integer"},
+        "parts_done": {"type": "integer"},
+        "chars": {"type": "integer"},
+        "uri": {"type": "string"},
+        "manifest": {"type": "string"},
+        "status_url": {"type": "string"},
+    },
+}
+
+SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"event": {"type": "string"}, "data": {"type": "string", "minLength": 1}},
+}
+
 AUDIO = {"schema": {"type": "string", "format": "binary"}}
 AUDIO_TYPES = sorted({f.content_type for f in FORMATS.values()})
 
@@ -100,14 +124,24 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 def document(settings: Settings) -> dict[str, Any]:
     schemas: dict[str, Any] = {"Error": ERROR, "SynthesizeResult": RESULT}
-    for model in (SynthesizeRequest, OpenAISpeechRequest):
+    # SynthesizeRequest: also the data of a Pub/Sub synthesis message; SpeakRequest adds streaming.
+    for model in (SynthesizeRequest, SpeakRequest, OpenAISpeechRequest, JobRequest):
         schema = model.model_json_schema(ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
     limits = f"at most {settings.max_chars} characters (after normalising blanks)"
-    schemas["SynthesizeRequest"]["properties"]["text"]["description"] = limits
-    schemas["OpenAISpeechRequest"]["properties"]["input"]["description"] = limits
-    audio = {"content": {kind: AUDIO for kind in AUDIO_TYPES}}
+    for model, text in (
+        ("SynthesizeRequest", "text"),
+        ("SpeakRequest", "text"),
+        ("OpenAISpeechRequest", "input"),
+    ):
+        schemas[model]["properties"][text]["description"] = limits
+    schemas["JobRequest"]["properties"]["text"]["description"] = (
+        f"the document, at most {settings.job_max_chars} characters (or give input)"
+    )
+    # Streams (SSE) carry the audio base64 in JSON events; the schema describes one event, as
+    # OpenAPI tools read a text/event-stream (its fields: docs/streaming.md).
+    audio = {"content": {kind: AUDIO for kind in AUDIO_TYPES} | {SSE_CONTENT_TYPE: {"schema": SSE_EVENT}}}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -127,10 +161,11 @@ def document(settings: Settings) -> dict[str, Any]:
                             "schema": {"enum": ["json", "audio"]},
                         }
                     ],
-                    "requestBody": _body("SynthesizeRequest"),
+                    "requestBody": _body("SpeakRequest"),
                     "responses": {
                         "200": {
-                            "description": "the stored audio (JSON), or its bytes (?response=audio, Accept)",
+                            "description": "the stored audio (JSON), or its bytes (?response=audio, Accept; "
+                            '"stream": true sends them as they are spoken)',
                             "content": {
                                 "application/json": {
                                     "schema": {"$ref": REF.format(model="SynthesizeResult")}
@@ -144,9 +179,28 @@ def document(settings: Settings) -> dict[str, Any]:
             },
             "/v1/audio/speech": {
                 "post": {
-                    "summary": "OpenAI-compatible speech: the audio bytes",
+                    "summary": "OpenAI-compatible speech: the audio bytes, streamed as they are spoken",
                     "requestBody": _body("OpenAISpeechRequest"),
                     "responses": {"200": {"description": "the audio", **audio}, **SYNTHESIS_ERRORS},
+                }
+            },
+            "/jobs": {
+                "post": {
+                    "summary": "A long document as a job: split, fanned out over instances, joined once",
+                    "requestBody": _body("JobRequest"),
+                    "responses": {
+                        "202": _json("accepted: where the audio and manifest will be", JOB),
+                        **ERRORS,
+                    },
+                }
+            },
+            "/jobs/{job_id}": {
+                "get": {
+                    "summary": "A job's progress (parts done of all) or its final manifest, from storage",
+                    "parameters": [
+                        {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {"200": _json("the job", JOB), "404": _error("no such job")},
                 }
             },
             "/voices": {"get": {"summary": "Voices", "responses": {"200": _json("voices", VOICES)}}},

@@ -51,6 +51,21 @@ class Plan:
         """Content address: the same engine, weights, voice, text, speed and format give the same name."""
         return f"{self.audio_key[:40]}.{self.format.extension}"
 
+    def described(self) -> dict[str, Any]:
+        """What the audio will be: format, voice, language, speed, engine and weights."""
+        return {
+            "format": self.format.name,
+            "voice": self.voice.id,
+            "language": self.voice.language,
+            "speed": self.speed,
+            "engine": self.engine.name,
+            "model_version": self.engine.model_version,
+        }
+
+    def log_fields(self) -> dict[str, Any]:
+        """What a log line says about the request before its audio exists: never the text."""
+        return self.described() | {"chars": len(self.text)}
+
 
 @dataclass(frozen=True)
 class Result:
@@ -66,26 +81,20 @@ class Result:
 
     def _fields(self) -> dict[str, Any]:
         """What every entry point says about the audio: where, what, how, and the timings."""
-        plan = self.plan
         fields: dict[str, Any] = {
             "uri": self.stored.uri,
             "object": self.stored.name,
-            "format": plan.format.name,
-            "content_type": plan.format.content_type,
+            **self.plan.described(),
+            "content_type": self.plan.format.content_type,
             "sample_rate": self.sample_rate,
             "duration_s": self.duration_s,
-            "voice": plan.voice.id,
-            "language": plan.voice.language,
-            "speed": plan.speed,
-            "engine": plan.engine.name,
-            "model_version": plan.engine.model_version,
             "cached": self.cached,
             "cold_start": "load_ms" in self.timings,
         }
         return fields | self._rounded_timings()
 
     def _rounded_timings(self) -> dict[str, float]:
-        return {name: round(ms, 1) for name, ms in self.timings.items()}
+        return rounded(self.timings)
 
     def response_body(self, url: str | None) -> dict[str, Any]:
         """The JSON response (HTTP), with ``url``: a signed URL of the audio when the store gives one."""
@@ -104,7 +113,7 @@ class Result:
         """The request's log line: the fields less the MIME type, and the characters (never the text)."""
         fields = self._fields()
         del fields["content_type"]
-        return fields | {"chars": len(self.plan.text)}
+        return fields | self.plan.log_fields()
 
     def manifest(self) -> dict[str, Any]:
         """An event's "succeeded" manifest: the fields, the characters, and the timings apart."""
@@ -173,39 +182,73 @@ def execute(
     """Answer from the store when the object exists; otherwise synthesize, encode and store it."""
     target = name or plan.object_name
     timings: dict[str, float] = {}
-    started = time.perf_counter()
-    existing = store.stat(target)
-    timings["lookup_ms"] = _ms(started)
+    existing = lookup(store, target, timings)
     if existing is not None:
-        return _from_store(plan, existing, store, timings, want_audio)
+        return from_store(plan, existing, store, timings, want_audio)
 
-    engine = plan.engine
-    if (load_ms := load(engine)) is not None:
-        timings["load_ms"] = load_ms
+    prepare(plan.engine, timings)
     started = time.perf_counter()
     samples = synthesize(plan, settings.sentence_pause_ms)
-    timings["synthesis_ms"] = _ms(started)
+    timings["synthesis_ms"] = elapsed_ms(started)
 
     started = time.perf_counter()
-    data, rate = audio.encode(samples, engine.sample_rate, plan.format)
-    timings["encode_ms"] = _ms(started)
-    duration_s = round(len(samples) / engine.sample_rate, 3)
+    data, rate = audio.encode(samples, plan.engine.sample_rate, plan.format)
+    timings["encode_ms"] = elapsed_ms(started)
+    return save(plan, store, target, Encoded(data, rate, len(samples)), timings, want_audio)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A plan's audio, encoded: the file, its sample rate, and how many samples it came from."""
+
+    data: bytes
+    sample_rate: int
+    frames: int
+
+
+def lookup(store: ObjectStore, target: str, timings: dict[str, float]) -> StoredObject | None:
+    """The stored object named ``target``, if any (a cache hit); times it as ``lookup_ms``."""
+    started = time.perf_counter()
+    existing = store.stat(target)
+    timings["lookup_ms"] = elapsed_ms(started)
+    return existing
+
+
+def prepare(engine: Engine, timings: dict[str, float]) -> None:
+    """Load the engine's model if this process has not (``load_ms`` on the cold start)."""
+    if (load_ms := load(engine)) is not None:
+        timings["load_ms"] = load_ms
+
+
+def save(
+    plan: Plan,
+    store: ObjectStore,
+    target: str,
+    encoded: Encoded,
+    timings: dict[str, float],
+    want_audio: bool,
+) -> Result:
+    """Store the audio write-once under ``target`` (``upload_ms``). When another instance stored
+    the same audio first, its object is the result."""
+    engine = plan.engine
+    duration_s = round(encoded.frames / engine.sample_rate, 3)
     metadata = {
         "engine": engine.name,
         "model_version": engine.model_version,
         "voice": plan.voice.id,
         "speed": str(plan.speed),
-        "sample_rate": str(rate),
+        "sample_rate": str(encoded.sample_rate),
         "duration_s": str(duration_s),
         AUDIO_KEY_METADATA: plan.audio_key,
         "chars": str(len(plan.text)),
     }
     started = time.perf_counter()
-    stored, created = store.create(target, data, plan.format.content_type, metadata)
-    timings["upload_ms"] = _ms(started)
+    stored, created = store.create(target, encoded.data, plan.format.content_type, metadata)
+    timings["upload_ms"] = elapsed_ms(started)
     if not created:  # another instance made the same audio first: serve its object
-        return _from_store(plan, stored, store, timings, want_audio)
-    return Result(plan, stored, False, rate, duration_s, timings, data if want_audio else None)
+        return from_store(plan, stored, store, timings, want_audio)
+    data = encoded.data if want_audio else None
+    return Result(plan, stored, False, encoded.sample_rate, duration_s, timings, data)
 
 
 def load(engine: Engine) -> float | None:
@@ -230,7 +273,11 @@ def load(engine: Engine) -> float | None:
 
 def synthesize(plan: Plan, pause_ms: int) -> np.ndarray:
     """The whole text as the engine speaks it; never empty or silent (nothing is stored if it is)."""
-    chunks = list(plan.engine.speak(plan.text, plan.voice.id, plan.speed, pause_ms / 1000))
+    return audible(plan, list(plan.engine.speak(plan.text, plan.voice.id, plan.speed, pause_ms / 1000)))
+
+
+def audible(plan: Plan, chunks: list[np.ndarray]) -> np.ndarray:
+    """The engine's chunks as one signal, or a 422 when they hold no audible speech."""
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     if not len(samples) or not np.isfinite(samples).all() or np.abs(samples).max() < SILENCE_PEAK:
         # Routing let this text through as speakable: an engine that still says nothing has a
@@ -245,7 +292,7 @@ def synthesize(plan: Plan, pause_ms: int) -> np.ndarray:
     return samples
 
 
-def _from_store(
+def from_store(
     plan: Plan, stored: StoredObject, store: ObjectStore, timings: dict[str, float], want_audio: bool
 ) -> Result:
     if stored.metadata.get(AUDIO_KEY_METADATA) != plan.audio_key:
@@ -257,5 +304,10 @@ def _from_store(
     return Result(plan, stored, True, rate, duration, timings, data)
 
 
-def _ms(started: float) -> float:
+def rounded(timings: dict[str, float]) -> dict[str, float]:
+    return {name: round(ms, 1) for name, ms in timings.items()}
+
+
+def elapsed_ms(started: float) -> float:
+    """Milliseconds since ``started`` (a ``time.perf_counter()`` reading)."""
     return (time.perf_counter() - started) * 1000

@@ -3,7 +3,7 @@ the deployment's limits live in ``function.pipeline``."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -39,6 +39,19 @@ class SynthesizeRequest(Body):
     language: str | None = Field(default=None, min_length=1)
 
 
+# How a streamed response carries the audio: the bytes themselves (chunked), or OpenAI's
+# server-sent events (speech.audio.delta with base64 audio, then speech.audio.done).
+StreamFormat = Literal["audio", "sse"]
+
+
+class SpeakRequest(SynthesizeRequest):
+    """POST /synthesize: a synthesis request, and whether to stream the audio as it is spoken."""
+
+    stream: bool = Field(default=False, strict=True)
+    # Used when "stream" is true.
+    stream_format: StreamFormat = "audio"
+
+
 class EventRequest(SynthesizeRequest):
     """A Pub/Sub message: a synthesis request plus where to put the result."""
 
@@ -47,8 +60,9 @@ class EventRequest(SynthesizeRequest):
 
 
 class OpenAISpeechRequest(Body):
-    """POST /v1/audio/speech, as OpenAI defines it. Unknown fields are ignored, as OpenAI adds
-    optional ones (e.g. "instructions", "stream_format") that a TTS model may not support."""
+    """POST /v1/audio/speech, as OpenAI defines it: always streamed, as raw audio or ("sse") as
+    server-sent events. Unknown fields are ignored, as OpenAI adds optional ones (e.g.
+    "instructions") that a TTS model may not support."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -57,6 +71,7 @@ class OpenAISpeechRequest(Body):
     voice: str
     response_format: str = "mp3"
     speed: float = Field(default=1.0, ge=0.25, le=4.0, strict=True, allow_inf_nan=False)
+    stream_format: StreamFormat = "audio"
 
 
 M = TypeVar("M", bound=BaseModel)

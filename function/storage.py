@@ -14,6 +14,7 @@ import os
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ GCS_CONNECT_TIMEOUT_S = 3.0
 GCS_READ_TIMEOUT_S = 10.0
 GCS_RETRY_S = 8.0
 GCS_TIMEOUT = (GCS_CONNECT_TIMEOUT_S, GCS_READ_TIMEOUT_S)
+# Sources GCS composes in one call (https://cloud.google.com/storage/docs/composite-objects).
+GCS_COMPOSE_MAX = 32
 # How long (in 10 ms polls) a local writer that lost a race waits for the winner's metadata.
 META_WAIT_TRIES = 200
 
@@ -68,6 +71,20 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def read(self, name: str) -> bytes: ...
+
+    @abstractmethod
+    def names(self, prefix: str) -> list[str]:
+        """The names of the objects present under ``prefix`` (strongly consistent: an object whose
+        create() returned is listed)."""
+
+    @abstractmethod
+    def compose(
+        self, name: str, sources: list[str], content_type: str, metadata: dict[str, str], scratch: str = ""
+    ) -> tuple[StoredObject, bool]:
+        """Write ``name`` if absent as the bytes of ``sources`` one after another, without passing
+        them through this process where the store allows (intermediate objects, if the store needs
+        any, go under ``scratch``). Returns the object and whether this call created it, as create()
+        does."""
 
     def signed_url(self, name: str, ttl_s: int) -> str | None:
         """An HTTPS URL a client can fetch, when the store and the credentials allow one."""
@@ -119,10 +136,18 @@ class LocalStore(ObjectStore):
         self, name: str, data: bytes, content_type: str, metadata: dict[str, str]
     ) -> tuple[StoredObject, bool]:
         path = self._path(name)
+        try:
+            created = _link_new(path, data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc}") from exc
+        return self._settle(name, created, content_type, metadata)
+
+    def _settle(
+        self, name: str, created: bool, content_type: str, metadata: dict[str, str]
+    ) -> tuple[StoredObject, bool]:
+        """Link the metadata of an object this writer created, or wait for the winner's."""
         meta = json.dumps({"content_type": content_type, "metadata": metadata}).encode()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            created = _link_new(path, data)
             if created:
                 _link_new(self._meta_path(name), meta)
             stored = self._stat_settled(name)
@@ -132,7 +157,7 @@ class LocalStore(ObjectStore):
                 _link_new(self._meta_path(name), meta)
                 stored = self.stat(name)
         except OSError as exc:
-            raise StorageError(f"cannot write {path}: {exc}") from exc
+            raise StorageError(f"cannot write {self._path(name)}: {exc}") from exc
         assert stored is not None  # the object and its metadata are both in place now
         return stored, created
 
@@ -150,15 +175,42 @@ class LocalStore(ObjectStore):
         except OSError as exc:
             raise StorageError(f"cannot read {name}: {exc}") from exc
 
+    def names(self, prefix: str) -> list[str]:
+        # An object counts once its metadata is linked (as in stat), so list the metadata.
+        meta_root = self.root / META_DIR
+        base = self._file(f"{META_DIR}/{prefix}")
+        folder = base if prefix.endswith("/") else base.parent
+        if not folder.is_dir():
+            return []
+        found = (str(path.relative_to(meta_root))[: -len(".json")] for path in folder.rglob("*.json"))
+        return sorted(name for name in found if name.startswith(prefix))
 
-def _link_new(path: Path, data: bytes) -> bool:
+    def compose(
+        self, name: str, sources: list[str], content_type: str, metadata: dict[str, str], scratch: str = ""
+    ) -> tuple[StoredObject, bool]:
+        def chunks() -> Iterator[bytes]:
+            for source in sources:
+                yield self.read(source)
+
+        if (existing := self.stat(name)) is not None:  # as on GCS: no copy for a known loser
+            return existing, False
+        path = self._path(name)
+        try:
+            created = _link_new(path, chunks())
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc}") from exc
+        return self._settle(name, created, content_type, metadata)
+
+
+def _link_new(path: Path, data: bytes | Iterable[bytes]) -> bool:
     """Write a temp file, then hard-link it to ``path``: the link fails if ``path`` exists, so
     the name is never overwritten and never visible half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for chunk in [data] if isinstance(data, bytes) else data:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the audio from other local users
@@ -238,6 +290,60 @@ class GcsStore(ObjectStore):
             return self._blob(name).download_as_bytes(timeout=GCS_TIMEOUT, retry=_retry())
         except exceptions.GoogleAPIError as exc:
             raise StorageError(f"cannot read {self.uri(name)}: {exc}") from exc
+
+    def names(self, prefix: str) -> list[str]:
+        from google.api_core import exceptions
+
+        try:
+            blobs = self.client.list_blobs(
+                self.bucket_name, prefix=self.prefix + prefix, timeout=GCS_TIMEOUT, retry=_retry()
+            )
+            return sorted(blob.name[len(self.prefix) :] for blob in blobs)
+        except exceptions.GoogleAPIError as exc:
+            raise StorageError(f"cannot list {self.uri(prefix)}: {exc}") from exc
+
+    def compose(
+        self, name: str, sources: list[str], content_type: str, metadata: dict[str, str], scratch: str = ""
+    ) -> tuple[StoredObject, bool]:
+        """GCS composes at most ``GCS_COMPOSE_MAX`` sources a call: more are composed in a tree of
+        intermediate objects (``<scratch><level>-<n>``), each write-once and left for the bucket's
+        lifecycle rule (the runtime identity may not delete objects)."""
+        level = 0
+        while len(sources) > GCS_COMPOSE_MAX:
+            groups = [sources[i : i + GCS_COMPOSE_MAX] for i in range(0, len(sources), GCS_COMPOSE_MAX)]
+            sources = [f"{scratch}{level}-{n}" for n in range(len(groups))]
+            for group, step in zip(groups, sources, strict=True):
+                self._compose_once(step, group, "application/octet-stream", {})
+            level += 1
+        return self._compose_once(name, sources, content_type, metadata)
+
+    def _compose_once(
+        self, name: str, sources: list[str], content_type: str, metadata: dict[str, str]
+    ) -> tuple[StoredObject, bool]:
+        from google.api_core import exceptions
+
+        existing = self.stat(name)
+        if existing is not None:  # a finished job's redelivered part: not even an attempt
+            return existing, False
+        blob = self._blob(name)
+        blob.content_type = content_type
+        blob.metadata = metadata
+        try:
+            # Generation 0: only if absent, as in create(); this closes the race the stat leaves.
+            blob.compose(
+                [self._blob(source) for source in sources],
+                if_generation_match=0,
+                timeout=GCS_TIMEOUT,
+                retry=_retry(),
+            )
+        except exceptions.PreconditionFailed:
+            existing = self.stat(name)
+            if existing is None:
+                raise StorageError(f"{self.uri(name)} vanished after a lost write race") from None
+            return existing, False
+        except exceptions.GoogleAPIError as exc:
+            raise StorageError(f"cannot compose {self.uri(name)}: {exc}") from exc
+        return self._stored(name, blob), True
 
     def signed_url(self, name: str, ttl_s: int) -> str | None:
         """A V4 signed GET URL. Keys in hand sign locally; on Cloud Run the metadata-server

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from flask import Request, Response
 
@@ -18,6 +19,23 @@ from function.logs import trace_context
 log = logging.getLogger("function.request")
 
 
+class StreamBody(Protocol):
+    """A response body sent while it is made (``function.streaming``): the WSGI server iterates
+    and closes it; it calls ``when_over``'s ``end`` once, with its log fields and any failure after
+    the first byte, when it is over (the request's log line waits for that)."""
+
+    content_type: str
+    headers: dict[str, str]
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+    def when_over(
+        self, reference: str, end: Callable[[Mapping[str, Any], frame.Failure | None], None]
+    ) -> None: ...
+
+
 @dataclass(frozen=True)
 class Reply:
     """What a route handler returns: the response, and what its log line says beyond the request
@@ -25,6 +43,7 @@ class Reply:
 
     response: Response
     log: Mapping[str, Any] = field(default_factory=dict)
+    stream: StreamBody | None = None
 
     @classmethod
     def json(cls, body: Any, log: Mapping[str, Any] | None = None) -> Reply:
@@ -35,11 +54,17 @@ class Reply:
         return cls(Response(data, status=200, content_type=content_type, headers=headers), log)
 
     @classmethod
+    def streamed(cls, body: StreamBody) -> Reply:
+        """A chunked response whose log line is written when the stream ends."""
+        return cls(Response(body, status=200, content_type=body.content_type, headers=body.headers), {}, body)
+
+    @classmethod
     def error(cls, error: ApiError) -> Reply:
         return cls(json_response(error.body(), error.status, error.headers), error.log_fields())
 
 
-Handler = Callable[[Request], Reply]
+# Called with the request, and the path's parameters by name for routes such as "/jobs/<job_id>".
+Handler = Callable[..., Reply]
 Routes = Mapping[tuple[str, str], Handler]
 
 
@@ -52,9 +77,24 @@ class Served:
     reply: Reply
     failure: frame.Failure | None = None
 
+    def carry_on(self, end: Callable[[frame.Outcome], None]) -> bool:
+        """A stream is logged when it ends (``frame.Ongoing``), with how it ended."""
+        stream = self.reply.stream
+        if stream is None:
+            return False
+
+        def ended(log: Mapping[str, Any], failure: frame.Failure | None) -> None:
+            end(replace(self, reply=replace(self.reply, log=log), failure=failure))
+
+        stream.when_over(self.request_id, ended)
+        return True
+
     def log_line(self, latency_s: float) -> frame.LogLine:
         request, status = self.request, self.reply.response.status_code
-        severity = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
+        failure = self.failure
+        # A stream that failed after its first byte was sent as a 200; its line says how it ended.
+        outcome = failure.error.status if failure is not None else status
+        severity = logging.ERROR if outcome >= 500 else logging.WARNING if outcome >= 400 else logging.INFO
         http = {
             "requestMethod": request.method,
             "requestUrl": request.path,
@@ -63,8 +103,7 @@ class Served:
             "userAgent": request.headers.get("User-Agent", ""),
         }
         fields: dict[str, Any] = {"httpRequest": http, "request_id": self.request_id, **self.reply.log}
-        failure = self.failure
-        if failure is not None and status >= 500:
+        if failure is not None and outcome >= 500:
             fields["cause"] = str(failure.cause)  # the caller's message hides it; the log keeps it
         traceback = failure.cause if failure is not None and failure.is_bug else None
         return frame.LogLine(severity, f"{request.method} {request.path} {status}", fields, traceback)
@@ -94,10 +133,14 @@ def serve(
 def _dispatch(request: Request, routes: Routes) -> Reply:
     path = request.path.rstrip("/") or "/"
     # HEAD is GET without the body (werkzeug drops it from the response).
-    handler = routes.get(("GET" if request.method == "HEAD" else request.method, path))
-    if handler is not None:
-        return handler(request)
-    allowed = sorted({m for method, route in routes if route == path for m in _with_head(method)})
+    method = "GET" if request.method == "HEAD" else request.method
+    for (route_method, route), handler in routes.items():
+        params = _match(route, path)
+        if route_method == method and params is not None:
+            return handler(request, **params)
+    allowed = sorted(
+        {m for method, route in routes if _match(route, path) is not None for m in _with_head(method)}
+    )
     if allowed:
         raise ApiError(
             405,
@@ -107,6 +150,22 @@ def _dispatch(request: Request, routes: Routes) -> Reply:
         )
     known = ", ".join(sorted({f"{m} {p}" for m, p in routes}))
     raise ApiError(404, "not_found", f"no route {path}; routes: {known}")
+
+
+def _match(route: str, path: str) -> dict[str, str] | None:
+    """The path parameters when ``path`` fits ``route`` (``/jobs/<job_id>``: one segment each)."""
+    if "<" not in route:
+        return {} if route == path else None
+    want, have = route.split("/"), path.split("/")
+    if len(want) != len(have):
+        return None
+    params: dict[str, str] = {}
+    for pattern, segment in zip(want, have, strict=True):
+        if pattern.startswith("<") and pattern.endswith(">") and segment:
+            params[pattern[1:-1]] = segment
+        elif pattern != segment:
+            return None
+    return params
 
 
 def _with_head(method: str) -> tuple[str, ...]:
@@ -149,6 +208,26 @@ def wants_audio(request: Request) -> bool:
     if asked:
         return asked[0] == "audio"
     return any(mimetype.startswith("audio/") for mimetype, _ in request.accept_mimetypes)
+
+
+def client_gone(request: Request) -> Callable[[], bool]:
+    """Whether the caller has closed the connection, for work that outlives the first byte (a
+    stream stops before its next piece). gunicorn, which functions-framework serves with, hands the
+    connection's socket to the app (``gunicorn.socket``): a peek that reads end-of-file means the
+    client closed it. Other servers: never (a stream still stops when a write fails)."""
+    connection = request.environ.get("gunicorn.socket")
+    if connection is None:
+        return lambda: False
+
+    def gone() -> bool:
+        try:
+            return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:  # nothing to read: still connected
+            return False
+        except OSError:  # reset
+            return True
+
+    return gone
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

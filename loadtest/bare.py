@@ -22,16 +22,18 @@ PAUSE_S = 0.2
 
 
 def build() -> Engine:
-    """The first engine of TTS_ENGINES, built as cheaply as it can be."""
+    """The first engine of TTS_ENGINES with TTS_THREADS threads (default 1), built as cheaply as it
+    can be."""
     name = os.environ.get("TTS_ENGINES", "hibari").split(",")[0].strip()
+    threads = int(os.environ.get("TTS_THREADS", "1"))
     if name == "hibari":  # needs no settings: hibari alone, as a user of the package would run it
         from function.engines.hibari import HibariEngine
 
-        return HibariEngine(threads=1)
+        return HibariEngine(threads=threads)
     from function.config import Settings
     from function.registry import build_engine
 
-    return build_engine(name, Settings(threads=1))  # type: ignore[arg-type]
+    return build_engine(name, Settings(threads=threads))  # type: ignore[arg-type]
 
 
 def speaker(engine: Engine) -> Callable[[str, Path], None]:

@@ -54,6 +54,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--duration", type=int, default=20, help="seconds per throughput step")
     p.add_argument("--cpus", default=None, help="cores for the servers, e.g. 0,1 (default: all allowed)")
+    p.add_argument("--engine-threads", type=int, default=1, help="TTS_THREADS of every engine")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
     if args.smoke:
@@ -75,12 +76,12 @@ def timed(call: Callable[[], object]) -> float:
 
 
 def cold_start(
-    group: ProcessGroup, output_dir: Path, name: str, text: str, timeout_s: float = 300
+    group: ProcessGroup, output_dir: Path, name: str, text: str, threads: int, timeout_s: float = 300
 ) -> tuple[float, dict]:
     """Process start → first synthesized response (and the response), retrying the synthesis
     until the server listens."""
     started = time.perf_counter()
-    url, process, _ = start_instance(group, name, engine_env(output_dir, 1))
+    url, process, _ = start_instance(group, name, engine_env(output_dir, threads))
     while time.perf_counter() - started < timeout_s:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited; see {group.log_dir / name}.log")
@@ -98,8 +99,9 @@ def cold_start(
 
 
 def bare_cold_start(text: str, wav: Path) -> float:
-    """A fresh process: import the engine, load it, speak ``text``, write the WAV file."""
-    env = {**os.environ, "TTS_THREADS": "1"}
+    """A fresh process: import the engine, load it, speak ``text``, write the WAV file (with this
+    process's TTS_THREADS)."""
+    env = dict(os.environ)
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "loadtest.bare", text, str(wav)], cwd=REPO, env=env, check=True)
     return (time.perf_counter() - started) * 1000
@@ -119,10 +121,13 @@ def median(values: list[float]) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     exit_on_sigterm()
+    # The bare engine (in this process and in its fresh ones) builds with the same thread count.
+    os.environ["TTS_THREADS"] = str(args.engine_threads)
+    threads = args.engine_threads
     args.out.mkdir(parents=True, exist_ok=True)
     cpus = [int(c) for c in args.cpus.split(",")] if args.cpus else None
     rng = random.Random(0)
-    results: dict[str, object] = {"machine": machine(cpus), "smoke": args.smoke}
+    results: dict[str, object] = {"machine": machine(cpus), "smoke": args.smoke, "engine_threads": threads}
 
     with tempfile.TemporaryDirectory(prefix="tts-bench-") as tmp:
         scratch = Path(tmp)
@@ -132,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for i in range(args.cold_runs):
             text = f"Cold start number {time.time_ns()}."
             with ProcessGroup(args.out / "logs" / "bench", cpus) as group:
-                total_ms, body = cold_start(group, scratch / f"cold-{i}", f"cold-{i}", text)
+                total_ms, body = cold_start(group, scratch / f"cold-{i}", f"cold-{i}", text, threads)
             colds.append(total_ms)
             cold_bodies.append(body)
             bare_colds.append(bare_cold_start(text, scratch / f"bare-cold-{i}.wav"))
@@ -144,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["cold_start_breakdown_ms"] = breakdown(colds, cold_bodies)
 
         with ProcessGroup(args.out / "logs" / "bench", cpus) as group:
-            url, _, _ = start_instance(group, "warm", engine_env(scratch / "warm", 1))
+            url, _, _ = start_instance(group, "warm", engine_env(scratch / "warm", threads))
             speak = bare.speaker(bare.build())
             texts = [sentence(10, rng) for _ in range(args.repeats + 1)]
             _wait_and_load(url)  # the model load stays out of the warm medians
@@ -158,6 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bare_ms.append(timed(lambda t=text, i=i: speak(t, scratch / f"bare-{i}.wav")))
             hit_ms = [timed(lambda: post(url, {"text": texts[1]})) for _ in range(args.repeats)]
             results["warm_http_ms"] = median(http_ms)
+            # Each warm request's text length and time: the service-time distribution that the
+            # capacity model (loadtest.capacity) samples.
+            results["warm_http_samples"] = [
+                {"chars": len(text), "ms": round(ms, 1)} for text, ms in zip(texts[1:], http_ms, strict=True)
+            ]
             results["warm_engine_ms"] = median(bare_ms)
             results["serving_overhead_ms"] = round(results["warm_http_ms"] - results["warm_engine_ms"], 1)
             results["serving_overhead_ratio"] = round(results["warm_http_ms"] / results["warm_engine_ms"], 2)
@@ -167,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         sweep = []
         for n in [int(i) for i in args.instances.split(",") if i]:
-            with start_fleet(n, scratch / f"fleet-{n}", args.out / "logs", cpus, 2, 10) as fleet:
+            with start_fleet(n, scratch / f"fleet-{n}", args.out / "logs", cpus, 2, 10, threads) as fleet:
                 sweep_args = argparse.Namespace(
                     max_requests=100_000, think=0.0, duration=args.duration, user_classes="UniqueSentences"
                 )

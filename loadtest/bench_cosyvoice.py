@@ -9,14 +9,17 @@ are random, at the real CosyVoice-300M sizes (``loadtest.upstream_cosyvoice.rand
 Every figure comes from a fresh subprocess with the same torch thread count:
 
 * ready: process start -> model loaded (import + construct + load), official .pt and converted
-  safetensors for the lite runtime; upstream's modules with its own loading (its frontend, which
-  needs onnxruntime and WeTextProcessing, is left out, so upstream's real figure is higher).
+  safetensors for the lite runtime (the int8 and fast modes: converted); upstream's modules with
+  its own loading (its frontend, which needs onnxruntime and WeTextProcessing, is left out, so
+  upstream's real figure is higher).
 * synthesis: the LLM forced to exactly N speech tokens in both runtimes (upstream: min and max
   token/text ratios set to N/T), so both do identical work; then flow + HiFT on those tokens.
   Wall time, real-time factor (wall / audio seconds) and LLM ms per token; medians of repeats.
-* peak RSS of each synthesis process (load + all its runs).
-* faster lite modes (bf16 LLM, int8 dynamic quantised LLM): timings, and their difference from
-  fp32 on the same teacher-forced tokens (max |log-prob| difference, top-1 agreement).
+* peak RSS of each synthesis process (load + all its runs); the lite runtime runs the converted
+  directory, as the image ships it.
+* faster lite modes (bf16 LLM, int8 LLM, fast): timings, and their difference from fp32: the
+  LLM's on the same teacher-forced tokens (max |log-prob| difference, top-1 agreement), flow and
+  HiFT's on the same tokens and noise (mel and waveform).
 
 ``--smoke`` runs the same code on the tiny model with a few tokens (seconds); a test runs it.
 """
@@ -80,12 +83,17 @@ def _upstream(model_dir: Path, threads: int):
     return model, spk2info[SPEAKER]["embedding"]
 
 
+def _precision(kind: str) -> str:
+    """``lite`` (fp32) or ``lite-<precision>``."""
+    return kind.removeprefix("lite-") if kind != "lite" else "fp32"
+
+
 def worker_ready(kind: str, model_dir: Path, threads: int) -> dict[str, Any]:
     if kind == "upstream":
         _upstream(model_dir, threads)
     else:
-        _lite(model_dir, threads, "fp32")
-    return {"ready_at": time.time()}
+        _lite(model_dir, threads, _precision(kind))
+    return {"ready_at": time.time(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def _timed(module: Any, into: list[float]) -> None:
@@ -130,8 +138,7 @@ def worker_synth(kind: str, model_dir: Path, threads: int, tokens: int, repeats:
             wall_s.append(time.perf_counter() - start)
             audio_s = out["tts_speech"].shape[1] / 22050
     else:
-        precision = kind.removeprefix("lite-") if kind != "lite" else "fp32"
-        runtime = _lite(model_dir, threads, precision)
+        runtime = _lite(model_dir, threads, _precision(kind))
         embedding = runtime.speakers[SPEAKER]
         _timed(runtime.flow, flow_s)
         _timed(runtime.hift, hift_s)
@@ -139,6 +146,7 @@ def worker_synth(kind: str, model_dir: Path, threads: int, tokens: int, repeats:
             torch.manual_seed(0)
             start = time.perf_counter()
             speech = runtime.llm.generate(text, embedding, force_tokens=tokens)
+            runtime.text_encoder_pages.release()  # as runtime.speech_tokens does
             llm_s.append(time.perf_counter() - start)
             wave = runtime.token2wav(speech, embedding, 1.0)
             wall_s.append(time.perf_counter() - start)
@@ -178,29 +186,37 @@ def worker_accuracy(model_dir: Path, threads: int, tokens: int) -> dict[str, Any
             "max_abs_logp_diff": (got - reference).abs().max().item(),
             "top1_agreement": (got.argmax(-1) == reference.argmax(-1)).float().mean().item(),
         }
-    # "fast": the int8 LLM above, and the flow in bf16 where the CPU has it: mel and wave error.
-    from function.engines.cosyvoice.precision import flow_in_bf16
+    # "fast": the int8 LLM above, and flow and HiFT in bf16 where the CPU has it: mel and wave
+    # error on the same tokens and noise.
+    from function.engines.cosyvoice.precision import decoders_in_bf16
 
-    if flow_in_bf16("fast"):
-        runtime = _lite(model_dir, threads, "fp32")
+    if decoders_in_bf16("fast"):
         speech = torch.tensor([forced], dtype=torch.int32)
-        with torch.inference_mode():
+        result["flow-hift-bf16"] = decoder_difference(
+            _lite(model_dir, threads, "fp32"), _lite(model_dir, threads, "fast"), speech, embedding
+        )
+    return result
+
+
+def decoder_difference(reference: Any, candidate: Any, speech: Any, embedding: Any) -> dict[str, float]:
+    """Mel and waveform of ``candidate``'s flow + HiFT against ``reference``'s, same tokens and seed."""
+    import torch
+
+    outputs = []
+    with torch.inference_mode():
+        for runtime in (reference, candidate):
             torch.manual_seed(0)
             mel = runtime.flow.inference(speech, embedding)
-            torch.manual_seed(0)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                mel_bf16 = runtime.flow.inference(speech, embedding).float()
-            torch.manual_seed(0)
-            wave = runtime.hift.inference(mel)
-            torch.manual_seed(0)
-            wave_bf16 = runtime.hift.inference(mel_bf16)
-        result["flow-bf16"] = {
-            "mel_max_abs_diff": (mel_bf16 - mel).abs().max().item(),
-            "mel_rms_diff": (mel_bf16 - mel).pow(2).mean().sqrt().item(),
-            "wave_max_abs_diff": (wave_bf16 - wave).abs().max().item(),
-            "wave_peak": wave.abs().max().item(),
-        }
-    return result
+            outputs.append((mel, runtime.hift.inference(mel)))
+    (mel, wave), (mel_c, wave_c) = outputs
+    return {
+        "mel_max_abs_diff": (mel_c - mel).abs().max().item(),
+        "mel_rms_diff": (mel_c - mel).pow(2).mean().sqrt().item(),
+        "wave_max_abs_diff": (wave_c - wave).abs().max().item(),
+        "wave_rms_diff": (wave_c - wave).pow(2).mean().sqrt().item(),
+        "wave_rms": wave.pow(2).mean().sqrt().item(),
+        "wave_peak": wave.abs().max().item(),
+    }
 
 
 def worker_floors(model_dir: Path, threads: int, tokens: int) -> dict[str, Any]:
@@ -302,7 +318,9 @@ def prepare_model(model_dir: Path, smoke: bool) -> tuple[Path, Path]:
     converted = model_dir / "converted"
     if not (official / "hift.pt").is_file():
         build_tiny_model(official, sizes=TINY if smoke else FULL)
-    if not (converted / "manifest.json").is_file():
+    from function.engines.cosyvoice.int8 import int8_path
+
+    if not int8_path(converted).is_file():
         from function.engines.cosyvoice.convert import convert
 
         converted.mkdir(parents=True, exist_ok=True)
@@ -324,8 +342,9 @@ def main() -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="150 tokens only, one run per process, lite and upstream alternated twice (~6 min)",
+        help="--tokens only, one run per process, every runtime alternated twice (~4 min at 150)",
     )
+    parser.add_argument("--tokens", type=int, default=150, help="speech tokens for --quick")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
@@ -339,7 +358,7 @@ def main() -> None:
     official, converted = prepare_model(model_dir, smoke)
     threads = args.threads
     # (tokens, repeats for lite, repeats for upstream): fewer repeats where runs are long.
-    plan = [(8, 2, 2)] if smoke else [(150, 1, 1)] if args.quick else [(150, 3, 3), (600, 2, 1)]
+    plan = [(8, 2, 2)] if smoke else [(args.tokens, 1, 1)] if args.quick else [(150, 3, 3), (600, 2, 1)]
     # Fresh processes alternating lite and upstream, so that a noisy neighbour hits both.
     rounds = 2 if args.quick else 1
     report: dict[str, Any] = {"threads": threads, "smoke": smoke, "ready_s": {}, "synthesis": [], "modes": {}}
@@ -348,6 +367,8 @@ def main() -> None:
     for label, kind, directory in (
         ("lite .pt", "lite", official),
         ("lite safetensors", "lite", converted),
+        ("lite int8 safetensors", "lite-int8", converted),
+        ("lite fast safetensors", "lite-fast", converted),
         ("upstream .pt", "upstream", official),
     ):
         times = []
@@ -359,8 +380,9 @@ def main() -> None:
     rows: dict[tuple[str, int], dict[str, Any]] = {}
 
     def synth(kind: str, tokens: int, repeats: int) -> None:
+        directory = official if kind == "upstream" else converted
         result, _ = run_worker(
-            ["synth", kind, str(official), str(threads), str(tokens), str(repeats)], threads
+            ["synth", kind, str(directory), str(threads), str(tokens), str(repeats)], threads
         )
         row = rows.get((kind, tokens))
         if row is None:
@@ -374,13 +396,13 @@ def main() -> None:
         for tokens, lite_repeats, upstream_repeats in plan:
             for kind, repeats in (("lite", lite_repeats), ("upstream", upstream_repeats)):
                 synth(kind, tokens, repeats)
-            if round_index == 0:
+            if round_index == 0 or args.quick:
                 for kind in ("lite-bf16", "lite-int8", "lite-fast"):
                     synth(kind, tokens, lite_repeats)
     report["synthesis"] = list(rows.values())
     floors, _ = run_worker(["floors", str(converted), str(threads), str(plan[0][0])], threads)
     report["floors"] = floors
-    accuracy, _ = run_worker(["accuracy", str(official), str(threads), str(min(plan[0][0], 100))], threads)
+    accuracy, _ = run_worker(["accuracy", str(converted), str(threads), str(min(plan[0][0], 100))], threads)
     report["modes"] = accuracy
 
     print_table(report)
@@ -453,11 +475,12 @@ def print_table(report: dict[str, Any]) -> None:
                 f"  {stage}: {gflop:.1f} GFLOP in matmuls/convs: {gflop / peak['float32']:.2f} s at fp32 peak"
             )
     for precision, diff in report["modes"].items():
-        if precision == "flow-bf16":
+        if precision == "flow-hift-bf16":
             print(
-                f"  flow in bf16 vs fp32 (same tokens): mel max |diff| {diff['mel_max_abs_diff']:.4f}, "
-                f"rms {diff['mel_rms_diff']:.4f}; wave max |diff| {diff['wave_max_abs_diff']:.4f} "
-                f"(peak {diff['wave_peak']:.3f})"
+                f"  flow + HiFT in bf16 vs fp32 (same tokens): mel max |diff| "
+                f"{diff['mel_max_abs_diff']:.4f}, rms {diff['mel_rms_diff']:.4f}; wave max |diff| "
+                f"{diff['wave_max_abs_diff']:.4f}, rms {diff['wave_rms_diff']:.5f} "
+                f"(wave peak {diff['wave_peak']:.3f}, rms {diff['wave_rms']:.4f})"
             )
             continue
         print(

@@ -3,7 +3,9 @@
 fleet:    N functions-framework processes (one worker, one thread: one request at a time, as
           Cloud Run with concurrency=1) behind HAProxy, ``maxconn 1`` per instance, a bounded
           queue and a queue timeout like Cloud Run's pending-request queue.
-baseline: one process, FastAPI + uvicorn, requests handed to a thread pool (``loadtest.baseline``).
+baseline: one process, FastAPI + uvicorn, requests handed to a thread pool (``loadtest.baseline``),
+          its queue unbounded as in the guide; bounded-pool: the same with the fleet's bounded
+          queue and queue timeout.
 """
 
 from __future__ import annotations
@@ -187,14 +189,25 @@ def start_fleet(
 
 
 def start_baseline(
-    workers: int, output_dir: Path, log_dir: Path, cpus: Sequence[int] | None, engine_threads: int = 1
+    workers: int,
+    output_dir: Path,
+    log_dir: Path,
+    cpus: Sequence[int] | None,
+    engine_threads: int = 1,
+    max_queue: int | None = None,
+    queue_timeout_s: float = 10,
 ) -> Deployment:
-    servers = ProcessGroup(log_dir / "baseline", cpus)
-    deployment = Deployment("baseline", "", servers)
+    """The thread pool; ``max_queue`` None leaves its queue unbounded (the guide's "baseline"),
+    else it is the "bounded-pool"."""
+    name = "baseline" if max_queue is None else "bounded-pool"
+    servers = ProcessGroup(log_dir / name, cpus)
+    deployment = Deployment(name, "", servers)
     try:
         port = free_port()
         args = [sys.executable, "-m", "loadtest.baseline", f"--port={port}", f"--workers={workers}"]
-        process, log = servers.start("baseline", args, engine_env(output_dir, engine_threads))
+        if max_queue is not None:
+            args += [f"--max-queue={max_queue}", f"--queue-timeout={queue_timeout_s}"]
+        process, log = servers.start(name, args, engine_env(output_dir, engine_threads))
         deployment.url = f"http://127.0.0.1:{port}"
         deployment.instance_urls = [deployment.url]
         wait_healthy(health_url(deployment.url), process, log=log)

@@ -12,7 +12,8 @@ locals {
   # function checks for existing audio and reads it back), objectViewer adds list, objectUser adds
   # list, update and delete. Writes use if_generation_match=0, so overwriting is never needed.
   custom_roles = {
-    output = ["storage.objects.create", "storage.objects.get"]
+    # list: a job's progress is the count of its part manifests (jobs/<id>/parts/).
+    output = ["storage.objects.create", "storage.objects.get", "storage.objects.list"]
     input  = ["storage.objects.get"]
   }
 }
@@ -90,6 +91,22 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
   subscription = google_pubsub_subscription.requests.id
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "job_parts_dead_letter_subscriber" {
+  project      = var.project_id
+  subscription = google_pubsub_subscription.job_parts.id
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_agent
+}
+
+# Jobs: the function publishes parts and notifications, on these two topics only.
+resource "google_pubsub_topic_iam_member" "runtime_publishes_jobs" {
+  for_each = toset(["job_parts", "job_results"])
+  project  = var.project_id
+  topic    = google_pubsub_topic.this[each.key].id
+  role     = "roles/pubsub.publisher"
+  member   = google_service_account.this["runtime"].member
 }
 
 # Eventarc storage triggers: Cloud Storage publishes the object events through Pub/Sub as its

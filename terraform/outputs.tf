@@ -52,3 +52,13 @@ output "api_keys_secret" {
   description = "Secret Manager secret holding the hashed API keys (auth_mode api_key or both): add keys.json as a version."
   value       = local.api_keys_enabled ? google_secret_manager_secret.api_keys[0].secret_id : null
 }
+
+output "job_results_topic" {
+  description = "Pub/Sub topic with one message per finished job (job_id, status, uri, manifest)."
+  value       = google_pubsub_topic.this["job_results"].name
+}
+
+output "job_results_subscription" {
+  description = "Pull subscription on the job results topic."
+  value       = google_pubsub_subscription.job_results.name
+}

@@ -4,6 +4,16 @@ locals {
   topics = {
     requests    = "Synthesis requests (JSON bodies) for the event service"
     dead_letter = "Requests that failed max_delivery_attempts times"
+    job_parts   = "Parts of long-document jobs, one message each (published by the function)"
+    job_results = "Job notifications: {job_id, status, uri, manifest} once a job succeeds or fails"
+  }
+
+  # What the function needs to publish jobs (docs/jobs.md), for both services' environment:
+  # each service's env (terraform/run.tf) merges it.
+  jobs_env = {
+    TTS_JOBS_PARTS_TOPIC   = google_pubsub_topic.this["job_parts"].id
+    TTS_JOBS_RESULTS_TOPIC = google_pubsub_topic.this["job_results"].id
+    TTS_JOB_MAX_CHARS      = tostring(var.job_max_chars)
   }
 }
 
@@ -57,6 +67,55 @@ resource "google_pubsub_subscription" "dead_letters" {
   name                       = "${var.name_prefix}-dead-letters"
   project                    = var.project_id
   topic                      = google_pubsub_topic.this["dead_letter"].id
+  ack_deadline_seconds       = 60
+  message_retention_duration = "604800s"
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+# Parts of jobs: each pushed to the event service like a request, so the platform runs as many
+# parts at once as the event service's max_instances allows. Same deadline, retries and dead
+# letters as requests; a part that keeps failing is recorded as failed (its job fails with it) at
+# the last attempt, as a request is.
+resource "google_pubsub_subscription" "job_parts" {
+  name    = "${var.name_prefix}-job-parts-push"
+  project = var.project_id
+  topic   = google_pubsub_topic.this["job_parts"].id
+
+  ack_deadline_seconds       = 600
+  message_retention_duration = "604800s"
+
+  push_config {
+    push_endpoint = google_cloud_run_v2_service.this["event"].uri
+    oidc_token {
+      service_account_email = google_service_account.this["push"].email
+      audience              = google_cloud_run_v2_service.this["event"].uri
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
+
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.this["dead_letter"].id
+    max_delivery_attempts = var.max_delivery_attempts
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+# Job notifications are kept for a week for whoever pulls them (as Polly's SNS topic notifies);
+# subscribe your own push or pull subscriptions to the topic as well.
+resource "google_pubsub_subscription" "job_results" {
+  name                       = "${var.name_prefix}-job-results"
+  project                    = var.project_id
+  topic                      = google_pubsub_topic.this["job_results"].id
   ack_deadline_seconds       = 60
   message_retention_duration = "604800s"
 

@@ -69,7 +69,8 @@ resource "google_cloud_run_v2_service" "this" {
       }
 
       dynamic "env" {
-        for_each = merge(local.function_env, local.thread_env, each.value.env)
+        # local.jobs_env (pubsub.tf): both services publish job parts and notifications.
+        for_each = merge(local.function_env, local.jobs_env, local.thread_env, each.value.env)
         content {
           name  = env.key
           value = env.value

@@ -285,3 +285,13 @@ variable "alert_latency_share" {
     error_message = "alert_latency_share must be in (0, 1]."
   }
 }
+
+variable "job_max_chars" {
+  description = "Longest document a job accepts, in characters (TTS_JOB_MAX_CHARS; POST /jobs, and long messages or dropped files)."
+  type        = number
+  default     = 1000000
+  validation {
+    condition     = var.job_max_chars >= 1000 && var.job_max_chars <= 10000000
+    error_message = "job_max_chars must be from 1000 to 10000000."
+  }
+}

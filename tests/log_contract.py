@@ -31,3 +31,29 @@ RESULT = {
 # ...when it was synthesized rather than found in storage (plus load_ms on the cold start).
 SYNTHESIZED = RESULT | {"synthesis_ms", "encode_ms", "upload_ms"}
 ERROR = {"error", "error_field"}
+
+# Jobs (function.jobs): POST /jobs (and an event that became a job) names the job it submitted...
+JOB_SUBMITTED = {"job_id", "parts", "chars", "engine"}
+# ...and each part's event says which part of which job, its part manifest, and the synthesis
+# (plus job_status from the delivery that finished the job).
+PART = {"job_id", "part", "parts"}
+PART_DONE = PART | {"manifest"} | SYNTHESIZED
+
+# A streamed response (function.streaming), logged when the stream ends: how it went.
+STREAM = {"stream", "ttfb_ms", "chunks", "disconnected"}
+# ...a stream that ended before its audio was stored (the client left, or the engine failed):
+# what was asked for and the time spent, without the stored object's fields.
+STREAM_UNFINISHED = {
+    "format",
+    "voice",
+    "language",
+    "speed",
+    "engine",
+    "model_version",
+    "chars",
+    "cached",
+    "cold_start",
+    "lookup_ms",
+    "synthesis_ms",
+    "encode_ms",
+} | STREAM

@@ -31,7 +31,10 @@ OUTPUT = "audio"
 
 @pytest.fixture(scope="module")
 def fuzz_server(start_server: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> FunctionServer:
-    return start_server(TTS_OUTPUT_URI=str(tmp_path_factory.mktemp("fuzz-out")), TTS_ENGINES="hibari")
+    out = str(tmp_path_factory.mktemp("fuzz-out"))
+    # A real event instance behind POST /jobs, so fuzzed jobs are published and run, not refused.
+    parts = start_server("synthesize_event", TTS_OUTPUT_URI=out, TTS_ENGINES="hibari")
+    return start_server(TTS_OUTPUT_URI=out, TTS_ENGINES="hibari", TTS_JOBS_PUSH_URLS=parts.url)
 
 
 def test_openapi_document_is_served_from_the_request_models(fuzz_server: FunctionServer) -> None:
@@ -43,6 +46,8 @@ def test_openapi_document_is_served_from_the_request_models(fuzz_server: Functio
     assert set(document["paths"]) == {
         "/synthesize",
         "/v1/audio/speech",
+        "/jobs",
+        "/jobs/{job_id}",
         "/voices",
         "/healthz",
         "/openapi.json",

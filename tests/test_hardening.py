@@ -70,6 +70,14 @@ def test_a_run_of_40_digits_is_read_digit_by_digit(server: FunctionServer, bucke
     assert post(server, "/synthesize", {"text": grouped}).status_code == 200
 
 
+def test_superscript_and_circled_digits_are_read_not_a_500(server: FunctionServer) -> None:
+    # Found by the fuzzer: hibari's number reader passed "¹" (a digit to str.isdigit) to int().
+    for text in ("Ô-¹ and more.", "E = mc² and ① first."):
+        response = post(server, "/synthesize?response=audio", {"text": text})
+        assert response.status_code == 200, response.text
+        assert_speech(decode(response.content), RATE, min_s=0.5, max_s=15)
+
+
 def test_digits_through_the_event_path_succeed(event_server: FunctionServer, bucket: Bucket) -> None:
     name = f"digits/{uuid.uuid4().hex}"
     acknowledged(eventarc_pubsub({"text": ACCOUNT, "output": name}).to(event_server))

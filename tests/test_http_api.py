@@ -148,6 +148,15 @@ def test_json_logs_carry_severity_trace_and_timings(server: FunctionServer) -> N
     assert entry["synthesis_ms"] > 0 and "upload_ms" in entry and entry["cached"] is False
 
 
+def test_a_log_entry_stays_one_line_whatever_the_path_holds(server: FunctionServer) -> None:
+    # U+2028 and U+0085 are line ends to splitlines() and JavaScript, not to JSON: escaped.
+    request_id = uuid.uuid4().hex
+    requests.get(f"{server.url}/odd%E2%80%A8path%C2%85", headers={"X-Request-Id": request_id}, timeout=10)
+    [raw] = [line for line in server.logs().split("\n") if request_id in line]
+    assert len(raw.splitlines()) == 1
+    assert json.loads(raw)["httpRequest"]["requestUrl"] == "/odd\u2028path\x85"
+
+
 def request_line(server: FunctionServer, request_id: str) -> dict:
     [line] = [e for e in log_lines(server) if e.get("request_id") == request_id]
     return line

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import psutil
 
 from function.local import REPO
+from loadtest.capacity.inputs import from_bench
 from loadtest.goodput import deadlines
 from loadtest.stats import summarize
 
@@ -172,6 +174,42 @@ def test_benchmark_smoke_prints_and_writes_its_figures(tmp_path: Path) -> None:
     assert "load_ms" not in bench["warm_breakdown_ms"] and bench["warm_breakdown_ms"]["synthesis_ms"] > 0
     assert 0 < bench["cache_hit_ms"] < bench["warm_http_ms"]
     assert bench["peak_rss_mib_per_instance"] > 50
+    # The capacity model samples the bench's own output.
+    profile = from_bench(tmp_path / "bench.json", "hibari", memory_gib=2)
+    assert len(profile.service) == 5 and all(chars > 20 and 0 < s < 5 for chars, s in profile.service)
+    assert len(profile.cold_start_s) == 2 and profile.vcpu == bench["engine_threads"] == 1
     sweep = bench["throughput_by_instances"]
     assert [s["instances"] for s in sweep] == [1, 2]
     assert all(s["qps"] > 0 for s in sweep)
+
+
+def test_bounded_thread_pool_refuses_when_its_queue_is_full(tmp_path: Path) -> None:
+    """The bounded-pool baseline: one worker, one waiting place. While a long passage holds the
+    worker, a second request waits and a third is refused at once with the fleet's 503 +
+    Retry-After; the waiting one is synthesized after."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from loadtest.deployments import start_baseline
+    from loadtest.texts import paragraph
+
+    rng = random.Random(7)
+    with start_baseline(1, tmp_path / "audio", tmp_path / "logs", None, 1, max_queue=1) as pool:
+        assert pool.name == "bounded-pool"
+
+        def post(words: int) -> requests.Response:
+            return requests.post(f"{pool.url}/synthesize", json={"text": paragraph(words, rng)}, timeout=60)
+
+        with ThreadPoolExecutor(3) as senders:
+            long = senders.submit(post, 500)  # ~1 s of synthesis
+            time.sleep(0.3)
+            waiting = senders.submit(post, 10)
+            time.sleep(0.1)
+            refused = post(10)
+            assert not long.done()  # the refusal came while the worker was busy
+            answers = [long.result(), waiting.result()]
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "1" and refused.json()["error"]["code"] == "overloaded"
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].json()["duration_s"] > 60 and answers[1].json()["duration_s"] > 1  # speech

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from importlib import metadata, resources
 
 import numpy as np
@@ -29,6 +30,12 @@ _LONG_DIGIT_RUN = re.compile(rf"\d(?:,?\d){{{_MAX_NUMBER_DIGITS},}}")
 def spell_long_numbers(text: str) -> str:
     """Runs of more than 36 digits as single digits ("1 1 1 …"): hibari cannot name them as a number."""
     return _LONG_DIGIT_RUN.sub(lambda m: " ".join(m[0].replace(",", "")), text)
+
+
+def fold_digit_signs(text: str) -> str:
+    """Superscript and circled digits ("¹", "①") as plain ones: hibari's number reader takes any
+    character ``str.isdigit`` accepts and passes it to ``int()``, which refuses them (a 500)."""
+    return "".join(unicodedata.normalize("NFKC", c) if c.isdigit() and not c.isdecimal() else c for c in text)
 
 
 class HibariEngine(Engine):
@@ -90,7 +97,7 @@ class HibariEngine(Engine):
             raise EngineLoadError(f"hibari model failed to load: {exc}") from exc
 
     def pieces(self, text: str) -> list[str]:
-        return split_sentences(spell_long_numbers(text))
+        return split_sentences(spell_long_numbers(fold_digit_signs(text)))
 
     def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
         tts = self._sessions[voice]

@@ -2,6 +2,8 @@
 
 Parse, then run: ``parse`` reads the event into a ``Task`` (one parser per event type), ``run``
 does it (the pipeline, then a manifest beside the audio), inside the same frame as an HTTP request.
+A job's part (a message the function published itself: ``function.jobs``) runs as a part instead,
+and a text too long for one event becomes a job (``function.events.run``).
 
 Pub/Sub and Eventarc deliver at least once, so the work is idempotent rather than exactly-once:
 the audio and its manifest are write-once objects, and a delivery that finds its event's manifest
@@ -20,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import flask
 
-from function import frame
+from function import frame, jobs
 from function.config import Settings
 from function.events.outcome import Outcome
-from function.events.parse import Ignored, read_task
-from function.events.run import give_up, run
+from function.events.parse import PUBSUB_PUBLISHED, Ignored, read_task
+from function.events.run import give_up, give_up_part, run
 from function.events.task import Source, Task, job_manifest
 from function.logs import trace_context
 from function.registry import Engines
@@ -42,9 +44,12 @@ def handle(
     """Serve one event. Returning acknowledges it; raising makes the platform redeliver it.
     ``attempt``: Pub/Sub's delivery attempt, when known (else read from the request being served)."""
     source = Source.of(event)
+    part = jobs.PartMessage.of(event.data) if source.type == PUBSUB_PUBLISHED else None
     read: list[Task] = []  # the task, once read: where a given-up event's manifest goes
 
     def work() -> Outcome:
+        if part is not None:
+            return Outcome.part(source, jobs.run_part(part, store, engines, settings))
         try:
             task = read_task(event, source, store, settings)
         except Ignored as why:
@@ -57,6 +62,8 @@ def handle(
         if why is not None:
             task = read[0] if read else Task(source, job_manifest(None, source))
             try:
+                if part is not None:
+                    return give_up_part(part, source, store, settings, failure, why)
                 return give_up(task, store, failure, why)
             except Exception:  # storage refuses the manifest too: retry, as without the limits
                 log.warning("cannot record a given-up event", exc_info=True)

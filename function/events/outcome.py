@@ -10,6 +10,7 @@ from typing import Any
 from function.errors import ApiError
 from function.events.task import Source
 from function.frame import Failure, LogLine
+from function.jobs import PartOutcome, Submitted
 from function.pipeline import Result
 from function.storage import StoredObject
 
@@ -18,9 +19,10 @@ _SEVERITY = {"failed": logging.WARNING, "retry": logging.ERROR, "gave_up": loggi
 
 @dataclass(frozen=True)
 class Outcome:
-    """``outcome`` is done, duplicate, failed (bad input, recorded and acknowledged), ignored (not
-    for this function), retry (``retry`` holds why: the platform must redeliver) or gave_up (a
-    failure past the poison-message limits, recorded and acknowledged; ``failure`` holds it)."""
+    """``outcome`` is done, duplicate, failed (bad input, recorded and acknowledged), submitted (a
+    text too long for one event, now a job), ignored (not for this function), retry (``retry``
+    holds why: the platform must redeliver) or gave_up (a failure past the poison-message limits,
+    recorded and acknowledged; ``failure`` holds it)."""
 
     source: Source
     outcome: str
@@ -43,6 +45,16 @@ class Outcome:
         return cls(source, "failed", "event failed", {"manifest": manifest.uri, **error.log_fields()})
 
     @classmethod
+    def submitted(cls, source: Source, submitted: Submitted) -> Outcome:
+        """Too long for one event: it became a job, whose parts are published."""
+        return cls(source, "submitted", "event became a job", submitted.log_fields())
+
+    @classmethod
+    def part(cls, source: Source, part: PartOutcome) -> Outcome:
+        """A job's part: done, duplicate or failed (the job fails with it)."""
+        return cls(source, part.outcome, f"job part {part.outcome}", part.log_fields())
+
+    @classmethod
     def ignored(cls, source: Source, why: Exception) -> Outcome:
         return cls(source, "ignored", f"event ignored: {why}")
 
@@ -53,8 +65,15 @@ class Outcome:
         return cls(source, "retry", f"event will be retried: {failure.cause}", fields, retry=failure)
 
     @classmethod
-    def gave_up(cls, source: Source, manifest: StoredObject, failure: Failure, why: str) -> Outcome:
-        fields = {"manifest": manifest.uri, **failure.error.log_fields()}
+    def gave_up(
+        cls,
+        source: Source,
+        manifest: str | None,
+        failure: Failure,
+        why: str,
+        more: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        fields = {"manifest": manifest, **failure.error.log_fields(), **(more or {})}
         return cls(source, "gave_up", f"event given up ({why}): {failure.cause}", fields, failure=failure)
 
     def log_line(self, latency_s: float) -> LogLine:

@@ -12,7 +12,6 @@ import binascii
 import json
 import re
 from collections.abc import Callable
-from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +19,10 @@ from function.audio import FORMATS
 from function.config import Settings
 from function.errors import ApiError, bad_field
 from function.events.task import Source, Task, job_manifest, named_task, output_name
+from function.jobs.publish import accepts_jobs
+from function.jobs.request import BYTES_PER_CHAR, decode_text, input_store
 from function.schema import EventRequest, parse
-from function.storage import ObjectStore, open_store
+from function.storage import ObjectStore
 
 if TYPE_CHECKING:
     from cloudevents.http import CloudEvent
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
 INPUT_SUFFIXES = (".txt", ".json")
-# UTF-8 needs at most 4 bytes a character: a larger input cannot fit the character limit.
-_BYTES_PER_CHAR = 4
 _DECIMAL = re.compile(r"[0-9]{1,20}")
 DEFAULT_FORMAT = FORMATS[EventRequest.model_fields["format"].default]
 
@@ -93,7 +92,10 @@ def dropped_file(data: Any, source: Source, store: ObjectStore, settings: Settin
     except ApiError as exc:
         return Task(source, job_manifest(None, source), input_uri=input_uri, error=exc)
     try:
-        request = _read_request(bucket, name, data.get("size"), settings.max_event_chars)
+        # Longer than one event allows may still be a job (function.events.run), where jobs are on.
+        jobs_on = accepts_jobs(settings)
+        max_chars = max(settings.max_event_chars, settings.job_max_chars if jobs_on else 0)
+        request = _read_request(bucket, name, data.get("size"), max_chars)
         return named_task(source, request, request.output or derived, input_uri)
     except ApiError as exc:
         return unread.refused(exc)
@@ -113,9 +115,9 @@ def _input_path(name: str, uri: str, store: ObjectStore, prefix: str) -> PurePos
 
 
 def _read_request(bucket: str, name: str, size: Any, max_chars: int) -> EventRequest:
-    if _size(size) > max_chars * _BYTES_PER_CHAR:
+    if _size(size) > max_chars * BYTES_PER_CHAR:
         raise bad_field("input", f"{size} bytes cannot fit the text limit")
-    inputs = _input_store(bucket)
+    inputs = input_store(bucket)
     if inputs.stat(name) is None:
         raise Ignored(f"gs://{bucket}/{name} no longer exists")
     return _request_in(inputs.read(name), PurePosixPath(name).suffix.lower())
@@ -134,10 +136,7 @@ def _size(size: Any) -> int:
 
 def _request_in(content: bytes, suffix: str) -> EventRequest:
     """A .txt file's text, or a .json file's request."""
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ApiError(400, "undecodable_input", f"is not UTF-8 text: {exc}", "input") from None
+    text = decode_text(content)
     if suffix == ".txt":
         return EventRequest(text=text)
     try:
@@ -145,11 +144,6 @@ def _request_in(content: bytes, suffix: str) -> EventRequest:
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, "invalid_json", f"is not JSON: {_why(exc)}", "input") from None
     return parse(EventRequest, body)
-
-
-@lru_cache(maxsize=8)
-def _input_store(bucket: str) -> ObjectStore:
-    return open_store(f"gs://{bucket}")  # one client per bucket for the life of the instance
 
 
 PARSERS: dict[str, Parser] = {PUBSUB_PUBLISHED: pubsub_message, STORAGE_FINALIZED: dropped_file}

@@ -7,17 +7,19 @@ import json
 import logging
 from typing import Any
 
-from function import pipeline
+from function import jobs, pipeline
 from function.config import Settings
 from function.errors import ApiError
 from function.events.outcome import Outcome
-from function.events.task import Task, job_manifest
+from function.events.task import Source, Task, job_manifest
 from function.frame import Failure
 from function.logs import fields
 from function.registry import Engines
 from function.storage import ObjectStore, StoredObject
 
 log = logging.getLogger("function.event")
+# Refusals of a text that one event cannot synthesize: with jobs configured, it becomes a job.
+TOO_LONG_FOR_ONE_EVENT = {"text_too_long", "text_too_long_for_timeout"}
 
 
 def run(task: Task, store: ObjectStore, engines: Engines, settings: Settings) -> Outcome:
@@ -33,10 +35,38 @@ def run(task: Task, store: ObjectStore, engines: Engines, settings: Settings) ->
     except ApiError as exc:
         if not exc.permanent:
             raise
+        publisher = jobs.publisher(settings)
+        if exc.code in TOO_LONG_FOR_ONE_EVENT and publisher is not None and jobs.accepts_jobs(settings):
+            return _as_job(task, store, engines, settings, publisher)
         return _record_failure(task, store, exc)
     record = {"status": "succeeded", **result.manifest(), **task.record()}
     manifest = write_manifest(task, store, record, result.plan.audio_key)
     return Outcome.done(task.source, manifest, result)
+
+
+def _as_job(
+    task: Task, store: ObjectStore, engines: Engines, settings: Settings, publisher: jobs.Publisher
+) -> Outcome:
+    """A text too long for one event becomes a job: its audio and manifest land where this event's
+    would have (the part that finishes last writes them)."""
+    assert task.request is not None
+    try:
+        submitted = jobs.submit(
+            task.request,
+            task.request.text,
+            store,
+            engines,
+            settings,
+            publisher,
+            output=task.output,
+            manifest=task.manifest,
+            origin=task.record(),
+        )
+    except ApiError as exc:
+        if not exc.permanent:
+            raise
+        return _record_failure(task, store, exc)
+    return Outcome.submitted(task.source, submitted)
 
 
 def _synthesize(task: Task, store: ObjectStore, engines: Engines, settings: Settings) -> pipeline.Result:
@@ -60,9 +90,21 @@ def _record_failure(task: Task, store: ObjectStore, error: ApiError) -> Outcome:
 def give_up(task: Task, store: ObjectStore, failure: Failure, why: str) -> Outcome:
     """A "failed" manifest for an event that kept failing (storage, model, a bug) past the
     poison-message limits; the event is then acknowledged. Raises when storage refuses it too."""
+    manifest = failed_manifest(task, store, given_up(failure, why))
+    return Outcome.gave_up(task.source, manifest.uri, failure, why)
+
+
+def give_up_part(
+    part: jobs.PartMessage, source: Source, store: ObjectStore, settings: Settings, failure: Failure, why: str
+) -> Outcome:
+    """The same for a job's part: the part and its job are recorded as failed."""
+    outcome = jobs.fail_part(part, store, settings, given_up(failure, why))
+    return Outcome.gave_up(source, outcome.manifest, failure, why, outcome.log_fields())
+
+
+def given_up(failure: Failure, why: str) -> ApiError:
     error = failure.error
-    given_up = ApiError(error.status, error.code, f"{error.message}; gave up: {why}", error.field)
-    return Outcome.gave_up(task.source, failed_manifest(task, store, given_up), failure, why)
+    return ApiError(error.status, error.code, f"{error.message}; gave up: {why}", error.field)
 
 
 def failed_manifest(task: Task, store: ObjectStore, error: ApiError) -> StoredObject:

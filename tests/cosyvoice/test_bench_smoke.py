@@ -35,7 +35,13 @@ def test_bench_smoke_writes_every_figure(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "faster than upstream" in done.stdout
     report = json.loads(out.read_text())
-    assert set(report["ready_s"]) == {"lite .pt", "lite safetensors", "upstream .pt"}
+    assert set(report["ready_s"]) == {
+        "lite .pt",
+        "lite safetensors",
+        "lite int8 safetensors",
+        "lite fast safetensors",
+        "upstream .pt",
+    }
     assert all(0 < seconds < 120 for seconds in report["ready_s"].values())
     rows = {row["runtime"]: row for row in report["synthesis"]}
     assert set(rows) == {"lite", "upstream", "lite-bf16", "lite-int8", "lite-fast"}

@@ -85,7 +85,7 @@ def test_faster_precisions_have_their_own_cache_keys_and_speak(tiny_model_dir: P
     # One key per arithmetic: "fast" is "int8" on a CPU without native bf16, and shares its key.
     assert len(set(versions.values())) == len({label(p) for p in PRECISIONS})
     assert not versions["fp32"].endswith(("bf16", "int8"))
-    assert versions["fast"].endswith("-int8-flowbf16" if native_bf16() else "-int8")
+    assert versions["fast"].endswith("-int8-flowbf16-hiftbf16" if native_bf16() else "-int8")
     for precision in ("bf16", "int8", "fast"):
         samples = CosyVoiceEngine(tiny_model_dir, threads=1, precision=precision).synthesize(
             "Hello there, how are you today?", "英文女", 1.0

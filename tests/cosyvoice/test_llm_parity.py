@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
+from function.engines.base import EngineLoadError
 from function.engines.cosyvoice.convert import convert
+from function.engines.cosyvoice.int8 import int8_path, load_quantized, quantize, quantized_state
 from function.engines.cosyvoice.llm import TransformerLM
 from function.engines.cosyvoice.runtime import load_llm
 from function.engines.cosyvoice.weights import load_speakers
@@ -29,6 +32,15 @@ def text_ids(length: int, seed: int) -> torch.Tensor:
 
 def speaker(model_dir: Path, name: str = "英文女") -> torch.Tensor:
     return load_speakers(model_dir)[name]
+
+
+def lite_logps(
+    lm: TransformerLM, text: torch.Tensor, embedding: torch.Tensor, forced: list[int]
+) -> torch.Tensor:
+    """(len(forced) + 1, vocab): the log-probs before each forced token and after the last."""
+    with torch.inference_mode():
+        state, logp = lm.start(text, embedding, max_tokens=len(forced))
+        return torch.stack([logp, *(lm.step(state, token) for token in forced)])
 
 
 def upstream_logps(up, text: torch.Tensor, embedding: torch.Tensor, forced: list[int]) -> list[torch.Tensor]:
@@ -87,6 +99,27 @@ def test_converted_checkpoint_loads_the_same_tensors(tiny_model_dir: Path, tmp_p
     original = load_llm(tiny_model_dir).state_dict()
     assert all(torch.equal(converted[k], original[k]) for k in original)
     assert all(torch.equal(load_speakers(tmp_path)[k], v) for k, v in load_speakers(tiny_model_dir).items())
+    # convert's int8 LM (loaded from its bytes) is the one quantisation at load gives. (Both from
+    # the same files: the same values at other addresses can round differently in the last bit.)
+    lm_fp32, at_load = load_llm(tmp_path), load_llm(tmp_path)
+    quantize(at_load.llm)
+    from_file = load_llm(tmp_path)
+    load_quantized(from_file.llm, load_file(int8_path(tmp_path)))
+    text, embedding = text_ids(9, 3), speaker(tiny_model_dir)
+    forced = torch.randint(0, 4096, (12,), generator=torch.Generator().manual_seed(4)).tolist()
+    got = lite_logps(from_file, text, embedding, forced)
+    assert torch.equal(got, lite_logps(at_load, text, embedding, forced))
+    # ...and is not fp32 (it really is quantised).
+    assert not torch.equal(got, lite_logps(lm_fp32, text, embedding, forced))
+
+
+def test_an_int8_file_of_another_model_is_refused(tiny_model_dir: Path) -> None:
+    lm = load_llm(tiny_model_dir)
+    quantize(lm.llm)
+    state = quantized_state(lm.llm)
+    state.pop(next(iter(state)))
+    with pytest.raises(EngineLoadError, match="llm-int8"):
+        load_quantized(load_llm(tiny_model_dir).llm, state)
 
 
 @pytest.mark.parametrize("length", [1, 7, 31])
@@ -110,10 +143,7 @@ def test_log_probs_match_upstream_at_every_step(
     forced = torch.randint(0, 4096, (40,), generator=torch.Generator().manual_seed(2)).tolist()
     with torch.inference_mode():
         expected = upstream_logps(upstream["llm"], text, embedding, forced)
-        state, logp = lite.start(text, embedding, max_tokens=len(forced))
-        got = [logp]
-        for token in forced:
-            got.append(lite.step(state, token))
+        got = list(lite_logps(lite, text, embedding, forced))
     assert len(got) == len(expected) == len(forced) + 1
     worst = max((g - e).abs().max().item() for g, e in zip(got, expected, strict=True))
     print(f"LLM log-probs, {len(got)} steps: max abs diff {worst:.3e}")

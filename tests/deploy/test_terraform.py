@@ -97,6 +97,31 @@ def test_push_subscription_targets_the_event_service_with_oidc_retries_and_dead_
     assert iac.expr(keeper["topic"]) == 'google_pubsub_topic.this["dead_letter"].id'
 
 
+def test_job_parts_are_pushed_to_the_event_service_like_requests() -> None:
+    subscriptions = iac.resources("google_pubsub_subscription")
+    parts, requests = subscriptions["job_parts"], subscriptions["requests"]
+    assert iac.expr(parts["topic"]) == 'google_pubsub_topic.this["job_parts"].id'
+    for setting in ("push_config", "retry_policy", "dead_letter_policy", "ack_deadline_seconds"):
+        assert parts[setting] == requests[setting], setting
+    results = subscriptions["job_results"]
+    assert iac.expr(results["topic"]) == 'google_pubsub_topic.this["job_results"].id'
+    dead_letters = iac.resources("google_pubsub_subscription_iam_member")["job_parts_dead_letter_subscriber"]
+    assert iac.expr(dead_letters["subscription"]) == "google_pubsub_subscription.job_parts.id"
+    publishes = iac.resources("google_pubsub_topic_iam_member")["runtime_publishes_jobs"]
+    assert iac.unquote(publishes["role"]) == "roles/pubsub.publisher"
+    assert iac.expr(publishes["member"]) == 'google_service_account.this["runtime"].member'
+
+
+def test_the_jobs_environment_names_settings_the_code_reads() -> None:
+    env = iac.locals_()["jobs_env"]
+    assert set(env) <= iac.settings_env_names(), set(env) - iac.settings_env_names()
+    assert iac.expr(env["TTS_JOBS_PARTS_TOPIC"]) == 'google_pubsub_topic.this["job_parts"].id'
+    assert iac.expr(env["TTS_JOBS_RESULTS_TOPIC"]) == 'google_pubsub_topic.this["job_results"].id'
+    # Both services get it: without it, no job publishes (long texts are refused as before).
+    for service in ("http", "event"):
+        assert {k: v for k, v in iac.service_env(service).items() if k in env} == env, service
+
+
 def test_the_pubsub_service_agent_can_dead_letter() -> None:
     publisher = iac.resources("google_pubsub_topic_iam_member")["dead_letter_publisher"]
     subscriber = iac.resources("google_pubsub_subscription_iam_member")["dead_letter_subscriber"]
@@ -302,11 +327,13 @@ def test_startup_probe_hits_the_health_route_on_the_images_port() -> None:
     assert "liveness_probe" not in container
 
 
-def test_runtime_identity_has_object_create_and_get_on_the_output_bucket_only() -> None:
+def test_runtime_identity_has_object_create_get_and_list_on_the_output_bucket_only() -> None:
     roles = iac.resources("google_project_iam_custom_role")["objects"]
     custom = iac.locals_()["custom_roles"]
     assert iac.expr(roles["for_each"]) == "local.custom_roles"
-    assert {iac.unquote(p) for p in custom["output"]} == {"storage.objects.create", "storage.objects.get"}
+    # list: a job's progress is the count of its part manifests. Never delete or update.
+    output = {"storage.objects.create", "storage.objects.get", "storage.objects.list"}
+    assert {iac.unquote(p) for p in custom["output"]} == output
     assert {iac.unquote(p) for p in custom["input"]} == {"storage.objects.get"}
     binding = iac.resources("google_storage_bucket_iam_member")["runtime"]
     assert iac.expr(binding["bucket"]) == "google_storage_bucket.this[each.key].name"

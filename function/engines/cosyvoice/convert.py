@@ -4,7 +4,8 @@
 
 Writes, next to the official files: ``llm.safetensors``, ``flow.safetensors``,
 ``hift.safetensors`` and ``spk2info.safetensors`` (the same tensors under the same names, no
-pickle, memory-mapped at load), and ``manifest.json`` (speaker names and a content hash of the
+pickle, memory-mapped at load), ``llm-int8.safetensors`` (the LLM quantised for the ``int8`` and
+``fast`` precisions), and ``manifest.json`` (speaker names and a content hash of the
 converted weights, so the engine's constructor needs neither torch nor the weights), and, when
 WeTextProcessing is installed, ``wetext/``: upstream's Chinese text grammar, compiled. The
 runtime prefers the converted files; the ``.pt`` files can be deleted afterwards.
@@ -21,7 +22,9 @@ import torch
 from safetensors.torch import save_file
 
 from function.engines.cosyvoice import wetext
+from function.engines.cosyvoice.int8 import int8_path, quantize, quantized_state
 from function.engines.cosyvoice.metadata import MANIFEST, SPK2INFO
+from function.engines.cosyvoice.runtime import load_llm
 from function.engines.cosyvoice.weights import converted_path
 
 FORMAT = 1
@@ -39,6 +42,12 @@ def convert(model_dir: Path) -> dict[str, object]:
         state = torch.load(model_dir / f"{name}.pt", map_location="cpu", weights_only=True)
         _save(state, converted_path(model_dir, name))
         written.append(converted_path(model_dir, name))
+    # The int8 LLM, quantised once here rather than at every load (``int8.py``); not hashed into
+    # the version: it is a function of llm.safetensors, and its precision is in the model version.
+    llm = load_llm(model_dir)
+    quantize(llm.llm)
+    _save(quantized_state(llm.llm), int8_path(model_dir))
+    del llm
     spk2info = torch.load(model_dir / SPK2INFO, map_location="cpu", weights_only=True)
     speakers = list(spk2info)
     _save({name: info["embedding"] for name, info in spk2info.items()}, converted_path(model_dir, "spk2info"))

@@ -260,10 +260,18 @@ class HiFTGenerator(nn.Module):
         spec = torch.view_as_real(spec)
         return torch.cat([spec[..., 0], spec[..., 1]], dim=1)
 
+    def convolutions_in(self, dtype: torch.dtype) -> None:
+        """Run the convolution stack in ``dtype`` (bfloat16: the ``fast`` precision, not parity);
+        the F0 predictor, the source and the (i)STFT stay float32."""
+        for stack in (self.conv_pre, self.ups, self.source_downs, self.source_resblocks, self.resblocks):
+            stack.to(dtype)
+        self.conv_post.to(dtype)
+
     def decode(self, x: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         """Mel (B, 80, T) and excitation (B, 1, T * upsample_factor) -> waveform (B, samples)."""
-        s_stft = self._stft(source.squeeze(1))
-        x = self.conv_pre(x)
+        dtype = self.conv_pre.weight.dtype
+        s_stft = self._stft(source.squeeze(1)).to(dtype)
+        x = self.conv_pre(x.to(dtype))
         for i in range(self.num_upsamples):
             x = self.ups[i](F.leaky_relu(x, self.lrelu_slope))
             if i == self.num_upsamples - 1:
@@ -274,7 +282,7 @@ class HiFTGenerator(nn.Module):
             for block in blocks[1:]:
                 xs += block(x)
             x = xs / self.num_kernels
-        x = self.conv_post(F.leaky_relu(x))  # upstream uses the default 0.01 slope here
+        x = self.conv_post(F.leaky_relu(x)).float()  # upstream uses the default 0.01 slope here
         half = self.n_fft // 2 + 1
         magnitude = torch.clip(torch.exp(x[:, :half, :]), max=1e2)
         phase = torch.sin(x[:, half:, :])

@@ -4,9 +4,9 @@ fp32 is upstream parity; the others are faster and sound slightly different:
 
 * ``bf16``: the LLM in bfloat16;
 * ``int8``: the LLM's decoder-only transformer dynamically quantised to int8;
-* ``fast``: the int8 LLM, and the flow's matrix products in bfloat16 (autocast) where the CPU
-  multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere the flow stays fp32, and ``fast``
-  is ``int8``. HiFT stays fp32 in every mode (its iSTFT needs it; it is a sixth of the flow).
+* ``fast``: the int8 LLM, and the flow's U-Net and HiFT's convolutions with bfloat16 weights
+  where the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere they stay fp32, and
+  ``fast`` is ``int8``. The flow's encoder, the F0 predictor, the source and the iSTFT stay fp32.
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ def native_bf16() -> bool:
     return False
 
 
-def flow_in_bf16(precision: str) -> bool:
+def decoders_in_bf16(precision: str) -> bool:
+    """The flow's U-Net and HiFT's convolutions run in bfloat16."""
     return precision == "fast" and native_bf16()
 
 
 def label(precision: str) -> str:
     """What actually runs: part of the model version, so other arithmetic gets other cache keys."""
     if precision == "fast":
-        return "int8-flowbf16" if native_bf16() else "int8"
+        return "int8-flowbf16-hiftbf16" if native_bf16() else "int8"
     return precision

@@ -22,9 +22,11 @@ from function.engines.base import EngineLoadError
 from function.engines.cosyvoice import flow, hift
 from function.engines.cosyvoice.frontend import normalize
 from function.engines.cosyvoice.hparams import Node, load_hparams
+from function.engines.cosyvoice.int8 import int8_path, load_quantized, quantize
 from function.engines.cosyvoice.llm import TransformerLM
 from function.engines.cosyvoice.options import training_only
-from function.engines.cosyvoice.precision import PRECISIONS, flow_in_bf16
+from function.engines.cosyvoice.pages import FilePages, file_mappings
+from function.engines.cosyvoice.precision import PRECISIONS, decoders_in_bf16
 from function.engines.cosyvoice.sampling import SamplingParams
 from function.engines.cosyvoice.tokenizer import VOCAB_FILE, TextTokenizer
 from function.engines.cosyvoice.transformer import ConformerEncoder, TransformerEncoder
@@ -90,17 +92,32 @@ def load_llm(model_dir: Path, hparams: dict[str, Any] | None = None) -> Transfor
     return build(lambda: construct(node), load_state(model_dir, "llm"), "llm")
 
 
-def _with_precision(llm: TransformerLM, precision: str) -> TransformerLM:
-    """Faster, non-parity modes of the LLM: bf16 weights, or int8 dynamic quantisation."""
+def _with_precision(llm: TransformerLM, precision: str, model_dir: Path) -> TransformerLM:
+    """Faster, non-parity modes of the LLM: bf16 weights, or the int8 LM (``int8.py``)."""
     if precision == "bf16":
-        return llm.to(torch.bfloat16)
+        # Tensor by tensor, dropping each one's fp32 file pages once cast: casting all at once
+        # holds the 1.1 GB of fp32 pages and the bf16 copy together (peak RSS 2.1 GB at full size).
+        mappings = file_mappings()
+        for param in llm.parameters():
+            fp32 = FilePages([param.data], mappings)
+            param.data = param.data.to(torch.bfloat16)
+            fp32.release()
+        return llm.to(torch.bfloat16)  # the buffers
     if precision in ("int8", "fast"):
-        # Only the decoder-only LM: it runs once per speech token, the rest once per sentence.
-        # In place: the default deep-copies the whole fp32 LM into anonymous memory first
-        # (+0.8 GB of peak RSS at full size) only to replace its linear layers.
-        torch.ao.quantization.quantize_dynamic(llm.llm, {nn.Linear}, dtype=torch.qint8, inplace=True)
-        return llm
+        if int8_path(model_dir).is_file():
+            from safetensors.torch import load_file
+
+            load_quantized(llm.llm, load_file(int8_path(model_dir)))
+        else:
+            quantize(llm.llm)
     return llm
+
+
+def decoders_in(flow_model: nn.Module, vocoder: nn.Module, dtype: torch.dtype) -> None:
+    """Cast once (rather than autocast per call) the flow's U-Net, run 10 times per sentence (its
+    encoder, run once, stays fp32), and HiFT's convolutions. bfloat16 is not parity."""
+    flow_model.decoder.estimator.to(dtype)
+    vocoder.convolutions_in(dtype)
 
 
 @dataclass
@@ -114,24 +131,22 @@ class CosyVoiceRuntime:
     sample_rate: int
     # Upstream's WeTextProcessing normalisers when installed and built (``convert``), else None.
     wetext: LazyWeText | None = None
-    flow_bf16: bool = False
+    # The text encoder's file-backed pages, dropped after each sentence's tokens (``pages.py``).
+    text_encoder_pages: FilePages | None = None
 
     def text_ids(self, piece: str) -> torch.Tensor:
         return torch.tensor([self.tokenizer.encode(piece)], dtype=torch.int32)
 
     def speech_tokens(self, piece: str, speaker: torch.Tensor) -> list[int]:
-        return self.llm.generate(self.text_ids(piece), speaker, sampling=self.sampling)
+        tokens = self.llm.generate(self.text_ids(piece), speaker, sampling=self.sampling)
+        if self.text_encoder_pages is not None:
+            self.text_encoder_pages.release()
+        return tokens
 
     @torch.inference_mode()
     def token2wav(self, tokens: list[int], speaker: torch.Tensor, speed: float) -> torch.Tensor:
         """Speech tokens -> mel (flow) -> samples (HiFT); upstream's non-streaming token2wav."""
-        token_ids = torch.tensor([tokens], dtype=torch.int32)
-        if self.flow_bf16:
-            # Native bf16 matrix products (AVX512-BF16, AMX): ~1.9x faster flow, not parity.
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                mel = self.flow.inference(token_ids, speaker).float()
-        else:
-            mel = self.flow.inference(token_ids, speaker)
+        mel = self.flow.inference(torch.tensor([tokens], dtype=torch.int32), speaker)
         if speed != 1.0:
             # Upstream's speed control: stretch the mel in time before the vocoder.
             mel = F.interpolate(mel, size=int(mel.shape[2] / speed), mode="linear")
@@ -172,9 +187,11 @@ def load_runtime(model_dir: Path, threads: int | None = None, precision: str = "
     # Read in a thread while the weights load: it is ready when the first request needs it.
     wetext = LazyWeText(model_dir / GRAMMAR_DIR)
     tokenizer = TextTokenizer(vocab, num_languages=int(tokenizer_node.kwargs.get("num_languages", 99)))
-    llm = _with_precision(load_llm(model_dir, hparams), precision)
+    llm = _with_precision(load_llm(model_dir, hparams), precision, model_dir)
     flow_model = build(lambda: construct(_node(hparams, "flow")), load_state(model_dir, "flow"), "flow")
     vocoder = build(lambda: construct(_node(hparams, "hift")), load_state(model_dir, "hift"), "hift")
+    if decoders_in_bf16(precision):
+        decoders_in(flow_model, vocoder, torch.bfloat16)
     return CosyVoiceRuntime(
         tokenizer=tokenizer,
         llm=llm,
@@ -184,5 +201,5 @@ def load_runtime(model_dir: Path, threads: int | None = None, precision: str = "
         sampling=sampling_params(hparams),
         sample_rate=int(hparams.get("sample_rate", 22050)),
         wetext=wetext,
-        flow_bf16=flow_in_bf16(precision),
+        text_encoder_pages=FilePages(llm.text_encoder.parameters()),
     )

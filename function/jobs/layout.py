@@ -1,0 +1,104 @@
+"""Where a job lives in storage, and its record: everything ``GET /jobs/<id>`` and the part that
+finishes last need, so that no instance keeps any state of its own.
+
+    jobs/<id>/job.json          the record (write-once): parts, their audio, format, where the result goes
+    jobs/<id>/parts/<n>.json    one manifest per finished part (write-once): progress is their count
+    jobs/<id>/published         written once every part is published (a re-sent job publishes nothing)
+    jobs/<id>/notified          written once the results notification is out
+    jobs/<id>/audio.<ext>       the audio, unless the job came from an event that names its output
+    jobs/<id>/manifest.json     the final manifest, unless the event that made the job names one
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from function.errors import ApiError
+from function.storage import ObjectStore
+
+JOBS = "jobs/"
+# Job ids are content addresses (hex); anything else cannot name a job.
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+JSON = "application/json"
+
+
+def job_dir(job_id: str) -> str:
+    return f"{JOBS}{job_id}/"
+
+
+def record_name(job_id: str) -> str:
+    return f"{job_dir(job_id)}job.json"
+
+
+def parts_prefix(job_id: str) -> str:
+    return f"{job_dir(job_id)}parts/"
+
+
+def part_name(job_id: str, part: int) -> str:
+    return f"{parts_prefix(job_id)}{part:06d}.json"
+
+
+def published_marker(job_id: str) -> str:
+    return f"{job_dir(job_id)}published"
+
+
+def notified_marker(job_id: str) -> str:
+    return f"{job_dir(job_id)}notified"
+
+
+@dataclass(frozen=True)
+class Job:
+    """The job record (``job.json``)."""
+
+    id: str
+    chars: int
+    format: str
+    engine: str
+    model_version: str
+    voice: str
+    language: str
+    speed: float
+    sample_rate: int  # of the parts' PCM
+    pause_ms: int  # between parts, as between sentences
+    part_objects: tuple[str, ...]  # each part's audio (PCM), by content address
+    output: str  # the audio's object name
+    manifest: str  # the final manifest's object name
+    origin: dict[str, Any]  # what submitted it: the HTTP request, or the event and its input
+
+    @property
+    def parts(self) -> int:
+        return len(self.part_objects)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, indent=2).encode()
+
+    @classmethod
+    def read(cls, store: ObjectStore, job_id: str) -> Job | None:
+        if store.stat(record_name(job_id)) is None:
+            return None
+        record = json.loads(store.read(record_name(job_id)))
+        return cls(**record | {"part_objects": tuple(record["part_objects"])})
+
+    @classmethod
+    def find(cls, store: ObjectStore, job_id: str) -> Job:
+        """The job, or a 404 that says so."""
+        job = cls.read(store, job_id) if JOB_ID.fullmatch(job_id) else None
+        if job is None:
+            raise ApiError(404, "job_not_found", f"no job {job_id!r}", field="job_id")
+        return job
+
+    def summary(self, store: ObjectStore) -> dict[str, Any]:
+        """What a caller needs to find the results."""
+        return {
+            "job_id": self.id,
+            "parts": self.parts,
+            "chars": self.chars,
+            "format": self.format,
+            "engine": self.engine,
+            "voice": self.voice,
+            "uri": store.uri(self.output),
+            "manifest": store.uri(self.manifest),
+        }

@@ -1,0 +1,164 @@
+"""Running one part of a job, as the event target receives it: synthesize it (an ordinary
+content-addressed request, found in storage when another job or request made it), record it in
+its part manifest, and assemble the job when it is the last to finish.
+
+Redelivery is harmless: a part whose manifest exists is not synthesized again, but still checks
+whether the job is complete (the delivery that finished it may have died before assembling). A
+permanent error fails the part and, with it, the job; later parts of a failed job do nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from function import pipeline
+from function.config import Settings
+from function.errors import ApiError
+from function.jobs.assemble import assemble, fail, notify
+from function.jobs.layout import JSON, Job, part_name, parts_prefix
+from function.jobs.publish import publisher
+from function.jobs.submit import PART_ATTRIBUTE
+from function.registry import Engines
+from function.schema import SynthesizeRequest
+from function.storage import ObjectStore, StoredObject
+from function.text import normalize_text
+
+
+class PartMessage(BaseModel):
+    """A part's Pub/Sub message data (``function.jobs.submit``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job_id: str
+    part: int
+    parts: int
+    request: SynthesizeRequest
+
+    @classmethod
+    def of(cls, data: Any) -> PartMessage | None:
+        """The part a Pub/Sub push body carries, or None when it is not a part (no part attribute)."""
+        message = data.get("message") if isinstance(data, dict) else None
+        attributes = message.get("attributes") if isinstance(message, dict) else None
+        if not isinstance(attributes, dict) or PART_ATTRIBUTE not in attributes:
+            return None
+        try:
+            return cls.model_validate(json.loads(base64.b64decode(message["data"], validate=True)))
+        except (KeyError, TypeError, ValueError, binascii.Error, ValidationError):
+            return None  # not a part this function published: read as an ordinary message
+
+
+@dataclass(frozen=True)
+class PartOutcome:
+    """What a part delivery did: ``outcome`` is done, duplicate (its manifest existed) or failed;
+    ``job_status`` is set when this delivery finished the job."""
+
+    outcome: str
+    part: PartMessage
+    manifest: str | None = None
+    result: pipeline.Result | None = None
+    error: ApiError | None = None
+    job_status: str | None = None
+
+    def log_fields(self) -> dict[str, Any]:
+        part = self.part
+        fields: dict[str, Any] = {"job_id": part.job_id, "part": part.part, "parts": part.parts}
+        if self.manifest is not None:
+            fields["manifest"] = self.manifest
+        if self.result is not None:
+            fields |= self.result.log_fields()
+        if self.error is not None:
+            fields |= self.error.log_fields()
+        if self.job_status is not None:
+            fields["job_status"] = self.job_status
+        return fields
+
+
+def run_part(part: PartMessage, store: ObjectStore, engines: Engines, settings: Settings) -> PartOutcome:
+    """Serve one part delivery; raises (a retry) on storage or model trouble."""
+    job = Job.read(store, part.job_id)
+    if job is None:  # not (yet) recorded: the record is written before any part is published
+        raise ApiError(503, "job_not_found", f"no record of job {part.job_id}", headers={"Retry-After": "10"})
+    if _final(job, store) is not None:
+        return PartOutcome("duplicate", part)
+    existing = store.stat(part_name(job.id, part.part))
+    if existing is not None:
+        return PartOutcome("duplicate", part, existing.uri, job_status=_complete(job, store, settings))
+    try:
+        plan = pipeline.plan(
+            part.request,
+            engines,
+            settings,
+            max_chars=len(normalize_text(part.request.text)),
+            timeout_s=settings.event_timeout_s,
+        )
+        started = time.perf_counter()
+        result = pipeline.execute(plan, store, settings, want_audio=False)
+        service_s = time.perf_counter() - started
+    except ApiError as exc:
+        if not exc.permanent:
+            raise
+        return fail_part(part, store, settings, exc)
+    record = {
+        "status": "succeeded",
+        "part": part.part,
+        "object": result.stored.name,
+        "chars": len(plan.text),
+        "duration_s": result.duration_s,
+        "cached": result.cached,
+        "cold": "load_ms" in result.timings,
+        "service_s": round(service_s, 3),
+        "timings": {name: round(ms, 1) for name, ms in result.timings.items()},
+        "finished_at": _now(),
+    }
+    manifest = _write_part(job, part, store, record)
+    return PartOutcome("done", part, manifest, result, job_status=_complete(job, store, settings))
+
+
+def fail_part(part: PartMessage, store: ObjectStore, settings: Settings, error: ApiError) -> PartOutcome:
+    """Record the part as failed and fail its job, naming the part (once: manifests are write-once)."""
+    job = Job.read(store, part.job_id)
+    if job is None:
+        raise error
+    failure = {"code": error.code, "message": error.message, "field": error.field}
+    record = {"status": "failed", "part": part.part, "error": failure, "finished_at": _now()}
+    manifest = _write_part(job, part, store, record)
+    final = fail(job, store, publisher(settings), error, part.part)
+    return PartOutcome("failed", part, manifest, error=error, job_status=final.metadata.get("status"))
+
+
+def _write_part(job: Job, part: PartMessage, store: ObjectStore, record: dict[str, Any]) -> str:
+    data = json.dumps(record, ensure_ascii=False, indent=2).encode()
+    stored, _ = store.create(
+        part_name(job.id, part.part), data, JSON, {"job_id": job.id, "status": record["status"]}
+    )
+    return stored.uri
+
+
+def _complete(job: Job, store: ObjectStore, settings: Settings) -> str | None:
+    """Assemble the job when every part is recorded (every finisher writes its manifest before it
+    counts, so of two finishing together at least one counts all); the job's status if it did."""
+    if len(store.names(parts_prefix(job.id))) < job.parts:
+        return None
+    final = _final(job, store)
+    if final is None:
+        final = assemble(job, store, publisher(settings))
+    else:  # a redelivery: the finisher may have died before notifying
+        notify(job, store, publisher(settings), final)
+    return final.metadata.get("status")
+
+
+def _final(job: Job, store: ObjectStore) -> StoredObject | None:
+    final = store.stat(job.manifest)
+    return final if final is not None and final.metadata.get("job_id") == job.id else None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")

@@ -1,0 +1,136 @@
+"""Submitting a job: route the document once, split it into parts that each fit one event, plan
+every part (so a bad voice, speed or format is a 400 now, not a failed part later), record the
+job write-once, then publish one message per part."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from function import pipeline
+from function.config import Settings
+from function.engines.base import Engine
+from function.errors import bad_field
+from function.jobs.layout import JSON, Job, job_dir, published_marker, record_name
+from function.jobs.publish import Message, Publisher
+from function.jobs.split import split_parts
+from function.registry import Engines
+from function.routing import route
+from function.schema import SynthesizeRequest
+from function.storage import ObjectStore
+from function.text import normalize_text
+
+# Parts are synthesized as raw PCM, whatever the job's format: PCM parts concatenate (GCS compose)
+# into PCM and WAV without passing through an instance, and decode at no cost for other formats.
+PART_FORMAT = "pcm"
+# The message attribute that marks a part (the event target tells parts from requests by it).
+PART_ATTRIBUTE = "tts_job_part"
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: Job
+    published: bool  # False: a re-sent job whose parts were published before
+
+    def accepted(self, store: ObjectStore) -> dict[str, Any]:
+        """The 202's body: the job, where its results will be, and where to ask for progress."""
+        return {"status": "accepted", **self.job.summary(store), "status_url": f"/jobs/{self.job.id}"}
+
+    def log_fields(self) -> dict[str, Any]:
+        job = self.job
+        return {"job_id": job.id, "parts": job.parts, "chars": job.chars, "engine": job.engine}
+
+
+def part_chars(engine: Engine, settings: Settings) -> int:
+    """The longest part: one event's synthesis budget (``TIMEOUT_BUDGET`` of the event timeout) times
+    ``job_part_budget`` (margin for a vCPU slower than the estimate), at the engine's seconds per
+    character, and at most ``job_part_chars``."""
+    seconds_per_char = settings.seconds_per_char or engine.seconds_per_char
+    budget_s = settings.event_timeout_s * pipeline.TIMEOUT_BUDGET * settings.job_part_budget
+    return max(1, min(settings.job_part_chars, int(budget_s / seconds_per_char)))
+
+
+def submit(
+    request: SynthesizeRequest,
+    text: str,
+    store: ObjectStore,
+    engines: Engines,
+    settings: Settings,
+    publisher: Publisher,
+    *,
+    output: str | None = None,
+    manifest: str | None = None,
+    origin: dict[str, Any] | None = None,
+) -> Submitted:
+    """Record and publish the job for ``text`` (its results at ``output`` and ``manifest``, or under
+    jobs/<id>/). The job id is a content address: the same document with the same settings and
+    destination is the same job, so re-sending it publishes nothing new."""
+    text = normalize_text(text)
+    if not text:
+        raise bad_field("text", "is empty", code="empty_text")
+    if len(text) > settings.job_max_chars:
+        raise bad_field(
+            "text", f"has {len(text)} characters; the limit is {settings.job_max_chars}", code="text_too_long"
+        )
+    fmt = pipeline.resolve_format(request.format, "format")
+    chosen = route(engines, text, request.voice, request.language, settings.default_voice)
+    size = part_chars(chosen.engine, settings)
+    plans = [
+        pipeline.plan(
+            SynthesizeRequest(
+                text=part,
+                voice=chosen.voice.id,
+                speed=request.speed,
+                format=PART_FORMAT,
+                language=request.language,
+            ),
+            engines,
+            settings,
+            max_chars=size,
+            timeout_s=settings.event_timeout_s,
+        )
+        for part in split_parts(text, size)
+    ]
+    job_id = _job_id([p.audio_key for p in plans], fmt.name, output, manifest, settings.sentence_pause_ms)
+    first = plans[0]
+    job = Job(
+        id=job_id,
+        chars=len(text),
+        format=fmt.name,
+        engine=first.engine.name,
+        model_version=first.engine.model_version,
+        voice=first.voice.id,
+        language=first.voice.language,
+        speed=first.speed,
+        sample_rate=first.engine.sample_rate,
+        pause_ms=settings.sentence_pause_ms,
+        part_objects=tuple(p.object_name for p in plans),
+        output=output or f"{job_dir(job_id)}audio.{fmt.extension}",
+        manifest=manifest or f"{job_dir(job_id)}manifest.json",
+        origin=origin or {},
+    )
+    store.create(record_name(job_id), job.to_json(), JSON, {"job_id": job_id})
+    if store.stat(published_marker(job_id)) is not None:
+        return Submitted(job, published=False)
+    publisher.parts(
+        [
+            Message(
+                {"job_id": job_id, "part": n, "parts": len(plans), "request": _part_request(p)},
+                {PART_ATTRIBUTE: f"{job_id}/{n}"},
+            )
+            for n, p in enumerate(plans)
+        ]
+    )
+    store.create(published_marker(job_id), b"", "text/plain", {"job_id": job_id})
+    return Submitted(job, published=True)
+
+
+def _part_request(plan: pipeline.Plan) -> dict[str, Any]:
+    return {"text": plan.text, "voice": plan.voice.id, "speed": plan.speed, "format": PART_FORMAT}
+
+
+def _job_id(keys: list[str], fmt: str, output: str | None, manifest: str | None, pause_ms: int) -> str:
+    material = json.dumps([keys, fmt, output, manifest, pause_ms])
+    return hashlib.sha256(material.encode()).hexdigest()[:32]

@@ -87,17 +87,16 @@ resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
 }
 
 resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
+  for_each     = google_pubsub_subscription.push
   project      = var.project_id
-  subscription = google_pubsub_subscription.requests.id
+  subscription = each.value.id
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_agent
 }
 
-resource "google_pubsub_subscription_iam_member" "job_parts_dead_letter_subscriber" {
-  project      = var.project_id
-  subscription = google_pubsub_subscription.job_parts.id
-  role         = "roles/pubsub.subscriber"
-  member       = local.pubsub_agent
+moved {
+  from = google_pubsub_subscription_iam_member.dead_letter_subscriber
+  to   = google_pubsub_subscription_iam_member.dead_letter_subscriber["requests"]
 }
 
 # Jobs: the function publishes parts and notifications, on these two topics only.

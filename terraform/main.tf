@@ -67,8 +67,9 @@ locals {
   #   README "How long a text fits") -> 2 GiB;
   # - kokoro: 0.45 GiB once loaded, 0.6-0.7 GiB after 900 Chinese / 2700 English characters; its
   #   0.15 s/char budget caps an event at ~2900 characters, whose audio is under 100 MB -> 1 GiB;
-  # - cosyvoice: 2.1-2.4 GiB fp32, 2.9-3.1 GiB with the int8 LLM (README "Speed and memory on
-  #   CPU"), for at most a few hundred characters per request -> 4 GiB.
+  # - cosyvoice: 1.8-2.0 GiB fp32, 1.2-1.4 GiB int8, 1.5 GiB fast at 150-300 speech tokens
+  #   (docs/cosyvoice.md "Speed and memory on CPU"), growing with a piece's length; at most a few
+  #   hundred characters per request -> 4 GiB.
   # Added up, each engine's request headroom is counted although one request runs at a time: that
   # slack covers the interpreter and the libraries each engine imports.
   engine_memory_mib = {

@@ -245,7 +245,7 @@ resource "google_monitoring_dashboard" "this" {
     http_service             = "${var.name_prefix}-http"
     max_instances            = var.http_max_instances
     cpu                      = var.cpu
-    requests_subscription    = google_pubsub_subscription.requests.name
+    requests_subscription    = google_pubsub_subscription.push["requests"].name
     dead_letter_subscription = google_pubsub_subscription.dead_letters.name
   })
   depends_on = [

@@ -7,6 +7,11 @@ locals {
     job_parts   = "Parts of long-document jobs, one message each (published by the function)"
     job_results = "Job notifications: {job_id, status, uri, manifest} once a job succeeds or fails"
   }
+  # Topics pushed to the event service, and their subscriptions' names.
+  push_subscriptions = {
+    requests  = "requests-push"
+    job_parts = "job-parts-push"
+  }
 
   # What the function needs to publish jobs (docs/jobs.md), for both services' environment:
   # each service's env (terraform/run.tf) merges it.
@@ -27,10 +32,15 @@ resource "google_pubsub_topic" "this" {
   depends_on                 = [google_project_service.this]
 }
 
-resource "google_pubsub_subscription" "requests" {
-  name    = "${var.name_prefix}-requests-push"
-  project = var.project_id
-  topic   = google_pubsub_topic.this["requests"].id
+# Requests, and the parts of jobs, each pushed to the event service: a part is a request the
+# function published, so the platform runs as many at once as the event service's max_instances
+# allows, with the same deadline, retries and dead letters (a part that keeps failing is recorded
+# as failed at the last attempt, and its job fails with it, as a request's manifest records it).
+resource "google_pubsub_subscription" "push" {
+  for_each = local.push_subscriptions
+  name     = "${var.name_prefix}-${each.value}"
+  project  = var.project_id
+  topic    = google_pubsub_topic.this[each.key].id
 
   # For push, the ack deadline is how long Pub/Sub waits for the HTTP response: at least the event
   # service's timeout, so a synthesis is never redelivered while it is still running.
@@ -61,6 +71,11 @@ resource "google_pubsub_subscription" "requests" {
   }
 }
 
+moved {
+  from = google_pubsub_subscription.requests
+  to   = google_pubsub_subscription.push["requests"]
+}
+
 # A topic without a subscription drops what is published to it: this one keeps dead letters for
 # inspection (gcloud pubsub subscriptions pull ...).
 resource "google_pubsub_subscription" "dead_letters" {
@@ -69,41 +84,6 @@ resource "google_pubsub_subscription" "dead_letters" {
   topic                      = google_pubsub_topic.this["dead_letter"].id
   ack_deadline_seconds       = 60
   message_retention_duration = "604800s"
-
-  expiration_policy {
-    ttl = ""
-  }
-}
-
-# Parts of jobs: each pushed to the event service like a request, so the platform runs as many
-# parts at once as the event service's max_instances allows. Same deadline, retries and dead
-# letters as requests; a part that keeps failing is recorded as failed (its job fails with it) at
-# the last attempt, as a request is.
-resource "google_pubsub_subscription" "job_parts" {
-  name    = "${var.name_prefix}-job-parts-push"
-  project = var.project_id
-  topic   = google_pubsub_topic.this["job_parts"].id
-
-  ack_deadline_seconds       = 600
-  message_retention_duration = "604800s"
-
-  push_config {
-    push_endpoint = google_cloud_run_v2_service.this["event"].uri
-    oidc_token {
-      service_account_email = google_service_account.this["push"].email
-      audience              = google_cloud_run_v2_service.this["event"].uri
-    }
-  }
-
-  retry_policy {
-    minimum_backoff = "10s"
-    maximum_backoff = "600s"
-  }
-
-  dead_letter_policy {
-    dead_letter_topic     = google_pubsub_topic.this["dead_letter"].id
-    max_delivery_attempts = var.max_delivery_attempts
-  }
 
   expiration_policy {
     ttl = ""

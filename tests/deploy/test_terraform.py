@@ -72,7 +72,7 @@ def test_service_timeout_is_the_functions_timeout_and_gunicorns(service: str, se
 
 
 def test_event_timeout_fits_inside_the_pubsub_ack_deadline() -> None:
-    subscription = iac.resources("google_pubsub_subscription")["requests"]
+    subscription = iac.resources("google_pubsub_subscription")["push"]
     ack_deadline = subscription["ack_deadline_seconds"]
     event_var = iac.variable_of(iac.locals_()["services"]["event"]["timeout_s"])
     (condition,) = iac.validation_conditions(event_var)
@@ -83,7 +83,7 @@ def test_event_timeout_fits_inside_the_pubsub_ack_deadline() -> None:
 
 
 def test_push_subscription_targets_the_event_service_with_oidc_retries_and_dead_letters() -> None:
-    subscription = iac.resources("google_pubsub_subscription")["requests"]
+    subscription = iac.resources("google_pubsub_subscription")["push"]
     (push,) = subscription["push_config"]
     assert iac.expr(push["push_endpoint"]) == 'google_cloud_run_v2_service.this["event"].uri'
     (oidc,) = push["oidc_token"]
@@ -98,15 +98,18 @@ def test_push_subscription_targets_the_event_service_with_oidc_retries_and_dead_
 
 
 def test_job_parts_are_pushed_to_the_event_service_like_requests() -> None:
+    # One push subscription per topic, the same settings for both (checked above for all of them).
     subscriptions = iac.resources("google_pubsub_subscription")
-    parts, requests = subscriptions["job_parts"], subscriptions["requests"]
-    assert iac.expr(parts["topic"]) == 'google_pubsub_topic.this["job_parts"].id'
-    for setting in ("push_config", "retry_policy", "dead_letter_policy", "ack_deadline_seconds"):
-        assert parts[setting] == requests[setting], setting
+    push = subscriptions["push"]
+    assert iac.expr(push["for_each"]) == "local.push_subscriptions"
+    assert iac.expr(push["topic"]) == "google_pubsub_topic.this[each.key].id"
+    assert set(iac.locals_()["push_subscriptions"]) == {"requests", "job_parts"}
     results = subscriptions["job_results"]
     assert iac.expr(results["topic"]) == 'google_pubsub_topic.this["job_results"].id'
-    dead_letters = iac.resources("google_pubsub_subscription_iam_member")["job_parts_dead_letter_subscriber"]
-    assert iac.expr(dead_letters["subscription"]) == "google_pubsub_subscription.job_parts.id"
+    # The Pub/Sub agent may take messages off each push subscription to dead-letter them.
+    dead_letters = iac.resources("google_pubsub_subscription_iam_member")["dead_letter_subscriber"]
+    assert iac.expr(dead_letters["for_each"]) == "google_pubsub_subscription.push"
+    assert iac.expr(dead_letters["subscription"]) == "each.value.id"
     publishes = iac.resources("google_pubsub_topic_iam_member")["runtime_publishes_jobs"]
     assert iac.unquote(publishes["role"]) == "roles/pubsub.publisher"
     assert iac.expr(publishes["member"]) == 'google_service_account.this["runtime"].member'

@@ -267,6 +267,15 @@ def test_a_failed_part_fails_the_job_with_a_manifest_naming_it(
     assert notes == [
         {"job_id": accepted["job_id"], "status": "failed", "uri": None, "manifest": done["manifest"]}
     ]
+    # The cause gone (an instance that can synthesize), re-sending the document runs it again
+    # under a new id; re-sending it once more finds that job instead of starting a third.
+    able = start_server("synthesize_event", TTS_OUTPUT_URI=str(tmp_path))
+    again = start_server(TTS_OUTPUT_URI=str(tmp_path), TTS_JOBS_PUSH_URLS=able.url)
+    retried = submit(again, text=document(2, seed=3))
+    assert retried["job_id"] != accepted["job_id"]
+    assert wait_for_job(again.url, retried["job_id"], timeout_s=60)["status"] == "succeeded"
+    assert submit(again, text=document(2, seed=3))["job_id"] == retried["job_id"]
+    assert requests.get(f"{front.url}/jobs/{accepted['job_id']}", timeout=10).json()["status"] == "failed"
 
 
 def test_an_oversized_pubsub_message_becomes_a_job_named_by_its_output(

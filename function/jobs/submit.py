@@ -94,6 +94,8 @@ def submit(
         for part in split_parts(text, size)
     ]
     job_id = _job_id([p.audio_key for p in plans], fmt.name, output, manifest, settings.sentence_pause_ms)
+    if output is None and manifest is None:  # its results live under its own id: it can run again
+        job_id = _next_attempt(store, job_id)
     first = plans[0]
     job = Job(
         id=job_id,
@@ -129,6 +131,20 @@ def submit(
 
 def _part_request(plan: pipeline.Plan) -> dict[str, Any]:
     return {"text": plan.text, "voice": plan.voice.id, "speed": plan.speed, "format": PART_FORMAT}
+
+
+def _next_attempt(store: ObjectStore, job_id: str) -> str:
+    """The job to run for a document whose earlier attempts failed: a failed job is over (its
+    manifest is write-once), so re-sending the document starts the next attempt under a new id,
+    derived from the first, whose parts that succeeded before are cache hits. A job that is
+    running or succeeded is returned as it is."""
+    attempt, number = job_id, 1
+    while (final := store.stat(f"{job_dir(attempt)}manifest.json")) is not None and (
+        final.metadata.get("status") == "failed"
+    ):
+        number += 1
+        attempt = hashlib.sha256(f"{job_id}/{number}".encode()).hexdigest()[:32]
+    return attempt
 
 
 def _job_id(keys: list[str], fmt: str, output: str | None, manifest: str | None, pause_ms: int) -> str:

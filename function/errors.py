@@ -49,6 +49,10 @@ class ApiError(Exception):
         error.update(self.extra)
         return {"error": error}
 
+    def record(self) -> dict[str, Any]:
+        """The error as a manifest records it (events, job parts, jobs)."""
+        return {"code": self.code, "message": self.message, "field": self.field}
+
     def log_fields(self) -> dict[str, Any]:
         """What a request's log line says about the error (every adapter's, the same names)."""
         return {"error": self.code, "error_field": self.field}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from typing import Any
@@ -13,6 +12,7 @@ from function.errors import ApiError
 from function.events.outcome import Outcome
 from function.events.task import Source, Task, job_manifest
 from function.frame import Failure
+from function.jobs.layout import finished_at
 from function.logs import fields
 from function.registry import Engines
 from function.storage import ObjectStore, StoredObject
@@ -108,8 +108,7 @@ def given_up(failure: Failure, why: str) -> ApiError:
 
 
 def failed_manifest(task: Task, store: ObjectStore, error: ApiError) -> StoredObject:
-    failure = {"code": error.code, "message": error.message, "field": error.field}
-    return write_manifest(task, store, {"status": "failed", "error": failure, **task.record()}, None)
+    return write_manifest(task, store, {"status": "failed", "error": error.record(), **task.record()}, None)
 
 
 def write_manifest(
@@ -118,7 +117,7 @@ def write_manifest(
     """Write-once, so of two deliveries racing on one event the first manifest stands. When the
     name beside the audio already holds another job's manifest, this job's goes under jobs/."""
     source = task.source
-    record["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    record["finished_at"] = finished_at()
     data = json.dumps(record, ensure_ascii=False, indent=2).encode()
     metadata = {
         "event_id": source.id,

@@ -16,7 +16,6 @@ redelivered last part, leave one audio object and one manifest. Per format:
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import struct
 from typing import Any
@@ -26,7 +25,7 @@ import numpy as np
 from function import audio
 from function.audio import FORMATS
 from function.errors import ApiError
-from function.jobs.layout import JOBS, JSON, Job, job_dir, notified_marker
+from function.jobs.layout import JOBS, JSON, Job, finished_at, job_dir, notified_marker
 from function.jobs.publish import Message, Publisher
 from function.storage import ObjectStore, StoredObject
 
@@ -69,13 +68,13 @@ def fail(
     job: Job, store: ObjectStore, publisher: Publisher | None, error: ApiError, part: int | None
 ) -> StoredObject:
     """The job's "failed" manifest, naming the part that failed (None: the assembly)."""
-    failure = {"code": error.code, "message": error.message, "field": error.field, "part": part}
+    failure = error.record() | {"part": part}
     return finish(job, store, publisher, {"status": "failed", **job.summary(store), "error": failure})
 
 
 def finish(job: Job, store: ObjectStore, publisher: Publisher | None, record: dict[str, Any]) -> StoredObject:
     """Write the final manifest once (the first finisher's stands), then notify once it is out."""
-    record["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    record["finished_at"] = finished_at()
     # A job an event made writes the event's manifest: a redelivered event finds it as its own.
     source = job.origin.get("source")
     event_id = source.get("id", "") if isinstance(source, dict) else ""

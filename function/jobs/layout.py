@@ -11,6 +11,7 @@ finishes last need, so that no instance keeps any state of its own.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -23,6 +24,11 @@ JOBS = "jobs/"
 # Job ids are content addresses (hex); anything else cannot name a job.
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 JSON = "application/json"
+
+
+def finished_at() -> str:
+    """The time a manifest records its end at (UTC, milliseconds)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def job_dir(job_id: str) -> str:
@@ -39,6 +45,11 @@ def parts_prefix(job_id: str) -> str:
 
 def part_name(job_id: str, part: int) -> str:
     return f"{parts_prefix(job_id)}{part:06d}.json"
+
+
+def manifest_name(job_id: str) -> str:
+    """The final manifest of a job that no event named one for."""
+    return f"{job_dir(job_id)}manifest.json"
 
 
 def published_marker(job_id: str) -> str:

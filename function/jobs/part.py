@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import json
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from function import pipeline
 from function.config import Settings
 from function.errors import ApiError
 from function.jobs.assemble import assemble, fail, notify
-from function.jobs.layout import JSON, Job, part_name, parts_prefix
+from function.jobs.layout import JSON, Job, finished_at, part_name, parts_prefix
 from function.jobs.publish import publisher
 from function.jobs.submit import PART_ATTRIBUTE
 from function.registry import Engines
@@ -115,8 +114,8 @@ def run_part(part: PartMessage, store: ObjectStore, engines: Engines, settings: 
         "cached": result.cached,
         "cold": "load_ms" in result.timings,
         "service_s": round(service_s, 3),
-        "timings": {name: round(ms, 1) for name, ms in result.timings.items()},
-        "finished_at": _now(),
+        "timings": pipeline.rounded(result.timings),
+        "finished_at": finished_at(),
     }
     manifest = _write_part(job, part, store, record)
     return PartOutcome("done", part, manifest, result, job_status=_complete(job, store, settings))
@@ -127,8 +126,7 @@ def fail_part(part: PartMessage, store: ObjectStore, settings: Settings, error: 
     job = Job.read(store, part.job_id)
     if job is None:
         raise error
-    failure = {"code": error.code, "message": error.message, "field": error.field}
-    record = {"status": "failed", "part": part.part, "error": failure, "finished_at": _now()}
+    record = {"status": "failed", "part": part.part, "error": error.record(), "finished_at": finished_at()}
     manifest = _write_part(job, part, store, record)
     final = fail(job, store, publisher(settings), error, part.part)
     return PartOutcome("failed", part, manifest, error=error, job_status=final.metadata.get("status"))
@@ -158,7 +156,3 @@ def _complete(job: Job, store: ObjectStore, settings: Settings) -> str | None:
 def _final(job: Job, store: ObjectStore) -> StoredObject | None:
     final = store.stat(job.manifest)
     return final if final is not None and final.metadata.get("job_id") == job.id else None
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")

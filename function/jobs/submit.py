@@ -13,7 +13,7 @@ from function import pipeline
 from function.config import Settings
 from function.engines.base import Engine
 from function.errors import bad_field
-from function.jobs.layout import JSON, Job, job_dir, published_marker, record_name
+from function.jobs.layout import JSON, Job, job_dir, manifest_name, published_marker, record_name
 from function.jobs.publish import Message, Publisher
 from function.jobs.split import split_parts
 from function.registry import Engines
@@ -110,7 +110,7 @@ def submit(
         pause_ms=settings.sentence_pause_ms,
         part_objects=tuple(p.object_name for p in plans),
         output=output or f"{job_dir(job_id)}audio.{fmt.extension}",
-        manifest=manifest or f"{job_dir(job_id)}manifest.json",
+        manifest=manifest or manifest_name(job_id),
         origin=origin or {},
     )
     store.create(record_name(job_id), job.to_json(), JSON, {"job_id": job_id})
@@ -139,7 +139,7 @@ def _next_attempt(store: ObjectStore, job_id: str) -> str:
     derived from the first, whose parts that succeeded before are cache hits. A job that is
     running or succeeded is returned as it is."""
     attempt, number = job_id, 1
-    while (final := store.stat(f"{job_dir(attempt)}manifest.json")) is not None and (
+    while (final := store.stat(manifest_name(attempt))) is not None and (
         final.metadata.get("status") == "failed"
     ):
         number += 1

@@ -182,14 +182,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--part-chars", type=int, default=2000)
     parser.add_argument("--no-whole", action="store_true", help="skip the one-instance whole-document runs")
-    parser.add_argument("--append", action="store_true", help=f"append to {PARTS_FILE.name}")
+    parser.add_argument("--append", action="store_true", help="append to the results files")
     args = parser.parse_args()
 
     language = "zh" if args.engine == "kokoro" else "en"
     configs = ([] if args.no_whole else ["whole"]) + [int(n) for n in args.instances.split(",")]
     cpu = cpu_model()
     RESULTS.mkdir(exist_ok=True)
-    runs: list[dict[str, Any]] = []
+    runs_file = RESULTS / f"jobs-{args.engine}.json"
+    appended = args.append and runs_file.exists()
+    runs: list[dict[str, Any]] = json.loads(runs_file.read_text()) if appended else []
     with PARTS_FILE.open("a" if args.append else "w") as parts_out:
         for round_ in range(args.rounds):
             for chars in [int(c) for c in args.chars.split(",")]:
@@ -232,7 +234,8 @@ def main() -> None:
                         f"load {load:.2f}",
                         flush=True,
                     )
-    (RESULTS / f"jobs-{args.engine}.json").write_text(json.dumps(runs, indent=2, ensure_ascii=False))
+                    # After every run: a long session cut short keeps what it measured.
+                    runs_file.write_text(json.dumps(runs, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -315,6 +315,20 @@ def test_split_parts_fit_keep_the_text_and_cut_where_the_text_says() -> None:
     assert set(split_parts(tail, 300)[-5:]) == set(parts[-5:])
 
 
+def test_runs_of_separator_lines_become_no_part_and_the_job_still_completes(front: FunctionServer) -> None:
+    # Separators longer than half a part would have been parts of their own, refused by routing as
+    # having nothing to say; at the end of a document that failed the whole job.
+    separators = "\n".join(["* * * * * * * * * *"] * 40)
+    text = normalize_text(f"{document(3)}\n{separators}\n{document(3)}\n{separators}")
+    parts = split_parts(text, PART_CHARS)
+    assert all(any(c.isalpha() for c in p) for p in parts)
+    speakable = [line for line in text.split("\n") if any(c.isalpha() for c in line)]
+    assert [line for p in parts for line in p.split("\n") if any(c.isalpha() for c in line)] == speakable
+    accepted = submit(front, text=text)
+    assert accepted["parts"] == len(parts)
+    assert wait_for_job(front.url, accepted["job_id"])["status"] == "succeeded"
+
+
 def test_wav_header_makes_concatenated_pcm_a_wav_file() -> None:
     samples = (np.sin(np.arange(2400) / 5) * 8000).astype("<i2").tobytes()
     wav = decode(wav_header(len(samples), RATE) + samples)

@@ -4,13 +4,15 @@ Parts are runs of whole lines (paragraphs, after normalisation); a line longer t
 between sentences (then clauses, then words: ``function.text.split_sentences``). Where a part ends
 depends on the text near the cut, not on everything before it (content-defined boundaries), so a
 document re-sent with one paragraph changed yields the same parts everywhere else: their audio is
-found in storage and only the changed part is synthesized again.
+found in storage and only the changed part is synthesized again. A part with nothing to say (a run
+of separator lines such as ``* * *``) is left out: it has no audio, and an event would refuse it.
 """
 
 from __future__ import annotations
 
 import hashlib
 
+from function.languages import detect
 from function.text import split_sentences
 
 # A part may end after a line whose hash is 0 modulo this, once it holds half a part: parts average
@@ -19,7 +21,8 @@ BOUNDARY_MODULUS = 4
 
 
 def split_parts(text: str, max_chars: int) -> list[str]:
-    """Normalised ``text`` as parts of at most ``max_chars`` characters, in order."""
+    """Normalised ``text`` as the parts with something to say, of at most ``max_chars`` characters
+    each, in order."""
     units = [
         piece
         for line in text.split("\n")
@@ -39,7 +42,7 @@ def split_parts(text: str, max_chars: int) -> list[str]:
             current, size = [], 0
     if current:
         parts.append("\n".join(current))
-    return parts
+    return [part for part in parts if detect(part) is not None]
 
 
 def _is_boundary(unit: str) -> bool:

@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -45,11 +45,15 @@ class Plan:
     speed: float
     format: AudioFormat
     audio_key: str  # content hash of everything that determines the audio
+    # The engine's name for other audio of the same request (its streamed audio), "" for its own.
+    variant: str = ""
 
     @property
     def object_name(self) -> str:
-        """Content address: the same engine, weights, voice, text, speed and format give the same name."""
-        return f"{self.audio_key[:40]}.{self.format.extension}"
+        """Content address: the same engine, weights, voice, text, speed and format give the same
+        name; a variant's name carries it (``<key>-stream.wav``)."""
+        suffix = f"-{self.variant}" if self.variant else ""
+        return f"{self.audio_key[:40]}{suffix}.{self.format.extension}"
 
     def described(self) -> dict[str, Any]:
         """What the audio will be: format, voice, language, speed, engine and weights."""
@@ -171,9 +175,22 @@ def resolve_format(name: str, field_name: str) -> AudioFormat:
     return fmt
 
 
-def audio_key(engine: Engine, voice: Voice, text: str, speed: float, fmt: AudioFormat) -> str:
-    key = json.dumps([engine.name, engine.model_version, voice.id, text, speed, fmt.name], ensure_ascii=False)
+def audio_key(
+    engine: Engine, voice: Voice, text: str, speed: float, fmt: AudioFormat, variant: str = ""
+) -> str:
+    parts: list[Any] = [engine.name, engine.model_version, voice.id, text, speed, fmt.name]
+    key = json.dumps([*parts, variant] if variant else parts, ensure_ascii=False)
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def streamed(plan: Plan) -> Plan | None:
+    """The plan of the audio a stream synthesizes when the engine's streamed audio differs from
+    its whole audio (its own key and object: write-once never mixes the two); None when it does not."""
+    variant = plan.engine.streamed_variant(plan.speed)
+    if variant is None:
+        return None
+    key = audio_key(plan.engine, plan.voice, plan.text, plan.speed, plan.format, variant)
+    return replace(plan, audio_key=key, variant=variant)
 
 
 def execute(
@@ -207,10 +224,10 @@ class Encoded:
 
 
 def lookup(store: ObjectStore, target: str, timings: dict[str, float]) -> StoredObject | None:
-    """The stored object named ``target``, if any (a cache hit); times it as ``lookup_ms``."""
+    """The stored object named ``target``, if any (a cache hit); adds its time to ``lookup_ms``."""
     started = time.perf_counter()
     existing = store.stat(target)
-    timings["lookup_ms"] = elapsed_ms(started)
+    timings["lookup_ms"] = timings.get("lookup_ms", 0.0) + elapsed_ms(started)
     return existing
 
 

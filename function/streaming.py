@@ -7,7 +7,9 @@ that the response is committed: a failure ends the stream (an ``error`` event fo
 cut off without its last chunk, so the client sees a truncated transfer, never a complete one).
 Storage stays write-once: the complete file is stored after the last piece and before the last
 bytes go out; a client that leaves stops the synthesis before the next piece and nothing is stored.
-A cache hit streams the stored object.
+A cache hit streams the stored object. An engine whose streamed audio differs from its whole
+audio (CosyVoice: upstream's stream mode) has it stored under its own key; a stream sends the whole
+audio when that is stored, else its own.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from function import audio, frame, pipeline
 from function.config import Settings
 from function.pipeline import Encoded, Plan, Result
 from function.schema import StreamFormat
-from function.storage import ObjectStore
+from function.storage import ObjectStore, StoredObject
 
 # A stored object (a cache hit) goes out in pieces this size.
 STORED_CHUNK_BYTES = 64 * 1024
@@ -130,35 +132,48 @@ def open_stream(
     client_gone: Callable[[], bool],
 ) -> AudioStream:
     """A stream of ``plan``'s audio, its first bytes ready: from storage when it exists, else
-    synthesized piece by piece (``client_gone`` is asked before each piece)."""
+    synthesized piece by piece (``client_gone`` is asked before each chunk)."""
     stream = AudioStream(plan, mode)
-    target = plan.object_name
-    existing = pipeline.lookup(store, target, stream.timings)
+    stream.plan, existing = _find(plan, store, stream.timings)
+    plan = stream.plan
     if existing is not None:
         stream.result = pipeline.from_store(plan, existing, store, stream.timings, want_audio=True)
         stream.begin(_stored(stream.result.audio or b""), stream.result.headers())
         return stream
     pipeline.prepare(plan.engine, stream.timings)
     source = _synthesized(stream, store, settings, client_gone)
-    first = next(source, b"")  # the first piece, synthesized before the response starts
+    first = next(source, b"")  # the first chunk, synthesized before the response starts
     rate = audio.output_rate(plan.format, plan.engine.sample_rate)
-    headers = {"X-Audio-Uri": store.uri(target), "X-Audio-Cached": "false", "X-Audio-Sample-Rate": str(rate)}
+    uri = store.uri(plan.object_name)
+    headers = {"X-Audio-Uri": uri, "X-Audio-Cached": "false", "X-Audio-Sample-Rate": str(rate)}
     stream.begin(_chain(first, source), headers)
     return stream
+
+
+def _find(plan: Plan, store: ObjectStore, timings: dict[str, float]) -> tuple[Plan, StoredObject | None]:
+    """What a stream sends: the whole audio when it is stored (streamed or not, it is the same
+    request's); else the engine's streamed audio, under its own key when it differs (then the plan
+    is that key's: a miss is synthesized and stored as it)."""
+    existing = pipeline.lookup(store, plan.object_name, timings)
+    own = pipeline.streamed(plan) if existing is None else None
+    if own is None:
+        return plan, existing
+    return own, pipeline.lookup(store, own.object_name, timings)
 
 
 def _synthesized(
     stream: AudioStream, store: ObjectStore, settings: Settings, client_gone: Callable[[], bool]
 ) -> Iterator[bytes]:
-    """Encode and yield each piece as the engine speaks it; store the complete file at the end."""
+    """Encode and yield each chunk as the engine speaks it (a piece, a pause, or part of a piece);
+    store the complete file at the end."""
     plan, timings = stream.plan, stream.timings
     engine = plan.engine
     encoder = audio.Encoder(engine.sample_rate, plan.format)
-    pieces = engine.speak(plan.text, plan.voice.id, plan.speed, settings.sentence_pause_ms / 1000)
+    pieces = engine.speak_streamed(plan.text, plan.voice.id, plan.speed, settings.sentence_pause_ms / 1000)
     chunks: list[np.ndarray] = []
     while True:
         if chunks and client_gone():
-            stream.disconnected = True  # stop before the next piece; nothing is stored
+            stream.disconnected = True  # stop before the next chunk; nothing is stored
             return
         started = time.perf_counter()
         chunk = next(pieces, None)

@@ -319,8 +319,10 @@ def prepare_model(model_dir: Path, smoke: bool) -> tuple[Path, Path]:
     if not (official / "hift.pt").is_file():
         build_tiny_model(official, sizes=TINY if smoke else FULL)
     from function.engines.cosyvoice.int8 import int8_path
+    from function.engines.cosyvoice.weights import BF16_NAME, converted_path
 
-    if not int8_path(converted).is_file():
+    # Converted again when a file convert now writes is missing (a directory from an older round).
+    if not (int8_path(converted).is_file() and converted_path(converted, BF16_NAME).is_file()):
         from function.engines.cosyvoice.convert import convert
 
         converted.mkdir(parents=True, exist_ok=True)

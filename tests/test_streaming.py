@@ -276,3 +276,110 @@ def test_a_failure_after_the_first_byte_ends_the_stream_without_storing(
         with pytest.raises(requests.exceptions.ChunkedEncodingError):
             list(chunks)
     assert out.is_file()  # nothing was written in its place
+
+
+# --- CosyVoice: upstream's stream mode, audio every 100 speech tokens, stored under its own key ---
+
+COSY_RATE = 22_050
+# One sentence, well under upstream's 60-token pieces: one piece, which the tiny model (its LLM
+# speaks to the length limit, 20 speech tokens per text token) speaks as several hops.
+ONE_PIECE = "A single sentence of CosyVoice speech, heard hop by hop"
+
+
+@pytest.fixture(scope="module")
+def cosy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from loadtest.upstream_cosyvoice.random_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("cosyvoice-tiny"))
+
+
+def cosy_server(start_server: ServerFactory, model: Path, out: Path) -> FunctionServer:
+    return start_server(
+        TTS_ENGINES="cosyvoice", TTS_MODEL_DIR=str(model), TTS_OUTPUT_URI=str(out), TTS_THREADS="1"
+    )
+
+
+@pytest.fixture(scope="module")
+def cosy_streaming(
+    start_server: ServerFactory, cosy_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> FunctionServer:
+    return cosy_server(start_server, cosy_model, tmp_path_factory.mktemp("cosy-streamed"))
+
+
+@pytest.fixture(scope="module")
+def cosy_other(
+    start_server: ServerFactory, cosy_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> FunctionServer:
+    """A second CosyVoice deployment with its own storage."""
+    return cosy_server(start_server, cosy_model, tmp_path_factory.mktemp("cosy-other"))
+
+
+def cosy_stream(server: FunctionServer, words: str, **more: object) -> tuple[requests.Response, str]:
+    """A streamed PCM request for ``words`` in CosyVoice's English voice, and its request id."""
+    body = {"text": words, "voice": "en-female", "format": "pcm", "stream": True, **more}
+    request_id = uuid.uuid4().hex
+    response = requests.post(
+        f"{server.url}/synthesize", json=body, headers={"X-Request-Id": request_id}, timeout=120
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["Transfer-Encoding"] == "chunked"
+    return response, request_id
+
+
+def test_cosyvoice_streams_hops_under_its_own_key(
+    cosy_streaming: FunctionServer, cosy_other: FunctionServer, cosy_model: Path
+) -> None:
+    from function.engines.cosyvoice import CosyVoiceEngine
+    from function.text import normalize_text
+
+    words = f"{ONE_PIECE} {uuid.uuid4().hex[:6]}."
+    assert len(CosyVoiceEngine(cosy_model).pieces(normalize_text(words))) == 1
+
+    streamed, request_id = cosy_stream(cosy_streaming, words)
+    uri = streamed.headers["X-Audio-Uri"]
+    assert stored_path(uri).name.endswith("-stream.pcm") and streamed.headers["X-Audio-Cached"] == "false"
+    line = log_line(cosy_streaming, request_id)
+    # One piece, several chunks: its first hop went out before the piece was spoken.
+    assert line["chunks"] >= 2 and line["ttfb_ms"] < line["latency_ms"], line
+    assert stored_path(uri).read_bytes() == streamed.content
+    assert_speech(decode(streamed.content, "pcm", pcm_rate=COSY_RATE), COSY_RATE, min_s=2)
+
+    # The same request again: a cache hit on the streamed object.
+    again, _ = cosy_stream(cosy_streaming, words)
+    assert again.headers["X-Audio-Cached"] == "true" and again.headers["X-Audio-Uri"] == uri
+    assert again.content == streamed.content
+    # Deterministic: another instance with its own storage streams the very same bytes.
+    elsewhere, _ = cosy_stream(cosy_other, words)
+    assert elsewhere.headers["X-Audio-Cached"] == "false" and elsewhere.content == streamed.content
+
+    # A whole (non-streamed) request never gets the streamed audio: it synthesizes its own, as
+    # long (the same speech tokens; each hop rounds its mel frames down: within 2 frames), other
+    # samples (upstream's stream mode is another computation).
+    whole = requests.post(
+        f"{cosy_streaming.url}/synthesize?response=audio",
+        json={"text": words, "voice": "en-female", "format": "pcm"},
+        timeout=120,
+    )
+    assert whole.headers["X-Audio-Cached"] == "false"
+    assert "-stream" not in stored_path(whole.headers["X-Audio-Uri"]).name
+    assert abs(len(whole.content) - len(streamed.content)) <= 2 * 256 * 2  # 16-bit samples
+    assert whole.content != streamed.content
+    # Once the whole audio is stored, a stream sends it (the request's own audio, from storage).
+    after, _ = cosy_stream(cosy_streaming, words)
+    assert after.headers["X-Audio-Cached"] == "true"
+    assert after.headers["X-Audio-Uri"] == whole.headers["X-Audio-Uri"] and after.content == whole.content
+
+
+def test_cosyvoice_streams_other_speeds_whole_under_the_plain_key(cosy_other: FunctionServer) -> None:
+    words = f"{ONE_PIECE}, a little faster {uuid.uuid4().hex[:6]}."
+    streamed, request_id = cosy_stream(cosy_other, words, speed=1.5)
+    # Upstream changes speed only outside stream mode: the piece is spoken whole, as without a
+    # stream, so it is the plain key's audio and a whole request is a cache hit on it.
+    assert "-stream" not in stored_path(streamed.headers["X-Audio-Uri"]).name
+    assert log_line(cosy_other, request_id)["chunks"] == 1
+    whole = requests.post(
+        f"{cosy_other.url}/synthesize?response=audio",
+        json={"text": words, "voice": "en-female", "format": "pcm", "speed": 1.5},
+        timeout=120,
+    )
+    assert whole.headers["X-Audio-Cached"] == "true" and whole.content == streamed.content

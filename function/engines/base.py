@@ -4,7 +4,8 @@ An engine is constructed cheaply (metadata only: voices, sample rate, model vers
 the health check, the voice list and cache hits never pay for a model load. ``load()`` does the
 heavy work once per process. Engines own their text: ``pieces()`` splits (and, where the engine
 needs it, normalises) the request's text into what the model speaks at once, and
-``synthesize()`` turns one piece into float32 samples. ``speak()`` strings the pieces together.
+``synthesize()`` turns one piece into float32 samples. ``speak()`` strings the pieces together;
+``speak_streamed()`` does it for a stream, where an engine may hand out a piece's audio in parts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -131,8 +132,24 @@ class Engine(ABC):
 
     def speak(self, text: str, voice: str, speed: float, pause_s: float) -> Iterator[np.ndarray]:
         """Audio for a whole text, a chunk at a time: each piece, with ``pause_s`` of silence between."""
+        return self._spoken(text, pause_s, lambda piece: (self.synthesize(piece, voice, speed),))
+
+    def speak_streamed(self, text: str, voice: str, speed: float, pause_s: float) -> Iterator[np.ndarray]:
+        """``speak`` for a listener who is waiting: engines that can hand out a piece's audio before
+        the piece is done override it (and ``streamed_variant``); by default, ``speak`` itself."""
+        return self.speak(text, voice, speed, pause_s)
+
+    def streamed_variant(self, speed: float) -> str | None:
+        """A name for ``speak_streamed``'s audio at ``speed`` when it differs from ``speak``'s
+        (storage keeps it under its own key), None when they are the same samples."""
+        return None
+
+    def _spoken(
+        self, text: str, pause_s: float, say: Callable[[str], Iterable[np.ndarray]]
+    ) -> Iterator[np.ndarray]:
+        """The chunks ``say`` gives for each piece of ``text``, with ``pause_s`` of silence between pieces."""
         pause = np.zeros(round(pause_s * self.sample_rate), dtype=np.float32)
         for index, piece in enumerate(self.pieces(text)):
             if index and len(pause):
                 yield pause
-            yield self.synthesize(piece, voice, speed)
+            yield from say(piece)

@@ -7,6 +7,7 @@ torch; ``load()`` imports torch and builds the model (``runtime.py``).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -33,6 +34,8 @@ KNOWN_SPEAKERS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
 }
 OPENAI_FEMALE = ("alloy", "nova", "shimmer", "coral", "sage", "marin")
 OPENAI_MALE = ("echo", "onyx", "fable", "ash", "verse", "ballad", "cedar")
+# Streamed audio (upstream's stream mode) is stored under its own key with this variant name.
+STREAM_VARIANT = "stream"
 
 
 class CosyVoiceEngine(Engine):
@@ -109,6 +112,24 @@ class CosyVoiceEngine(Engine):
         return self._loaded_runtime().pieces(text)
 
     def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
-        # The same piece, voice and speed always draw the same random numbers.
-        seed = int.from_bytes(hashlib.sha256(f"{voice}\n{speed}\n{text}".encode()).digest()[:8], "big")
-        return self._loaded_runtime().synthesize(text, voice, speed, seed)
+        return self._loaded_runtime().synthesize(text, voice, speed, _seed(text, voice, speed))
+
+    def speak_streamed(self, text: str, voice: str, speed: float, pause_s: float) -> Iterator[np.ndarray]:
+        """Upstream's stream mode: each piece's audio every 100 speech tokens (``streamed.py``),
+        the pieces ``speak``'s. Upstream changes speed only when not streaming: other speeds are
+        spoken whole, piece by piece, as ``speak`` does."""
+        if self.streamed_variant(speed) is None:
+            return self.speak(text, voice, speed, pause_s)
+        runtime = self._loaded_runtime()
+        return self._spoken(
+            text, pause_s, lambda piece: runtime.synthesize_streamed(piece, voice, _seed(piece, voice, speed))
+        )
+
+    def streamed_variant(self, speed: float) -> str | None:
+        # Hop-by-hop decoding is another computation (overlaps, cross-fades): other samples.
+        return STREAM_VARIANT if speed == 1.0 else None
+
+
+def _seed(piece: str, voice: str, speed: float) -> int:
+    """The same piece, voice and speed always draw the same random numbers."""
+    return int.from_bytes(hashlib.sha256(f"{voice}\n{speed}\n{piece}".encode()).digest()[:8], "big")

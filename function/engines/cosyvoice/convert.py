@@ -4,11 +4,13 @@
 
 Writes, next to the official files: ``llm.safetensors``, ``flow.safetensors``,
 ``hift.safetensors`` and ``spk2info.safetensors`` (the same tensors under the same names, no
-pickle, memory-mapped at load), ``llm-int8.safetensors`` (the LLM quantised for the ``int8`` and
-``fast`` precisions), and ``manifest.json`` (speaker names and a content hash of the
-converted weights, so the engine's constructor needs neither torch nor the weights), and, when
-WeTextProcessing is installed, ``wetext/``: upstream's Chinese text grammar, compiled. The
-runtime prefers the converted files; the ``.pt`` files can be deleted afterwards.
+pickle, memory-mapped at load; HiFT's weight norm folded into plain weights, as the load does),
+``llm-int8-rows.safetensors`` (the LLM's int8 weights for the ``int8`` and ``fast`` precisions),
+``decoders-bf16.safetensors`` (the flow's U-Net and HiFT's convolutions in bfloat16, for
+``fast``), and ``manifest.json`` (speaker names and a content hash of the converted weights, so
+the engine's constructor needs neither torch nor the weights), and, when WeTextProcessing is
+installed, ``wetext/``: upstream's Chinese text grammar, compiled. The runtime prefers the
+converted files; the ``.pt`` files can be deleted afterwards.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import torch
 from safetensors.torch import save_file
 
 from function.engines.cosyvoice import wetext
+from function.engines.cosyvoice.hift import fold_weight_norm
+from function.engines.cosyvoice.hparams import load_hparams
 from function.engines.cosyvoice.int8 import int8_path, quantize, quantized_state
 from function.engines.cosyvoice.metadata import MANIFEST, SPK2INFO
-from function.engines.cosyvoice.runtime import load_llm
-from function.engines.cosyvoice.weights import converted_path
+from function.engines.cosyvoice.runtime import bf16_modules, load_decoders, load_llm
+from function.engines.cosyvoice.weights import BF16_NAME, converted_path, prefixed_state
 
 FORMAT = 1
 MODULES = ("llm", "flow", "hift")
@@ -40,6 +44,10 @@ def convert(model_dir: Path) -> dict[str, object]:
     written = []
     for name in MODULES:
         state = torch.load(model_dir / f"{name}.pt", map_location="cpu", weights_only=True)
+        if name == "hift":
+            # Weight norm folded here, with the function the load would fold it with (the same
+            # bytes): the load then maps the weights instead of computing them (~0.1 s).
+            fold_weight_norm(state)
         _save(state, converted_path(model_dir, name))
         written.append(converted_path(model_dir, name))
     # The int8 LLM, quantised once here rather than at every load (``int8.py``); not hashed into
@@ -48,6 +56,14 @@ def convert(model_dir: Path) -> dict[str, object]:
     quantize(llm.llm)
     _save(quantized_state(llm.llm), int8_path(model_dir))
     del llm
+    # The ``fast`` precision's bfloat16 flow U-Net and HiFT convolutions, cast once here rather
+    # than at every load; like the int8 file, a function of the files above, so not hashed.
+    flow_model, vocoder = load_decoders(model_dir, load_hparams(model_dir / "cosyvoice.yaml"))
+    _save(
+        prefixed_state(bf16_modules(flow_model, vocoder), torch.bfloat16),
+        converted_path(model_dir, BF16_NAME),
+    )
+    del flow_model, vocoder
     spk2info = torch.load(model_dir / SPK2INFO, map_location="cpu", weights_only=True)
     speakers = list(spk2info)
     _save({name: info["embedding"] for name, info in spk2info.items()}, converted_path(model_dir, "spk2info"))

@@ -15,7 +15,8 @@ sigma_min=1e-6, solver=euler, t_scheduler=cosine, inference_cfg_rate=0.7)`` with
 n_blocks=4, num_mid_blocks=12, num_heads=8, act_fn=gelu)``; 10 Euler steps (upstream hard-codes
 ``n_timesteps=10`` in ``MaskedDiffWithXvec.inference``).
 
-Only the SFT path is implemented: no prompt speech (zero-shot cloning) and no streaming cache.
+Only the SFT path is implemented: no prompt speech (zero-shot cloning); upstream's streaming cache
+is kept by ``streamed.py`` between ``conditions`` and ``decode``.
 What does not depend on the solver step (the conditioning channels, the time embeddings, the
 masks) is computed once per utterance instead of once per step; the arithmetic is upstream's.
 """
@@ -112,21 +113,32 @@ class Attention(nn.Module):
         self.to_k = nn.Linear(query_dim, inner, bias=False)
         self.to_v = nn.Linear(query_dim, inner, bias=False)
         self.to_out = nn.ModuleList([nn.Linear(inner, query_dim), nn.Identity()])
+        # q, k and v's weights as one matrix (``fuse_projections``), else None.
+        self.qkv: torch.Tensor | None = None
+
+    def fuse_projections(self) -> None:
+        """One matrix product for q, k and v instead of three (the bf16 path); the three layers'
+        weights become views of the fused matrix, so nothing is held twice."""
+        self.qkv = torch.cat([self.to_q.weight, self.to_k.weight, self.to_v.weight]).detach()
+        for layer, weight in zip((self.to_q, self.to_k, self.to_v), self.qkv.chunk(3), strict=True):
+            layer.weight = nn.Parameter(weight, requires_grad=False)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         b = x.size(0)
-
-        def heads(y: torch.Tensor) -> torch.Tensor:
-            return y.view(b, -1, self.heads, y.size(-1) // self.heads).transpose(1, 2)
-
-        q, k, v = heads(self.to_q(x)), heads(self.to_k(x)), heads(self.to_v(x))
-        if x.dtype == torch.bfloat16:
+        if self.qkv is None:
+            q, k, v = (
+                y.view(b, -1, self.heads, y.size(-1) // self.heads).transpose(1, 2)
+                for y in (self.to_q(x), self.to_k(x), self.to_v(x))
+            )
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        else:
+            # (b, t, 3 * heads * d) -> q, k, v as (b, heads, t, d) views.
+            q, k, v = F.linear(x, self.qkv).view(b, x.size(1), 3, self.heads, -1).permute(2, 0, 3, 1, 4)
             # torch's CPU flash-attention kernel is slow in bf16 at these lengths (a few hundred
             # frames): the plain product, softmax, product is ~20 % faster for the whole flow.
-            scores = torch.matmul(q, k.transpose(-1, -2)) * q.size(-1) ** -0.5
+            # The scale is a power of two (d = 64), exact on q as on the scores, and q is smaller.
+            scores = torch.matmul(q * q.size(-1) ** -0.5, k.transpose(-1, -2))
             out = torch.matmul((scores if bias is None else scores + bias).softmax(-1), v)
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         return self.to_out[0](out.transpose(1, 2).reshape(b, -1, out.size(1) * out.size(3)))
 
 
@@ -295,7 +307,9 @@ class ConditionalDecoder(nn.Module):
         bias: torch.Tensor | None,
         time_emb: torch.Tensor,
     ) -> torch.Tensor:
-        h = resnet(h, mask, time_emb).transpose(1, 2)
+        # Contiguous (b, t, c): a transposed view would make every block's layer norms copy their
+        # input and its residual sums run strided (the same values, ~7 % of the flow's time).
+        h = resnet(h, mask, time_emb).transpose(1, 2).contiguous()
         for block in blocks:
             h = block(h, bias)
         return h.transpose(1, 2)
@@ -448,6 +462,16 @@ class MaskedDiffWithXvec(nn.Module):
         ``noise`` (1, output_size, frames) is the sampler's start; without it, it is drawn like
         upstream's ``torch.randn_like(mu)`` (from ``generator``, else torch's global generator).
         """
+        mu, spks = self.conditions(token, embedding)
+        if noise is None:
+            noise = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device, generator=generator)
+        elif noise.shape != mu.shape:
+            raise ValueError(f"noise has shape {tuple(noise.shape)}, expected {tuple(mu.shape)}")
+        return self.decode(mu, spks, noise, n_timesteps)
+
+    def conditions(self, token: torch.Tensor, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Speech tokens (1, T) and x-vector -> the decoder's conditioning ``mu`` (1, output_size,
+        frames) and speaker vector ``spks`` (stream mode, ``streamed.py``, edits ``mu`` between)."""
         if token.shape[0] != 1:
             raise ValueError("the flow decodes one utterance at a time")
         spks = self.spk_embed_affine_layer(F.normalize(embedding, dim=1))
@@ -455,10 +479,11 @@ class MaskedDiffWithXvec(nn.Module):
         h, _ = self.encoder(h, torch.tensor([token.shape[1]], device=token.device))
         h = self.encoder_proj(h)
         frames = mel_frames(token.shape[1], self.input_frame_rate)
-        mu = self.length_regulator(h, frames, self.input_frame_rate)
-        if noise is None:
-            noise = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device, generator=generator)
-        elif noise.shape != mu.shape:
-            raise ValueError(f"noise has shape {tuple(noise.shape)}, expected {tuple(mu.shape)}")
-        mask = torch.ones(1, 1, frames, dtype=mu.dtype, device=mu.device)
+        return self.length_regulator(h, frames, self.input_frame_rate), spks
+
+    def decode(
+        self, mu: torch.Tensor, spks: torch.Tensor, noise: torch.Tensor, n_timesteps: int = 10
+    ) -> torch.Tensor:
+        """The conditional flow matching from ``noise`` to the mel, conditioned on ``mu`` and ``spks``."""
+        mask = torch.ones(1, 1, mu.shape[2], dtype=mu.dtype, device=mu.device)
         return self.decoder(mu, mask, spks, torch.zeros_like(mu), noise, n_timesteps)

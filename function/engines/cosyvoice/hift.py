@@ -260,12 +260,11 @@ class HiFTGenerator(nn.Module):
         spec = torch.view_as_real(spec)
         return torch.cat([spec[..., 0], spec[..., 1]], dim=1)
 
-    def convolutions_in(self, dtype: torch.dtype) -> None:
-        """Run the convolution stack in ``dtype`` (bfloat16: the ``fast`` precision, not parity);
-        the F0 predictor, the source and the (i)STFT stay float32."""
-        for stack in (self.conv_pre, self.ups, self.source_downs, self.source_resblocks, self.resblocks):
-            stack.to(dtype)
-        self.conv_post.to(dtype)
+    def convolutions(self) -> dict[str, nn.Module]:
+        """The convolution stack by attribute name: what the ``fast`` precision runs in bfloat16
+        (not parity); the F0 predictor, the source and the (i)STFT stay float32."""
+        names = ("conv_pre", "ups", "source_downs", "source_resblocks", "resblocks", "conv_post")
+        return {name: getattr(self, name) for name in names}
 
     def decode(self, x: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         """Mel (B, 80, T) and excitation (B, 1, T * upsample_factor) -> waveform (B, samples)."""
@@ -297,7 +296,10 @@ class HiFTGenerator(nn.Module):
         Random draws (source phases and noise) come from ``generator``, else torch's global
         generator, in the same order and shapes as upstream.
         """
+        return self.decode(speech_feat, self.source(speech_feat, generator))
+
+    def source(self, speech_feat: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mel (B, 80, T) -> the excitation source (B, 1, T * 256) from the predicted F0."""
         f0 = self.f0_predictor(speech_feat)
         f0 = f0.unsqueeze(1).repeat_interleave(self.upsample_factor, dim=2)  # nearest upsampling
-        source = self.m_source(f0, generator)
-        return self.decode(speech_feat, source)
+        return self.m_source(f0, generator)

@@ -1,12 +1,17 @@
-"""The int8 LLM (``int8`` and ``fast`` precisions): the decoder-only transformer's linear layers
-dynamically quantised to int8, as ``torch.ao.quantization.quantize_dynamic`` does it.
+"""The int8 LLM (``int8`` and ``fast`` precisions): weight-only int8 linear layers.
 
-Only the decoder-only LM: it runs once per speech token, the rest once per sentence. ``convert``
-quantises once and writes ``llm-int8.safetensors`` (each layer's int8 weight with its scale and
-zero point); loading then builds the quantised layers from those bytes and never touches the
-0.77 GB of fp32 LM weights, which keeps their pages out of the process (peak RSS) and the ~2 s of
-quantisation out of the start. A model directory without the file is quantised at load, with the
-same arithmetic and result.
+Each linear layer of the decoder-only transformer (run once per speech token, the rest once per
+sentence) and the output layer keeps its weight as int8 with one scale per output row
+(symmetric, ``round(w / scale)``, ``scale = max |row| / 127`` rounded to bfloat16) and multiplies
+with ``torch._weight_int8pack_mm``: the activations in bfloat16, the int8 weights read as they
+are. Nothing is packed (fbgemm's dynamic int8 layers, used before, repacked the weights at every
+load: ~0.7 s at full size), so the weights ``convert`` writes to ``llm-int8-rows.safetensors``
+are memory-mapped straight from the file; a directory without that file quantises the fp32 LM
+at load with the same arithmetic and result. Per-row scales and bfloat16 activations are also
+closer to fp32 than fbgemm's per-tensor scale and 8-bit activations (docs/cosyvoice.md).
+
+``torch._weight_int8pack_mm`` is private (torchao and gpt-fast use it for the same purpose); it
+replaces torch's quantized tensors, whose creation functions torch 2.13 deprecates for removal.
 """
 
 from __future__ import annotations
@@ -15,50 +20,77 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.ao.nn.quantized import dynamic
 
 from function.engines.base import EngineLoadError
 
-INT8_NAME = "llm-int8"
+INT8_NAME = "llm-int8-rows"
 
 
 def int8_path(model_dir: Path) -> Path:
     return model_dir / f"{INT8_NAME}.safetensors"
 
 
+class Int8Linear(nn.Module):
+    """``nn.Linear`` with an int8 weight (out, in) and a bfloat16 scale per output row."""
+
+    def __init__(self, weight: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.out_features, self.in_features = weight.shape
+        self.weight, self.scales, self.bias = weight, scales, bias
+
+    @classmethod
+    def quantized(cls, layer: nn.Linear) -> Int8Linear:
+        weight = layer.weight.detach().float()
+        # The scale is rounded to bfloat16 first, so the int8 values are those of the scale used.
+        scales = (weight.abs().amax(dim=1) / 127).clamp(min=1e-12).to(torch.bfloat16)
+        int8 = torch.round(weight / scales.float().unsqueeze(1)).clamp(-127, 127).to(torch.int8)
+        return cls(int8, scales, layer.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, self.in_features).to(torch.bfloat16)
+        y = torch._weight_int8pack_mm(flat, self.weight, self.scales).view(*x.shape[:-1], -1)
+        # bfloat16 + float32 bias is added in float32: one operation where casting first is two
+        # (at one token per step, each operation's fixed cost counts: 86 layers per token).
+        return y.to(x.dtype) if self.bias is None else y + self.bias
+
+
+def _linears(lm: nn.Module) -> list[tuple[str, nn.Linear]]:
+    return [(name, layer) for name, layer in lm.named_modules() if type(layer) is nn.Linear]
+
+
+def _replace(lm: nn.Module, name: str, layer: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(lm.get_submodule(parent_name), child, layer)
+
+
 def quantize(lm: nn.Module) -> None:
-    """Replace ``lm``'s linear layers by int8 dynamic ones, in place (a deep copy of the fp32 LM
-    first, the default, would add ~0.8 GB of peak RSS at full size only to be replaced)."""
-    torch.ao.quantization.quantize_dynamic(lm, {nn.Linear}, dtype=torch.qint8, inplace=True)
+    """Replace ``lm``'s linear layers by int8 ones, in place."""
+    for name, layer in _linears(lm):
+        _replace(lm, name, Int8Linear.quantized(layer))
 
 
 def quantized_state(lm: nn.Module) -> dict[str, torch.Tensor]:
-    """The int8 weights of a quantised ``lm``: ``{layer}.int8``, ``.scale`` and ``.zero_point``."""
+    """The int8 weights of a quantised ``lm``: ``{layer}.int8`` and ``{layer}.scales``."""
     state = {}
     for name, layer in lm.named_modules():
-        if isinstance(layer, dynamic.Linear):
-            weight, _ = layer._weight_bias()
-            state[f"{name}.int8"] = weight.int_repr()
-            state[f"{name}.scale"] = torch.tensor(weight.q_scale(), dtype=torch.float64)
-            state[f"{name}.zero_point"] = torch.tensor(weight.q_zero_point(), dtype=torch.int64)
+        if isinstance(layer, Int8Linear):
+            state[f"{name}.int8"] = layer.weight
+            state[f"{name}.scales"] = layer.scales
     return state
 
 
 def load_quantized(lm: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Replace ``lm``'s linear layers by int8 ones built from ``state`` (``quantized_state``'s),
-    keeping their biases; every linear layer must have its weights there and nothing else."""
-    linears = [(name, layer) for name, layer in lm.named_modules() if type(layer) is nn.Linear]
-    expected = {f"{name}.{part}" for name, _ in linears for part in ("int8", "scale", "zero_point")}
+    """Replace ``lm``'s linear layers by int8 ones holding ``state``'s tensors (``quantized_state``'s,
+    memory-mapped as they are), keeping their biases; every linear layer must be there, and nothing
+    else."""
+    linears = _linears(lm)
+    expected = {f"{name}.{part}" for name, _ in linears for part in ("int8", "scales")}
     if set(state) != expected:
         raise EngineLoadError(f"{INT8_NAME}: layers do not match the model (run convert again)")
     for name, layer in linears:
-        weight = torch._make_per_tensor_quantized_tensor(
-            state[f"{name}.int8"], state[f"{name}.scale"].item(), int(state[f"{name}.zero_point"].item())
-        )
-        # Built 1x1 and then given the layer's weights: at full size the constructor would
-        # quantise and pack a zero matrix of the layer's shape first (~0.8 s for the whole LM).
-        quantized = dynamic.Linear(1, 1, bias_=layer.bias is not None, dtype=torch.qint8)
-        quantized.in_features, quantized.out_features = layer.in_features, layer.out_features
-        quantized.set_weight_bias(weight, layer.bias)
-        parent_name, _, child = name.rpartition(".")
-        setattr(lm.get_submodule(parent_name), child, quantized)
+        weight, scales = state[f"{name}.int8"], state[f"{name}.scales"]
+        if (weight.dtype, scales.dtype) != (torch.int8, torch.bfloat16) or (
+            weight.shape != layer.weight.shape or scales.shape != weight.shape[:1]
+        ):
+            raise EngineLoadError(f"{INT8_NAME}: {name} does not match the model (run convert again)")
+        _replace(lm, name, Int8Linear(weight, scales, layer.bias))

@@ -19,6 +19,7 @@ does. Inference is our own:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -184,7 +185,6 @@ class TransformerLM(nn.Module):
 
     # --- generation -------------------------------------------------------------------------------
 
-    @torch.inference_mode()
     def generate(
         self,
         text: torch.Tensor,
@@ -196,7 +196,33 @@ class TransformerLM(nn.Module):
         max_token_text_ratio: float = 20.0,
         force_tokens: int | None = None,
     ) -> list[int]:
-        """Speech tokens for text ids (1, T) and a speaker embedding (1, 192), upstream's loop.
+        """All the speech tokens ``tokens`` yields, as a list (the arguments are its own)."""
+        return list(
+            self.tokens(
+                text,
+                embedding,
+                generator,
+                sampling=sampling,
+                min_token_text_ratio=min_token_text_ratio,
+                max_token_text_ratio=max_token_text_ratio,
+                force_tokens=force_tokens,
+            )
+        )
+
+    @torch.inference_mode()
+    def tokens(
+        self,
+        text: torch.Tensor,
+        embedding: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        sampling: SamplingParams | None = None,
+        min_token_text_ratio: float = 2.0,
+        max_token_text_ratio: float = 20.0,
+        force_tokens: int | None = None,
+    ) -> Iterator[int]:
+        """Speech tokens for text ids (1, T) and a speaker embedding (1, 192), upstream's loop,
+        each yielded as soon as it is sampled (streaming decodes them while the LM goes on).
 
         ``force_tokens`` makes EOS impossible until exactly that many tokens (benchmarks). Draws
         from ``generator``, or from torch's global generator as upstream does.
@@ -217,6 +243,6 @@ class TransformerLM(nn.Module):
             if token == self.eos:
                 break
             out.append(token)
+            yield token
             if i + 1 < max_len:
                 logp = self.step(state, token)
-        return out

@@ -2,13 +2,15 @@
 
 Loading reads ``cosyvoice.yaml`` for the sizes (``hparams.py``), builds each module without
 initialising it and assigns the checkpoint's memory-mapped tensors (``weights.py``). Synthesis
-is upstream's ``inference_sft`` without streaming: ``pieces`` normalises and splits the text
-(``frontend.py``), then for each piece: text ids -> LLM speech tokens -> flow mel -> HiFT wave.
+is upstream's ``inference_sft``: ``pieces`` normalises and splits the text (``frontend.py``),
+then for each piece: text ids -> LLM speech tokens -> flow mel -> HiFT wave; whole
+(``synthesize``), or every 100 tokens as upstream's stream mode (``synthesize_streamed``,
+``streamed.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,15 +24,23 @@ from function.engines.base import EngineLoadError
 from function.engines.cosyvoice import flow, hift
 from function.engines.cosyvoice.frontend import normalize
 from function.engines.cosyvoice.hparams import Node, load_hparams
-from function.engines.cosyvoice.int8 import int8_path, load_quantized, quantize
+from function.engines.cosyvoice.int8 import Int8Linear, int8_path, load_quantized, quantize
 from function.engines.cosyvoice.llm import TransformerLM
 from function.engines.cosyvoice.options import training_only
 from function.engines.cosyvoice.pages import FilePages, file_mappings
 from function.engines.cosyvoice.precision import PRECISIONS, decoders_in_bf16
 from function.engines.cosyvoice.sampling import SamplingParams
+from function.engines.cosyvoice.streamed import StreamedToken2Wav
 from function.engines.cosyvoice.tokenizer import VOCAB_FILE, TextTokenizer
 from function.engines.cosyvoice.transformer import ConformerEncoder, TransformerEncoder
-from function.engines.cosyvoice.weights import build, load_speakers, load_state
+from function.engines.cosyvoice.weights import (
+    BF16_NAME,
+    assign,
+    build,
+    converted_path,
+    load_speakers,
+    load_state,
+)
 from function.engines.cosyvoice.wetext import GRAMMAR_DIR, LazyWeText
 
 SUPPORTED_TOKENIZER = "whisper.tokenizer.get_tokenizer"
@@ -93,7 +103,7 @@ def load_llm(model_dir: Path, hparams: dict[str, Any] | None = None) -> Transfor
 
 
 def _with_precision(llm: TransformerLM, precision: str, model_dir: Path) -> TransformerLM:
-    """Faster, non-parity modes of the LLM: bf16 weights, or the int8 LM (``int8.py``)."""
+    """Faster, non-parity modes of the LLM: bf16 weights, or the int8 LM and output layer (``int8.py``)."""
     if precision == "bf16":
         # Tensor by tensor, dropping each one's fp32 file pages once cast: casting all at once
         # holds the 1.1 GB of fp32 pages and the bf16 copy together (peak RSS 2.1 GB at full size).
@@ -110,14 +120,51 @@ def _with_precision(llm: TransformerLM, precision: str, model_dir: Path) -> Tran
             load_quantized(llm.llm, load_file(int8_path(model_dir)))
         else:
             quantize(llm.llm)
+        # The output layer is read at every token too (17 MB in fp32, 4 MB in int8); it is small
+        # enough to quantise here, and its fp32 file pages, read once for that, are dropped.
+        fp32 = FilePages([llm.llm_decoder.weight])
+        llm.llm_decoder = Int8Linear.quantized(llm.llm_decoder)
+        fp32.release()
     return llm
 
 
-def decoders_in(flow_model: nn.Module, vocoder: nn.Module, dtype: torch.dtype) -> None:
-    """Cast once (rather than autocast per call) the flow's U-Net, run 10 times per sentence (its
-    encoder, run once, stays fp32), and HiFT's convolutions. bfloat16 is not parity."""
-    flow_model.decoder.estimator.to(dtype)
-    vocoder.convolutions_in(dtype)
+def load_decoders(model_dir: Path, hparams: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
+    """The flow and HiFT of ``model_dir`` (official .pt or converted), loaded strictly."""
+    flow_model = build(lambda: construct(_node(hparams, "flow")), load_state(model_dir, "flow"), "flow")
+    vocoder = build(lambda: construct(_node(hparams, "hift")), load_state(model_dir, "hift"), "hift")
+    return flow_model, vocoder
+
+
+def bf16_modules(flow_model: nn.Module, vocoder: nn.Module) -> dict[str, nn.Module]:
+    """What ``fast`` runs in bfloat16, by name: the flow's U-Net, run 10 times per sentence (its
+    encoder, run once, stays fp32), and HiFT's convolutions."""
+    convolutions = {f"hift.{name}": module for name, module in vocoder.convolutions().items()}
+    return {"flow.decoder.estimator": flow_model.decoder.estimator, **convolutions}
+
+
+def decoders_in(
+    flow_model: nn.Module,
+    vocoder: nn.Module,
+    dtype: torch.dtype,
+    state: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Cast once (rather than autocast per call) ``bf16_modules``; or, given ``state`` (the
+    ``dtype`` tensors ``convert`` wrote, ``prefixed_state``), take those: the same values, mapped
+    from the file instead of cast at load. bfloat16 is not parity."""
+    modules = bf16_modules(flow_model, vocoder)
+    if state is None:
+        for module in modules.values():
+            module.to(dtype)
+    elif any(tensor.dtype != dtype for tensor in state.values()):
+        raise EngineLoadError(f"{BF16_NAME}: not all {dtype} (run convert again)")
+    else:
+        assign(modules, state, BF16_NAME)
+    attentions = [m for m in flow_model.decoder.estimator.modules() if isinstance(m, flow.Attention)]
+    # Fusing copies q, k and v's weights: the originals' file pages, read once, are dropped.
+    unfused = FilePages(w for a in attentions for w in (a.to_q.weight, a.to_k.weight, a.to_v.weight))
+    for attention in attentions:
+        attention.fuse_projections()
+    unfused.release()
 
 
 @dataclass
@@ -137,11 +184,16 @@ class CosyVoiceRuntime:
     def text_ids(self, piece: str) -> torch.Tensor:
         return torch.tensor([self.tokenizer.encode(piece)], dtype=torch.int32)
 
-    def speech_tokens(self, piece: str, speaker: torch.Tensor) -> list[int]:
-        tokens = self.llm.generate(self.text_ids(piece), speaker, sampling=self.sampling)
-        if self.text_encoder_pages is not None:
-            self.text_encoder_pages.release()
-        return tokens
+    def speech_tokens(
+        self, piece: str, speaker: torch.Tensor, generator: torch.Generator | None = None
+    ) -> Iterator[int]:
+        """The LLM's tokens for ``piece`` as it samples them (from ``generator``, else torch's
+        global generator, as upstream)."""
+        try:
+            yield from self.llm.tokens(self.text_ids(piece), speaker, generator, sampling=self.sampling)
+        finally:
+            if self.text_encoder_pages is not None:
+                self.text_encoder_pages.release()
 
     @torch.inference_mode()
     def token2wav(self, tokens: list[int], speaker: torch.Tensor, speed: float) -> torch.Tensor:
@@ -162,10 +214,21 @@ class CosyVoiceRuntime:
         # Upstream draws every random number (sampling, flow noise, HiFT's source) from torch's
         # global generator; seeding it makes the output a function of the input.
         torch.manual_seed(seed)
-        tokens = self.speech_tokens(piece, speaker)
+        tokens = list(self.speech_tokens(piece, speaker))
         if not tokens:
             return np.zeros(0, dtype=np.float32)
         return self.token2wav(tokens, speaker, speed).float().numpy()
+
+    def synthesize_streamed(self, piece: str, voice: str, seed: int) -> Iterator[np.ndarray]:
+        """One normalised piece -> float32 samples a hop at a time, as upstream's stream mode
+        (``streamed.py``): the LLM and the hops interleaved, no thread. The LLM draws from a
+        generator seeded as ``synthesize`` seeds the global one, so it samples the same tokens;
+        flow and HiFT draw from their own (seeded from ``seed`` too: deterministic)."""
+        speaker = self.speakers[voice]
+        tokens = self.speech_tokens(piece, speaker, torch.Generator().manual_seed(seed))
+        decoders = torch.Generator().manual_seed((seed + 1) % 2**64)
+        for samples in StreamedToken2Wav(self.flow, self.hift, speaker, decoders).wave(tokens):
+            yield samples.float().numpy()
 
 
 def load_runtime(model_dir: Path, threads: int | None = None, precision: str = "fp32") -> CosyVoiceRuntime:
@@ -188,10 +251,15 @@ def load_runtime(model_dir: Path, threads: int | None = None, precision: str = "
     wetext = LazyWeText(model_dir / GRAMMAR_DIR)
     tokenizer = TextTokenizer(vocab, num_languages=int(tokenizer_node.kwargs.get("num_languages", 99)))
     llm = _with_precision(load_llm(model_dir, hparams), precision, model_dir)
-    flow_model = build(lambda: construct(_node(hparams, "flow")), load_state(model_dir, "flow"), "flow")
-    vocoder = build(lambda: construct(_node(hparams, "hift")), load_state(model_dir, "hift"), "hift")
+    flow_model, vocoder = load_decoders(model_dir, hparams)
     if decoders_in_bf16(precision):
-        decoders_in(flow_model, vocoder, torch.bfloat16)
+        converted = converted_path(model_dir, BF16_NAME)
+        state = None
+        if converted.is_file():
+            from safetensors.torch import load_file
+
+            state = load_file(converted)
+        decoders_in(flow_model, vocoder, torch.bfloat16, state)
     return CosyVoiceRuntime(
         tokenizer=tokenizer,
         llm=llm,

@@ -17,9 +17,33 @@ from torch import nn
 
 from function.engines.base import EngineLoadError
 
+# The ``fast`` precision's bfloat16 weights, cast once by ``convert`` rather than at every load.
+BF16_NAME = "decoders-bf16"
+
 
 def converted_path(model_dir: Path, name: str) -> Path:
     return model_dir / f"{name}.safetensors"
+
+
+def prefixed_state(modules: dict[str, nn.Module], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The modules' tensors in ``dtype``, named ``{prefix}.{key}`` (the inverse of ``assign``)."""
+    return {
+        f"{prefix}.{key}": value.to(dtype)
+        for prefix, module in modules.items()
+        for key, value in module.state_dict().items()
+    }
+
+
+def assign(modules: dict[str, nn.Module], state: dict[str, torch.Tensor], name: str) -> None:
+    """Give each module (by prefix) its tensors from ``state`` as they are (memory-mapped, in their
+    dtype), strictly: every module's every key, and nothing else in ``state``."""
+    used = 0
+    for prefix, module in modules.items():
+        part = {key.removeprefix(prefix + "."): v for key, v in state.items() if key.startswith(prefix + ".")}
+        _load(module, part, name)
+        used += len(part)
+    if used != len(state):
+        raise EngineLoadError(f"{name}: tensors for modules the model does not have (run convert again)")
 
 
 def load_state(model_dir: Path, name: str) -> dict[str, torch.Tensor]:

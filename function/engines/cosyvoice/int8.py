@@ -16,12 +16,15 @@ replaces torch's quantized tensors, whose creation functions torch 2.13 deprecat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from function.engines.base import EngineLoadError
+from function.engines.cosyvoice.llm import TransformerLM
+from function.engines.cosyvoice.pages import FilePages
 
 INT8_NAME = "llm-int8-rows"
 
@@ -45,6 +48,30 @@ class Int8Linear(nn.Module):
         scales = (weight.abs().amax(dim=1) / 127).clamp(min=1e-12).to(torch.bfloat16)
         int8 = torch.round(weight / scales.float().unsqueeze(1)).clamp(-127, 127).to(torch.int8)
         return cls(int8, scales, layer.bias)
+
+    @classmethod
+    def concatenated(cls, layers: Sequence[Int8Linear]) -> Int8Linear:
+        """One layer giving ``layers``' outputs side by side (they share an input): one cast of
+        the input and one product instead of one each, with the same outputs bit for bit (each
+        output row is its own dot product). The layers' weights become views of the new one, so
+        nothing is held twice."""
+        if any(layer.in_features != layers[0].in_features for layer in layers):
+            raise ValueError("concatenated layers must share their input size")
+        weight = torch.cat([layer.weight for layer in layers])
+        scales = torch.cat([layer.scales for layer in layers])
+        bias = None
+        if any(layer.bias is not None for layer in layers):
+            # A missing bias is zeros: bfloat16 + 0.0 in float32 is the cast that layer would do.
+            bias = torch.cat(
+                [
+                    layer.bias.detach() if layer.bias is not None else torch.zeros(layer.out_features)
+                    for layer in layers
+                ]
+            )
+        sizes = [layer.out_features for layer in layers]
+        for layer, rows, row_scales in zip(layers, weight.split(sizes), scales.split(sizes), strict=True):
+            layer.weight, layer.scales = rows, row_scales
+        return cls(weight, scales, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, self.in_features).to(torch.bfloat16)
@@ -94,3 +121,15 @@ def load_quantized(lm: nn.Module, state: dict[str, torch.Tensor]) -> None:
         ):
             raise EngineLoadError(f"{INT8_NAME}: {name} does not match the model (run convert again)")
         _replace(lm, name, Int8Linear(weight, scales, layer.bias))
+
+
+def fuse_qkv(lm: TransformerLM) -> None:
+    """Give ``lm`` (its LM already int8) one product for each layer's q, k and v; the separate
+    weights' file pages, read once to concatenate them, are dropped."""
+    attentions = [layer.self_attn for layer in lm.llm.encoders]
+    projections = [(a.linear_q, a.linear_k, a.linear_v) for a in attentions]
+    if not all(isinstance(layer, Int8Linear) for group in projections for layer in group):
+        raise ValueError("fuse_qkv needs the int8 LM (quantize or load_quantized first)")
+    unfused = FilePages(layer.weight for group in projections for layer in group)
+    lm.qkv = [Int8Linear.concatenated(group) for group in projections]
+    unfused.release()

@@ -24,7 +24,7 @@ from function.engines.base import EngineLoadError
 from function.engines.cosyvoice import flow, hift
 from function.engines.cosyvoice.frontend import normalize
 from function.engines.cosyvoice.hparams import Node, load_hparams
-from function.engines.cosyvoice.int8 import Int8Linear, int8_path, load_quantized, quantize
+from function.engines.cosyvoice.int8 import Int8Linear, fuse_qkv, int8_path, load_quantized, quantize
 from function.engines.cosyvoice.llm import TransformerLM
 from function.engines.cosyvoice.options import training_only
 from function.engines.cosyvoice.pages import FilePages, file_mappings
@@ -103,7 +103,8 @@ def load_llm(model_dir: Path, hparams: dict[str, Any] | None = None) -> Transfor
 
 
 def _with_precision(llm: TransformerLM, precision: str, model_dir: Path) -> TransformerLM:
-    """Faster, non-parity modes of the LLM: bf16 weights, or the int8 LM and output layer (``int8.py``)."""
+    """Faster, non-parity modes of the LLM: bf16 weights, or the int8 LM and output layer
+    (``int8.py``); in every mode, the position keys projected (``TransformerLM.prepare``)."""
     if precision == "bf16":
         # Tensor by tensor, dropping each one's fp32 file pages once cast: casting all at once
         # holds the 1.1 GB of fp32 pages and the bf16 copy together (peak RSS 2.1 GB at full size).
@@ -120,11 +121,13 @@ def _with_precision(llm: TransformerLM, precision: str, model_dir: Path) -> Tran
             load_quantized(llm.llm, load_file(int8_path(model_dir)))
         else:
             quantize(llm.llm)
+        fuse_qkv(llm)
         # The output layer is read at every token too (17 MB in fp32, 4 MB in int8); it is small
         # enough to quantise here, and its fp32 file pages, read once for that, are dropped.
         fp32 = FilePages([llm.llm_decoder.weight])
         llm.llm_decoder = Int8Linear.quantized(llm.llm_decoder)
         fp32.release()
+    llm.prepare()
     return llm
 
 

@@ -459,6 +459,26 @@ def test_output_holding_other_audio_is_a_recorded_conflict(
     assert record["status"] == "failed" and record["error"]["code"] == "output_exists"
 
 
+def test_a_reused_job_id_still_gets_its_own_manifest(event_server: FunctionServer, bucket: Bucket) -> None:
+    # Found by the fuzzer: when the name beside the audio and the caller's job id are both another
+    # event's, the manifest goes under the event's own id rather than nowhere.
+    name, job = f"reuse-{uuid.uuid4().hex}/x", f"job-{uuid.uuid4().hex[:8]}"
+    events = [
+        eventarc_pubsub({"text": f"Text number {n} wants this name.", "output": name, "job_id": job})
+        for n in (1, 2, 3)
+    ]
+    for event in events:
+        acknowledged(event.to(event_server))
+    first, second, third = events
+    assert bucket.manifest(f"{name}.wav.json")["source"]["id"] == first.event_id
+    assert bucket.manifest(f"jobs/{job}.json")["source"]["id"] == second.event_id
+    record = bucket.manifest(f"jobs/{third.event_id}.json")
+    assert record["source"]["id"] == third.event_id
+    assert record["status"] == "failed" and record["error"]["code"] == "output_exists"
+    [line] = event_logs(event_server, third.event_id)
+    assert line["manifest"].endswith(f"/jobs/{third.event_id}.json")
+
+
 def test_missing_output_bucket_is_retried_until_it_exists(start_server: ServerFactory, gcs: str) -> None:
     later = f"later-{uuid.uuid4().hex[:12]}"
     server = start_server(target="synthesize_event", **event_env(gcs, output=f"gs://{later}/audio"))

@@ -115,7 +115,8 @@ def write_manifest(
     task: Task, store: ObjectStore, record: dict[str, Any], audio_key: str | None
 ) -> StoredObject:
     """Write-once, so of two deliveries racing on one event the first manifest stands. When the
-    name beside the audio already holds another job's manifest, this job's goes under jobs/."""
+    name beside the audio already holds another job's manifest, this job's goes under jobs/: by
+    the caller's job id, or by the event id when that job id is another event's too (a reused id)."""
     source = task.source
     record["finished_at"] = finished_at()
     data = json.dumps(record, ensure_ascii=False, indent=2).encode()
@@ -124,7 +125,8 @@ def write_manifest(
         "status": record["status"],
         pipeline.AUDIO_KEY_METADATA: audio_key or "",
     }
-    for name in dict.fromkeys((task.manifest, job_manifest(task.job_id, source))):
+    names = (task.manifest, job_manifest(task.job_id, source), job_manifest(None, source))
+    for name in dict.fromkeys(names):
         stored, created = store.create(name, data, "application/json", metadata)
         if created or stored.metadata.get("event_id") == source.id:
             return stored

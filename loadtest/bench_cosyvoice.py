@@ -318,11 +318,11 @@ def prepare_model(model_dir: Path, smoke: bool) -> tuple[Path, Path]:
     converted = model_dir / "converted"
     if not (official / "hift.pt").is_file():
         build_tiny_model(official, sizes=TINY if smoke else FULL)
-    from function.engines.cosyvoice.int8 import int8_path
+    from function.engines.cosyvoice.int8 import INT8_NAME
     from function.engines.cosyvoice.weights import BF16_NAME, converted_path
 
     # Converted again when a file convert now writes is missing (a directory from an older round).
-    if not (int8_path(converted).is_file() and converted_path(converted, BF16_NAME).is_file()):
+    if not all(converted_path(converted, name).is_file() for name in (INT8_NAME, BF16_NAME)):
         from function.engines.cosyvoice.convert import convert
 
         converted.mkdir(parents=True, exist_ok=True)

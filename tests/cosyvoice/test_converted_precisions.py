@@ -14,7 +14,7 @@ from function.engines.base import EngineLoadError
 from function.engines.cosyvoice import flow, wetext
 from function.engines.cosyvoice.convert import convert
 from function.engines.cosyvoice.hparams import load_hparams
-from function.engines.cosyvoice.int8 import Int8Linear, int8_path, load_quantized, quantize
+from function.engines.cosyvoice.int8 import INT8_NAME, Int8Linear, load_quantized, quantize
 from function.engines.cosyvoice.runtime import _with_precision, decoders_in, load_decoders, load_llm
 from function.engines.cosyvoice.weights import BF16_NAME, converted_path
 from tests.cosyvoice.test_llm_parity import lite_logps, speaker, text_ids
@@ -93,7 +93,7 @@ def test_fused_attention_is_the_three_projections(converted: Path) -> None:
 def test_int8_file_is_quantisation_at_load_and_near_fp32(converted: Path) -> None:
     at_load, from_file, fp32 = load_llm(converted), load_llm(converted), load_llm(converted)
     quantize(at_load.llm)
-    load_quantized(from_file.llm, load_file(int8_path(converted)))
+    load_quantized(from_file.llm, load_file(converted_path(converted, INT8_NAME)))
     for want, got in zip(at_load.llm.modules(), from_file.llm.modules(), strict=True):
         if isinstance(want, Int8Linear):
             assert torch.equal(want.weight, got.weight) and torch.equal(want.scales, got.scales)

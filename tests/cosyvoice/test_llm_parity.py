@@ -11,10 +11,10 @@ from safetensors.torch import load_file
 
 from function.engines.base import EngineLoadError
 from function.engines.cosyvoice.convert import convert
-from function.engines.cosyvoice.int8 import int8_path, load_quantized, quantize, quantized_state
+from function.engines.cosyvoice.int8 import INT8_NAME, load_quantized, quantize, quantized_state
 from function.engines.cosyvoice.llm import TransformerLM
 from function.engines.cosyvoice.runtime import load_llm
-from function.engines.cosyvoice.weights import load_speakers
+from function.engines.cosyvoice.weights import converted_path, load_speakers
 
 TOLERANCE = 1e-4
 
@@ -104,7 +104,7 @@ def test_converted_checkpoint_loads_the_same_tensors(tiny_model_dir: Path, tmp_p
     lm_fp32, at_load = load_llm(tmp_path), load_llm(tmp_path)
     quantize(at_load.llm)
     from_file = load_llm(tmp_path)
-    load_quantized(from_file.llm, load_file(int8_path(tmp_path)))
+    load_quantized(from_file.llm, load_file(converted_path(tmp_path, INT8_NAME)))
     text, embedding = text_ids(9, 3), speaker(tiny_model_dir)
     forced = torch.randint(0, 4096, (12,), generator=torch.Generator().manual_seed(4)).tolist()
     got = lite_logps(from_file, text, embedding, forced)

@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 from function.engines.cosyvoice import wetext
 from function.engines.cosyvoice.hift import fold_weight_norm
 from function.engines.cosyvoice.hparams import load_hparams
-from function.engines.cosyvoice.int8 import int8_path, quantize, quantized_state
+from function.engines.cosyvoice.int8 import INT8_NAME, quantize, quantized_state
 from function.engines.cosyvoice.metadata import MANIFEST, SPK2INFO
 from function.engines.cosyvoice.runtime import bf16_modules, load_decoders, load_llm
 from function.engines.cosyvoice.weights import BF16_NAME, converted_path, prefixed_state
@@ -54,7 +54,7 @@ def convert(model_dir: Path) -> dict[str, object]:
     # the version: it is a function of llm.safetensors, and its precision is in the model version.
     llm = load_llm(model_dir)
     quantize(llm.llm)
-    _save(quantized_state(llm.llm), int8_path(model_dir))
+    _save(quantized_state(llm.llm), converted_path(model_dir, INT8_NAME))
     del llm
     # The ``fast`` precision's bfloat16 flow U-Net and HiFT convolutions, cast once here rather
     # than at every load; like the int8 file, a function of the files above, so not hashed.

@@ -17,7 +17,6 @@ replaces torch's quantized tensors, whose creation functions torch 2.13 deprecat
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -27,10 +26,6 @@ from function.engines.cosyvoice.llm import TransformerLM
 from function.engines.cosyvoice.pages import FilePages
 
 INT8_NAME = "llm-int8-rows"
-
-
-def int8_path(model_dir: Path) -> Path:
-    return model_dir / f"{INT8_NAME}.safetensors"
 
 
 class Int8Linear(nn.Module):

@@ -24,7 +24,7 @@ from function.engines.base import EngineLoadError
 from function.engines.cosyvoice import flow, hift
 from function.engines.cosyvoice.frontend import normalize
 from function.engines.cosyvoice.hparams import Node, load_hparams
-from function.engines.cosyvoice.int8 import Int8Linear, fuse_qkv, int8_path, load_quantized, quantize
+from function.engines.cosyvoice.int8 import INT8_NAME, Int8Linear, fuse_qkv, load_quantized, quantize
 from function.engines.cosyvoice.llm import TransformerLM
 from function.engines.cosyvoice.options import training_only
 from function.engines.cosyvoice.pages import FilePages, file_mappings
@@ -37,7 +37,7 @@ from function.engines.cosyvoice.weights import (
     BF16_NAME,
     assign,
     build,
-    converted_path,
+    converted_state,
     load_speakers,
     load_state,
 )
@@ -115,10 +115,9 @@ def _with_precision(llm: TransformerLM, precision: str, model_dir: Path) -> Tran
             fp32.release()
         return llm.to(torch.bfloat16)  # the buffers
     if precision in ("int8", "fast"):
-        if int8_path(model_dir).is_file():
-            from safetensors.torch import load_file
-
-            load_quantized(llm.llm, load_file(int8_path(model_dir)))
+        state = converted_state(model_dir, INT8_NAME)
+        if state is not None:
+            load_quantized(llm.llm, state)
         else:
             quantize(llm.llm)
         fuse_qkv(llm)
@@ -256,13 +255,7 @@ def load_runtime(model_dir: Path, threads: int | None = None, precision: str = "
     llm = _with_precision(load_llm(model_dir, hparams), precision, model_dir)
     flow_model, vocoder = load_decoders(model_dir, hparams)
     if decoders_in_bf16(precision):
-        converted = converted_path(model_dir, BF16_NAME)
-        state = None
-        if converted.is_file():
-            from safetensors.torch import load_file
-
-            state = load_file(converted)
-        decoders_in(flow_model, vocoder, torch.bfloat16, state)
+        decoders_in(flow_model, vocoder, torch.bfloat16, converted_state(model_dir, BF16_NAME))
     return CosyVoiceRuntime(
         tokenizer=tokenizer,
         llm=llm,

@@ -25,6 +25,16 @@ def converted_path(model_dir: Path, name: str) -> Path:
     return model_dir / f"{name}.safetensors"
 
 
+def converted_state(model_dir: Path, name: str) -> dict[str, torch.Tensor] | None:
+    """The tensors ``convert`` wrote as ``name`` (memory-mapped), None when it did not."""
+    converted = converted_path(model_dir, name)
+    if not converted.is_file():
+        return None
+    from safetensors.torch import load_file
+
+    return load_file(converted)
+
+
 def prefixed_state(modules: dict[str, nn.Module], dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """The modules' tensors in ``dtype``, named ``{prefix}.{key}`` (the inverse of ``assign``)."""
     return {
@@ -48,14 +58,12 @@ def assign(modules: dict[str, nn.Module], state: dict[str, torch.Tensor], name: 
 
 def load_state(model_dir: Path, name: str) -> dict[str, torch.Tensor]:
     """``name`` (llm, flow, hift, spk2info): the converted file when present, else the official .pt."""
-    converted = converted_path(model_dir, name)
-    if converted.is_file():
-        from safetensors.torch import load_file
-
-        return load_file(converted)
+    state = converted_state(model_dir, name)
+    if state is not None:
+        return state
     path = model_dir / f"{name}.pt"
     if not path.is_file():
-        raise EngineLoadError(f"missing {path} (and no {converted.name})")
+        raise EngineLoadError(f"missing {path} (and no {converted_path(model_dir, name).name})")
     # mmap needs torch's zip format; very old checkpoints are read into memory instead.
     return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
 
@@ -104,10 +112,8 @@ def _load(module: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
 
 def load_speakers(model_dir: Path) -> dict[str, torch.Tensor]:
     """Speaker name -> x-vector (1, 192), from spk2info.safetensors or the official spk2info.pt."""
-    converted = converted_path(model_dir, "spk2info")
-    if converted.is_file():
-        from safetensors.torch import load_file
-
-        return load_file(converted)
+    state = converted_state(model_dir, "spk2info")
+    if state is not None:
+        return state
     spk2info = torch.load(model_dir / "spk2info.pt", map_location="cpu", weights_only=True)
     return {name: info["embedding"] for name, info in spk2info.items()}

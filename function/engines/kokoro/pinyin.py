@@ -34,6 +34,8 @@ PHRASES: dict[str, tuple[str, ...]] = {
     "选为": ("xuan3", "wei2"),
     "斜杠": ("xie2", "gang4"),
     "说得": ("shuo1", "de5"),
+    "还钱": ("huan2", "qian2"),
+    "得了": ("de2", "le5"),
     "看著": ("kan4", "zhe5"),
 }
 _PHRASE = re.compile("|".join(sorted(PHRASES, key=len, reverse=True)))
@@ -76,14 +78,16 @@ class PinyinReader:
     def _han(self, run: str) -> list[Word]:
         segments = [(w.word, w.flag) for w in jieba.posseg.lcut(run, HMM=True)]
         readings = [r for word, _ in segments for r in _pinyin(word)]
+        fixed: set[int] = set()  # positions a phrase below sets: the sandhi leaves them alone
         for m in _PHRASE.finditer(run):
             readings[m.start() : m.end()] = PHRASES[m.group()]
+            fixed.update(range(m.start(), m.end()))
         start = 0
-        for word, _ in segments:
+        for word, pos in segments:
             after = run[start + 1 : start + 2]
             if word == "为" and (after in _NUMERALS or after in "负百千万"):  # "is" before a number
                 readings[start] = "wei2"
-            elif word == "长" and after in _NUMERALS:  # a length: 长三十厘米 cháng
+            elif word == "长" and (pos == "a" or after in _NUMERALS):  # long, a length: cháng
                 readings[start] = "chang2"
             start += len(word)
         for i in range(1, len(run)):
@@ -93,12 +97,13 @@ class PinyinReader:
         start = 0
         for word, pos in self._sandhi.pre_merge_for_modify(segments):
             syllables = readings[start : start + len(word)]
-            start += len(word)
             toned = self._sandhi.modified_tone(word, pos, list(syllables))
-            # The sandhi makes every word-final 的/地/得 neutral; 得 as a verb (得了A dé, 还得 děi)
-            # is no particle: jieba tags the particle "ud".
-            if word.endswith("得") and not pos.startswith("u"):
-                toned[-1] = syllables[-1]
+            for i, (char, syllable) in enumerate(zip(word, syllables, strict=True)):
+                if start + i in fixed:
+                    toned[i] = syllable
+                elif char in "的地得" and toned[i].endswith("5"):
+                    toned[i] = "de5"  # the particles, whatever pypinyin said (地 dì, 得 dé)
+            start += len(word)
             words.append(Word(word, tuple(toned)))
         return _number_yi(words)
 

@@ -26,6 +26,7 @@ from misaki.zh import ZHG2P
 
 from function.engines.kokoro.normalize import ChineseNormalizer, is_chinese
 from function.engines.kokoro.pinyin import PinyinReader, Word
+from function.languages import pinyin_syllables
 
 # Latin words, with the spaces, apostrophes, hyphens and light punctuation between them, so that
 # "Hello, how are you" reaches the English G2P as one phrase.
@@ -106,6 +107,8 @@ class MandarinG2P:
         return self._normalize(text) if is_chinese(text) else text
 
     def reading(self, text: str) -> Reading:
+        if (syllables := pinyin_syllables(text)) is not None:
+            return Reading(text, " ".join(syllables))
         spoken = self.normalize(text)
         syllables: list[str] = []
         for part, is_latin in _split_latin(spoken):
@@ -116,6 +119,9 @@ class MandarinG2P:
         return Reading(spoken, " ".join(syllables))
 
     def __call__(self, text: str) -> str:
+        if (syllables := pinyin_syllables(text)) is not None:
+            # Tone-marked pinyin (nǐ hǎo): read as the syllables it spells.
+            return " ".join("".join(_syllable(s) for s in syllables).split())
         if not is_chinese(text):
             # Plain English given to a Mandarin voice: the English G2P reads it, digits included.
             return self._english(text)

@@ -72,7 +72,8 @@ def test_openai_names_cover_both_languages(engine: KokoroEngine) -> None:
         assert all(voices[v].speaks(base) for v in table[base].values())
     assert table["en"]["alloy"] == "af_alloy" and table["en"]["fable"] == "bm_fable"
     assert table["zh"]["nova"].startswith("zf_") and table["zh"]["onyx"].startswith("zm_")
-    assert len(set(table["zh"].values())) == 8  # every Mandarin voice is reachable
+    # Every Mandarin voice but zf_xiaoni (hard to understand: by name only) is reachable.
+    assert set(table["zh"].values()) == {v for v in voices if v.startswith("z")} - {"zf_xiaoni"}
 
 
 def test_mandarin_speech(engine: KokoroEngine) -> None:

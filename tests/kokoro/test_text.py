@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from function.engines.kokoro import KokoroEngine
 from function.engines.kokoro.chunking import MAX_TOKENS, PIECE_TOKENS, fit_phonemes
 

@@ -44,7 +44,7 @@ HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _FULL_WIDTH = {
     code: code - 0xFEE0 for code in (*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B))
 }
-_FULL_WIDTH.update({ord("％"): "%", ord("＄"): "$", ord("￥"): "¥", ord("＋"): "+", ord("～"): "~", ord("＠"): "@"})
+_FULL_WIDTH.update({ord(wide): ascii_ for wide, ascii_ in zip("％＄￥＋～＠", "%$¥+~@", strict=True)})
 _DIGIT_PUNCT = re.compile(r"(?<=\d)([．：－／])(?=\d)")
 _DIGIT_PUNCT_ASCII = {"．": ".", "：": ":", "－": "-", "／": "/"}
 
@@ -65,13 +65,21 @@ _TWO = re.compile(
     r"|次|遍|步|顿|声|眼|笔|栋|朵|包|节|章|年(?![级代])|星期|礼拜))"
 )
 _MONTH_DAY = re.compile(r"(?<![\d.])(\d{1,2})月(\d{1,2})([日号])")
-_ROOM = re.compile(r"((?:房间|房号|门牌号|房间号|工号|学号|编号|尾号|单号|卡号|账号|车次|航班|邮编|验证码)(?:是|为)?)\s?(\d{3,})|(?<![\d.])(\d{3,})(?=室|房(?!子|间|价))")
+_ROOM = re.compile(
+    r"((?:房间|房号|门牌号|房间号|工号|学号|编号|尾号|单号|卡号|账号|车次|航班|邮编|验证码)(?:是|为)?)\s?(\d{3,})"
+    r"|(?<![\d.])(\d{3,})(?=室|房(?!子|间|价))"
+)
 _BC_YEAR = re.compile(r"(公元前?)(\d{1,3})(?=年)")
 _NEGATIVE_PERCENT = re.compile(r"(?<![\d.])[-−](?=\d+(?:\.\d+)?%)")
 _ORDINAL = re.compile(r"第(\d+)(?:\s*[-–~〜]\s*(\d+))?")
 # Units the grammar leaves as letters; the ones it knows (km, kg, cm, ml, h, min, ms) it reads.
-_UNITS = {"㎡": "平方米", "m²": "平方米", "m³": "立方米", "kW": "千瓦", "W": "瓦", "V": "伏", "mAh": "毫安时", "Hz": "赫兹"}
-_UNIT = re.compile(r"(?<=\d)\s?(" + "|".join(sorted(map(re.escape, _UNITS), key=len, reverse=True)) + r")(?![A-Za-z])")
+_UNITS = {
+    "㎡": "平方米", "m²": "平方米", "m³": "立方米", "kW": "千瓦",
+    "W": "瓦", "V": "伏", "mAh": "毫安时", "Hz": "赫兹",
+}  # fmt: skip
+_UNIT = re.compile(
+    rf"(?<=\d)\s?({'|'.join(sorted(map(re.escape, _UNITS), key=len, reverse=True))})(?![A-Za-z])"
+)
 _PER_SECOND = re.compile(r"(?<=[A-Za-z])/s\b")
 _PERCENT_RANGE = re.compile(r"(\d+(?:\.\d+)?)%\s*[-–~〜]\s*(?=\d+(?:\.\d+)?%)")
 _LATIN_HYPHEN_DIGIT = re.compile(r"(?<=[A-Za-z])[-‐](?=\d)")
@@ -128,8 +136,9 @@ def _money(m: re.Match[str]) -> str:
     if not cents or not int(cents):
         return spoken
     if symbol == "¥":  # 元角分, as prices are said
-        jiao, fen = int(cents.ljust(2, "0")[0]), int(cents.ljust(2, "0")[1])
-        return spoken + (f"{_DIGIT_NAMES[jiao]}角" if jiao else "零") + (f"{_DIGIT_NAMES[fen]}分" if fen else "")
+        jiao, fen = (int(c) for c in cents.ljust(2, "0"))
+        spoken += f"{_DIGIT_NAMES[jiao]}角" if jiao else "零"
+        return spoken + (f"{_DIGIT_NAMES[fen]}分" if fen else "")
     return f"{_cardinal(whole)}点{_digits(cents.rstrip('0'))}{scale}{_CURRENCY_NAMES[symbol]}"
 
 

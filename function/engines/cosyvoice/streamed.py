@@ -119,7 +119,7 @@ class StreamedToken2Wav:
             noise[:, :, : cached_noise.shape[2]] = cached_noise
             mu[:, :, : cached_mu.shape[2]] = cached_mu
         # Upstream keeps the last 34 frames for the next hop, hard-coded: the mel overlap only at 50 Hz.
-        self.flow_cache = (noise[:, :, -FLOW_CACHE :].clone(), mu[:, :, -FLOW_CACHE :].clone())
+        self.flow_cache = (noise[:, :, -FLOW_CACHE:].clone(), mu[:, :, -FLOW_CACHE:].clone())
         return self.flow.decode(mu, spks, noise)
 
     def _vocode(

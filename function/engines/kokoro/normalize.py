@@ -18,6 +18,7 @@ text                             wetext alone                here
 ``2倍`` ``2种`` ``下午2点``        二倍, 二种, 二点              两倍, 两种, 两点
 ``2月2日``                       二月两日                     二月二日
 ``房间1203`` ``1203室``          一千二百零三                 幺二零三
+``航班CA1831`` ``G1234次``        CA一千八百三十一               CA幺八三幺
 ``公元前221年``                  两百二十一年                 二百二十一年
 ``10%-20%`` ``-3%``              百分之十百分之负二十, 百分之负三  百分之十到百分之二十, 负百分之三
 ``第2个``                        第两个                       第二个
@@ -69,6 +70,8 @@ _ROOM = re.compile(
     r"((?:房间|房号|门牌号|房间号|工号|学号|编号|尾号|单号|卡号|账号|车次|航班|邮编|验证码)(?:是|为)?)\s?(\d{3,})"
     r"|(?<![\d.])(\d{3,})(?=室|房(?!子|间|价))"
 )
+# Flight and train numbers (CA1831, G1234, D301): letters, then digits read one by one.
+_FLIGHT = re.compile(r"(?<![A-Za-z\d])([A-Z]{1,2})\s?(\d{3,4})(?![\d.])")
 _BC_YEAR = re.compile(r"(公元前?)(\d{1,3})(?=年)")
 _NEGATIVE_PERCENT = re.compile(r"(?<![\d.])[-−](?=\d+(?:\.\d+)?%)")
 _ORDINAL = re.compile(r"第(\d+)(?:\s*[-–~〜]\s*(\d+))?")
@@ -191,6 +194,7 @@ class ChineseNormalizer:
         text = _TWO.sub("两", text)
         text = _MONTH_DAY.sub(_month_day, text)
         text = _ROOM.sub(_room, text)
+        text = _FLIGHT.sub(lambda m: f"{m.group(1)}{_digits(m.group(2), one='幺')}", text)
         text = _BC_YEAR.sub(lambda m: m.group(1) + _cardinal(m.group(2)), text)
         text = _PERCENT_RANGE.sub(r"\1%到", text)
         text = _NEGATIVE_PERCENT.sub("负", text)

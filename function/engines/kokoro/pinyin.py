@@ -35,6 +35,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
     "斜杠": ("xie2", "gang4"),
     "说得": ("shuo1", "de5"),
     "还钱": ("huan2", "qian2"),
+    "长得": ("zhang3", "de5"),
     "得了": ("de2", "le5"),
     "看著": ("kan4", "zhe5"),
 }
@@ -78,10 +79,6 @@ class PinyinReader:
     def _han(self, run: str) -> list[Word]:
         segments = [(w.word, w.flag) for w in jieba.posseg.lcut(run, HMM=True)]
         readings = [r for word, _ in segments for r in _pinyin(word)]
-        fixed: set[int] = set()  # positions a phrase below sets: the sandhi leaves them alone
-        for m in _PHRASE.finditer(run):
-            readings[m.start() : m.end()] = PHRASES[m.group()]
-            fixed.update(range(m.start(), m.end()))
         start = 0
         for word, pos in segments:
             after = run[start + 1 : start + 2]
@@ -90,6 +87,10 @@ class PinyinReader:
             elif word == "长" and (pos == "a" or after in _NUMERALS):  # long, a length: cháng
                 readings[start] = "chang2"
             start += len(word)
+        fixed: set[int] = set()  # positions a phrase below sets: the sandhi leaves them alone
+        for m in _PHRASE.finditer(run):
+            readings[m.start() : m.end()] = PHRASES[m.group()]
+            fixed.update(range(m.start(), m.end()))
         for i in range(1, len(run)):
             if run[i] == "只" and run[i - 1] in _NUMERALS:  # a measure word after a number: 两只 zhī
                 readings[i] = "zhi1"

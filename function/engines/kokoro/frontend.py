@@ -7,8 +7,8 @@ the mapping Kokoro v1.0 was trained with (its ``ZHG2P`` legacy path, which had n
 and no Traditional phrases). Runs of Latin words inside Chinese go to hibari's English G2P (a port
 of misaki's, without the GPL phonemizer); single letters are spelled (A股 is "A", not "uh").
 
-Importing this module imports jieba, pypinyin, cn2an and misaki: only ``KokoroEngine`` imports
-it, lazily; OpenCC and wetext are imported when the front end is built.
+Importing this module imports jieba (with its POS tagger), pypinyin, cn2an and misaki: only
+``KokoroEngine`` imports it, lazily; OpenCC and wetext are imported when the front end is built.
 """
 
 from __future__ import annotations
@@ -173,9 +173,9 @@ def _syllable(pinyin: str) -> str:
 class TextFrontEnd:
     """The phonemizer for each offered language, and the token count that pieces are cut by.
 
-    The Mandarin front end is built here (jieba's dictionary, pypinyin, cn2an, misaki: ~1 s, the
-    engine's main language). Each English G2P is built on first use instead (~0.35 s and ~90 MB
-    of lexicons each): Chinese text without Latin words never needs one, and only British voices
+    The Mandarin front end is built here (jieba's dictionary and POS tables, pypinyin, OpenCC,
+    wetext's grammar, misaki: ~1.5 s, the engine's main language). Each English G2P is built on
+    first use instead (~0.35 s and ~90 MB of lexicons each): Chinese text without Latin words never needs one, and only British voices
     need the British one. That keeps a Mandarin instance's cold start (process start -> first
     audio) ~0.4 s shorter; the first English (or mixed) request pays it once.
     """

@@ -20,7 +20,10 @@ from function.engines.kokoro.engine import EDGE_SILENCE
 from function.engines.kokoro.files import MANIFEST, MODEL_FILE, VOICES_DIR, Manifest
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("onnxruntime", "jieba", "pypinyin", "cn2an", "misaki", "hibari", "wetext", "kaldifst", "opencc", "fasttext")
+HEAVY = (
+    *("onnxruntime", "jieba", "pypinyin", "cn2an", "misaki", "hibari"),
+    *("wetext", "kaldifst", "opencc", "fasttext"),
+)
 ZH = "今天天气很好，我们去公园散步吧。"  # 14 syllables
 EN = "The quick brown fox jumps over the lazy dog."
 

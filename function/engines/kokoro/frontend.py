@@ -175,9 +175,10 @@ class TextFrontEnd:
 
     The Mandarin front end is built here (jieba's dictionary and POS tables, pypinyin, OpenCC,
     wetext's grammar, misaki: ~1.5 s, the engine's main language). Each English G2P is built on
-    first use instead (~0.35 s and ~90 MB of lexicons each): Chinese text without Latin words never needs one, and only British voices
-    need the British one. That keeps a Mandarin instance's cold start (process start -> first
-    audio) ~0.4 s shorter; the first English (or mixed) request pays it once.
+    first use instead (~0.35 s and ~90 MB of lexicons each): Chinese text without Latin words
+    never needs one, and only British voices need the British one. That keeps a Mandarin
+    instance's cold start (process start -> first audio) ~0.4 s shorter; the first English (or
+    mixed) request pays it once.
     """
 
     def __init__(self, jieba_cache: Path) -> None:

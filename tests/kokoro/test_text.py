@@ -80,3 +80,11 @@ def test_phoneme_chunks_fit_and_keep_every_phoneme() -> None:
     assert all(c.endswith(".") for c in chunks[:-1])  # cut at sentence ends first
     unbroken = "a" * 1200
     assert [len(c) for c in fit_phonemes(unbroken)] == [510, 510, 180]
+
+
+def test_a_lone_letter_in_chinese_is_the_letter_not_the_article(engine: KokoroEngine) -> None:
+    # hibari's G2P reads "A" alone as the article (ɐ); in A股 or 维生素A it is the letter's name.
+    assert engine.phonemes("A", "af_heart") == "ɐ"
+    for text in ("A股大涨", "多吃维生素A", "一张A4纸"):
+        phonemes = engine.phonemes(text, "zf_xiaobei")
+        assert "ˈA" in phonemes and "ɐ" not in phonemes, (text, phonemes)

@@ -41,6 +41,8 @@ PHRASES: dict[str, tuple[str, ...]] = {
 }
 _PHRASE = re.compile("|".join(sorted(PHRASES, key=len, reverse=True)))
 _HAN_RUN = re.compile(f"(?:{HAN.pattern})+")
+_PRONOUN_ENDS = frozenset("我你他她它们咱您")
+_GOT = frozenset("了到分奖罪病")
 _NUMERALS = frozenset("零一二三四五六七八九十两幺")
 _DIGIT_CHARS = frozenset("零一二三四五六七八九幺")  # not 两: 一两个 is "one or two", yì liǎng
 # After these, 一 is a number's first digit before a larger unit: 一千 yì, 一万 yí.
@@ -94,6 +96,11 @@ class PinyinReader:
         for i in range(1, len(run)):
             if run[i] == "只" and run[i - 1] in _NUMERALS:  # a measure word after a number: 两只 zhī
                 readings[i] = "zhi1"
+            elif run[i] == "得" and run[i - 1] in _PRONOUN_ENDS and i - 1 not in fixed:
+                # After a pronoun 得 is no particle (a pronoun is no verb): "must" (我们得走 děi),
+                # or "get" before what is got (他得了 dé).
+                readings[i] = "de2" if run[i + 1 : i + 2] in _GOT else "dei3"
+                fixed.add(i)
         words: list[Word] = []
         start = 0
         for word, pos in self._sandhi.pre_merge_for_modify(segments):

@@ -18,6 +18,7 @@ from function.config import Settings
 from function.engines.base import Engine, EngineLoadError, Voice
 from function.errors import ApiError, bad_field
 from function.logs import fields
+from function.namespaces import content_address
 from function.registry import Engines
 from function.routing import route
 from function.schema import SynthesizeRequest
@@ -53,7 +54,7 @@ class Plan:
         """Content address: the same engine, weights, voice, text, speed and format give the same
         name; a variant's name carries it (``<key>-stream.wav``)."""
         suffix = f"-{self.variant}" if self.variant else ""
-        return f"{self.audio_key[:40]}{suffix}.{self.format.extension}"
+        return f"{content_address(self.audio_key)}{suffix}.{self.format.extension}"
 
     def described(self) -> dict[str, Any]:
         """What the audio will be: format, voice, language, speed, engine and weights."""

@@ -98,14 +98,29 @@ def notify(job: Job, store: ObjectStore, publisher: Publisher | None, manifest: 
 
 def _with_pauses(job: Job, store: ObjectStore) -> list[str]:
     """The parts' objects with the pause object between them."""
-    pause = f"{JOBS}pause-{job.sample_rate}-{job.pause_ms}ms.pcm"
     samples = round(job.pause_ms / 1000 * job.sample_rate)
-    if samples and store.stat(pause) is None:
-        store.create(pause, bytes(samples * PCM_BYTES), "audio/pcm", {"sample_rate": str(job.sample_rate)})
+    if not samples:
+        return list(job.part_objects)
+    # Shared by every job at this rate and pause. Before namespaces were reserved a caller could
+    # write this name (issue 24), so it is used only when it holds the silence; else the job's own.
+    shared = f"{JOBS}pause-{job.sample_rate}-{job.pause_ms}ms.pcm"
+    silence = bytes(samples * PCM_BYTES)
+    pause = next(
+        (name for name in (shared, f"{job_dir(job.id)}pause.pcm") if _holds(store, name, silence)), None
+    )
+    if pause is None:
+        raise ApiError(409, "output_exists", f"{store.uri(shared)} and the job's own pause hold other data")
     sources: list[str] = []
     for n, name in enumerate(job.part_objects):
-        sources += [pause, name] if n and samples else [name]
+        sources += [pause, name] if n else [name]
     return sources
+
+
+def _holds(store: ObjectStore, name: str, data: bytes) -> bool:
+    """Write the service's object ``name`` if absent; whether it holds ``data`` (it is read back
+    when it was there before: another writer's object is never used on trust)."""
+    stored, created = store.create(name, data, "application/octet-stream", {})
+    return created or (stored.size == len(data) and store.read(name) == data)
 
 
 def _compose_wav(
@@ -119,7 +134,8 @@ def _compose_wav(
             400, "audio_too_long", f"{body.size} bytes of audio exceed WAV's 4 GiB; use flac or pcm", "format"
         )
     header = f"{job_dir(job.id)}wav-header"
-    store.create(header, wav_header(body.size, job.sample_rate), "application/octet-stream", {})
+    if not _holds(store, header, wav_header(body.size, job.sample_rate)):
+        raise ApiError(409, "output_exists", f"{store.uri(header)} holds another header")
     stored, _ = store.compose(job.output, [header, body.name], FORMATS["wav"].content_type, metadata)
     return stored, body.size // PCM_BYTES
 

@@ -18,9 +18,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from function.errors import ApiError
+from function.namespaces import SERVICE_PREFIX
 from function.storage import ObjectStore
 
-JOBS = "jobs/"
+# The service's own namespace (function.namespaces): no caller-named output can fall into it.
+JOBS = SERVICE_PREFIX
 # Job ids are content addresses (hex); anything else cannot name a job.
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 JSON = "application/json"

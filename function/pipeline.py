@@ -179,7 +179,14 @@ def resolve_format(name: str, field_name: str) -> AudioFormat:
 def audio_key(
     engine: Engine, voice: Voice, text: str, speed: float, fmt: AudioFormat, variant: str = ""
 ) -> str:
-    parts: list[Any] = [engine.name, engine.model_version, voice.id, text, speed, fmt.name]
+    return content_key(engine.name, engine.model_version, voice.id, text, speed, fmt.name, variant)
+
+
+def content_key(
+    engine: str, model_version: str, voice: str, text: str, speed: float, fmt: str, variant: str = ""
+) -> str:
+    """The audio key from names alone: what a job's record checks its parts against."""
+    parts: list[Any] = [engine, model_version, voice, text, speed, fmt]
     key = json.dumps([*parts, variant] if variant else parts, ensure_ascii=False)
     return hashlib.sha256(key.encode()).hexdigest()
 

@@ -57,7 +57,7 @@ def status(store: ObjectStore, job_id: str) -> dict[str, Any]:
     """``GET /jobs/<id>``: running with parts done of all, or the final manifest."""
     job = Job.find(store, job_id)
     done = len(store.names(parts_prefix(job.id)))
-    final = store.stat(job.manifest)
-    if final is not None and final.metadata.get("job_id") == job.id:
-        return json.loads(store.read(job.manifest)) | {"parts_done": done}
+    final = job.final(store)
+    if final is not None:
+        return json.loads(store.read(final.name)) | {"parts_done": done}
     return {"status": "running", **job.summary(store), "parts_done": done}

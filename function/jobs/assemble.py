@@ -27,7 +27,7 @@ from function.audio import FORMATS
 from function.errors import ApiError
 from function.jobs.layout import JOBS, JSON, Job, finished_at, job_dir, notified_marker
 from function.jobs.publish import Message, Publisher
-from function.storage import ObjectStore, StoredObject
+from function.storage import ObjectStore, StorageError, StoredObject
 
 # RIFF sizes are 32-bit.
 WAV_MAX_DATA_BYTES = 0xFFFFFFFF - 36
@@ -73,16 +73,24 @@ def fail(
 
 
 def finish(job: Job, store: ObjectStore, publisher: Publisher | None, record: dict[str, Any]) -> StoredObject:
-    """Write the final manifest once (the first finisher's stands), then notify once it is out."""
+    """Write the final manifest once (the first finisher's stands), then notify once it is out.
+    When the name it was given holds another job's manifest (an event's ``output`` used twice),
+    it goes under the job's own name: the job's outcome and notification are always its own."""
     record["finished_at"] = finished_at()
     # A job an event made writes the event's manifest: a redelivered event finds it as its own.
     source = job.origin.get("source")
     event_id = source.get("id", "") if isinstance(source, dict) else ""
     metadata = {"job_id": job.id, "status": record["status"], "event_id": event_id}
-    data = json.dumps(record, ensure_ascii=False, indent=2).encode()
-    manifest, _ = store.create(job.manifest, data, JSON, metadata)
-    notify(job, store, publisher, manifest)
-    return manifest
+    for name in job.manifests:
+        record["manifest"] = store.uri(name)
+        data = json.dumps(record, ensure_ascii=False, indent=2).encode()
+        manifest, _ = store.create(name, data, JSON, metadata)
+        if manifest.metadata.get("job_id") == job.id:
+            notify(job, store, publisher, manifest)
+            return manifest
+    # The job's own name is under jobs/, which no caller can name: only a bucket written by hand
+    # (or by a version before namespaces were reserved) gets here. A retry, then the dead letters.
+    raise StorageError(f"{manifest.uri} holds another job's manifest")
 
 
 def notify(job: Job, store: ObjectStore, publisher: Publisher | None, manifest: StoredObject) -> None:

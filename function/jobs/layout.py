@@ -6,7 +6,9 @@ finishes last need, so that no instance keeps any state of its own.
     jobs/<id>/published         written once every part is published (a re-sent job publishes nothing)
     jobs/<id>/notified          written once the results notification is out
     jobs/<id>/audio.<ext>       the audio, unless the job came from an event that names its output
-    jobs/<id>/manifest.json     the final manifest, unless the event that made the job names one
+    jobs/<id>/manifest.json     the final manifest, unless the event that made the job names one;
+                                also where it goes when that name holds another job's (the job
+                                always has a manifest of its own: ``Job.final``)
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from function.errors import ApiError
 from function.namespaces import SERVICE_PREFIX
-from function.storage import ObjectStore
+from function.storage import ObjectStore, StoredObject
 
 # The service's own namespace (function.namespaces): no caller-named output can fall into it.
 JOBS = SERVICE_PREFIX
@@ -102,6 +104,20 @@ class Job:
         if job is None:
             raise ApiError(404, "job_not_found", f"no job {job_id!r}", field="job_id")
         return job
+
+    @property
+    def manifests(self) -> tuple[str, ...]:
+        """Where the final manifest may be: the name it was given, then the job's own (a caller's
+        name may hold another job's manifest; this job's is never reported as its own)."""
+        return tuple(dict.fromkeys((self.manifest, manifest_name(self.id))))
+
+    def final(self, store: ObjectStore) -> StoredObject | None:
+        """The job's final manifest, once it is written."""
+        for name in self.manifests:
+            found = store.stat(name)
+            if found is not None and found.metadata.get("job_id") == self.id:
+                return found
+        return None
 
     def summary(self, store: ObjectStore) -> dict[str, Any]:
         """What a caller needs to find the results."""

@@ -1,0 +1,156 @@
+"""Issue 24, defects 3 and 4, through real event instances and ``GET /jobs``: a job whose named
+output is taken records its own failure and says so in its notification; parts its record did not
+plan (forged: anyone who may publish to the topics can set the part attribute) are acknowledged,
+logged and ignored, and change nothing."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from function.jobs.publish import LOCAL_TOPIC
+from tests.audio_checks import decode
+from tests.conftest import FunctionServer, ServerFactory
+from tests.jobs_fleet import Receiver, document, wait_for_job, wait_until
+from tests.test_events import acknowledged, raw_push
+from tests.test_http_api import log_lines
+
+FLEET_ENV = {"TTS_ENGINES": "hibari", "TTS_JOB_PART_CHARS": "300"}
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("integrity-out")
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def worker(start_server: ServerFactory, out: Path, receiver: Receiver) -> FunctionServer:
+    """The event instance parts are pushed to; it notifies the receiver."""
+    return start_server(
+        "synthesize_event", **FLEET_ENV, TTS_OUTPUT_URI=str(out), TTS_JOBS_RESULTS_URL=receiver.url
+    )
+
+
+@pytest.fixture(scope="module")
+def front(start_server: ServerFactory, out: Path, worker: FunctionServer) -> FunctionServer:
+    return start_server(**FLEET_ENV, TTS_OUTPUT_URI=str(out), TTS_JOBS_PUSH_URLS=worker.url)
+
+
+def notes_of(receiver: Receiver, job_id: str) -> list[dict]:
+    def sent() -> list[dict]:
+        return [m["data"] for m in receiver.messages() if m["data"].get("job_id") == job_id]
+
+    assert wait_until(lambda: bool(sent()), 20), f"no notification for job {job_id}"
+    return sent()
+
+
+def test_a_job_whose_output_is_taken_fails_under_its_own_name(
+    start_server: ServerFactory, out: Path, worker: FunctionServer, front: FunctionServer, receiver: Receiver
+) -> None:
+    """Defect 3: the second job's notification said "succeeded" with the first job's audio, and
+    ``GET /jobs/<second>`` said running, every part done, forever."""
+    events = start_server(
+        "synthesize_event",
+        **FLEET_ENV,
+        TTS_OUTPUT_URI=str(out),
+        TTS_MAX_EVENT_CHARS="400",
+        TTS_JOBS_PUSH_URLS=worker.url,
+    )
+    name = f"book/{uuid.uuid4().hex[:8]}"
+    job_ids = []
+    for seed in (31, 32):  # a re-sent, edited chapter: the same output, another text
+        delivery = raw_push({"text": document(6, seed=seed), "output": name})
+        acknowledged(delivery.to(events))
+        line = next(e for e in log_lines(events) if e.get("event_id") == delivery.event_id)
+        assert line["outcome"] == "submitted"
+        job_ids.append(line["job_id"])
+        assert wait_for_job(front.url, line["job_id"], timeout_s=60)["status"] in ("succeeded", "failed")
+    first, second = job_ids
+    beside = json.loads((out / f"{name}.wav.json").read_text())
+    assert (beside["job_id"], beside["status"]) == (first, "succeeded")
+
+    done = wait_for_job(front.url, second, timeout_s=5)
+    assert done["status"] == "failed" and done["error"]["code"] == "output_exists"
+    own = out / "jobs" / second / "manifest.json"
+    assert done["manifest"] == own.as_uri() and json.loads(own.read_text())["job_id"] == second
+    assert notes_of(receiver, second) == [
+        {"job_id": second, "status": "failed", "uri": None, "manifest": own.as_uri()}
+    ]
+    assert decode((out / f"{name}.wav").read_bytes()).duration_s == pytest.approx(
+        beside["duration_s"], abs=0.01
+    )
+
+
+def push(server: FunctionServer, body: dict) -> requests.Response:
+    return requests.post(f"{server.url}/{LOCAL_TOPIC}", json=body, timeout=60)
+
+
+def forged(body: dict, **changes: object) -> dict:
+    """A captured part's push body with its data changed (the attribute kept, as a forger would)."""
+    message = dict(body["message"])
+    data = json.loads(base64.b64decode(message["data"]))
+    for key, value in changes.items():
+        if key == "text":
+            data["request"] = {**data["request"], "text": value}
+        else:
+            data[key] = value
+    message["data"] = base64.b64encode(json.dumps(data).encode()).decode()
+    message["messageId"] = str(uuid.uuid4().int)[:16]
+    return {**body, "message": message}
+
+
+def test_parts_the_job_did_not_plan_are_acknowledged_and_ignored(
+    start_server: ServerFactory, out: Path, worker: FunctionServer
+) -> None:
+    """Defect 4: forged parts 50 and 51 of a 3-part job counted as done (assembly started early),
+    and a forged part 1 with other text took the genuine part's place."""
+    capture = Receiver()
+    front = start_server(**FLEET_ENV, TTS_OUTPUT_URI=str(out), TTS_JOBS_PUSH_URLS=capture.url)
+    accepted = requests.post(f"{front.url}/jobs", json={"text": document(5, seed=44)}, timeout=60).json()
+    assert wait_until(lambda: len(capture.bodies) == accepted["parts"])
+    capture.stop()
+    bodies = [{k: v for k, v in b.items() if k != "path"} for b in capture.bodies]
+    assert len(bodies) >= 3
+    job_id = accepted["job_id"]
+
+    forgeries = [
+        forged(bodies[0], part=50),
+        forged(bodies[0], part=len(bodies), parts=len(bodies) + 1),
+        forged(bodies[1], text="Someone else's words, in the place of part one."),
+        forged(
+            bodies[2], request={"text": "Another voice.", "voice": "heart", "speed": 1.5, "format": "pcm"}
+        ),
+        forged(bodies[0], job_id="0" * 32),  # no such job
+        forged(bodies[0], job_id="../../etc"),
+    ]
+    for body in forgeries:
+        assert push(worker, body).status_code == 200
+    ids = {b["message"]["messageId"] for b in forgeries}
+    lines = [e for e in log_lines(worker) if e.get("event_id") in ids]
+    assert len(lines) == len(forgeries)
+    assert all(e["outcome"] == "ignored" and e["severity"] == "WARNING" for e in lines), lines
+    running = requests.get(f"{front.url}/jobs/{job_id}", timeout=10).json()
+    assert (running["status"], running["parts_done"]) == ("running", 0)
+
+    for body in bodies:
+        assert push(worker, body).status_code == 200
+    done = wait_for_job(front.url, job_id, timeout_s=30)
+    assert done["status"] == "succeeded" and done["parts_done"] == len(bodies)
+    parts = [json.loads(p.read_text()) for p in sorted((out / "jobs" / job_id / "parts").glob("*.json"))]
+    planned = json.loads((out / "jobs" / job_id / "job.json").read_text())["part_objects"]
+    assert [p["object"] for p in parts] == planned
+    expected_s = sum(p["duration_s"] for p in parts) + 0.2 * (len(parts) - 1)
+    assert done["duration_s"] == pytest.approx(expected_s, abs=0.01)

@@ -113,7 +113,12 @@ def health_route(_: Request) -> Reply:
     states = engines.health()
     failing = sum("error" in s for s in states)
     status = "ok" if not failing else "degraded" if failing < len(states) else "unavailable"
+    # A key file that could not be read keeps the keys read before it: "degraded", no details.
+    if status == "ok" and keys.degraded:
+        status = "degraded"
     body = {"status": status, "engines": states, "model_loaded": any(s["loaded"] for s in states)}
+    if keys.configured:
+        body["api_keys"] = "degraded" if keys.degraded else "ok"
     return Reply(web.json_response(body, 503 if status == "unavailable" else 200))
 
 

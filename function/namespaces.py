@@ -8,7 +8,8 @@ job's parts, and squatted content addresses and future jobs' audio):
     jobs/                        the job machinery (records, parts, markers, pauses, a job's audio
                                  and manifest: ``function.jobs``) and the manifests of events
                                  whose audio has no caller-chosen name (``function.events``)
-    .meta/                       a local store's metadata (``function.storage``)
+    .meta/, .orphans/            a local store's metadata, and the bytes of writers that died
+                                 before linking theirs (``function.storage``)
     anything else                caller-named outputs (an event's ``output``, a dropped file's
                                  path) and their manifests (``<output>.json``)
 

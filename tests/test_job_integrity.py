@@ -154,3 +154,18 @@ def test_parts_the_job_did_not_plan_are_acknowledged_and_ignored(
     assert [p["object"] for p in parts] == planned
     expected_s = sum(p["duration_s"] for p in parts) + 0.2 * (len(parts) - 1)
     assert done["duration_s"] == pytest.approx(expected_s, abs=0.01)
+
+
+def test_the_requests_subscription_never_delivers_a_message_claiming_to_be_a_part() -> None:
+    """Defence in depth beside the record check: Pub/Sub filters on the part attribute."""
+    from function.jobs.submit import PART_ATTRIBUTE
+    from tests.deploy import iac
+
+    push = iac.resources("google_pubsub_subscription")["push"]
+    assert iac.expr(push["filter"]) == "local.push_filters[each.key]"
+    filters = {topic: iac.unquote(f) for topic, f in iac.locals_()["push_filters"].items()}
+    assert filters == {
+        "requests": f"NOT attributes:{PART_ATTRIBUTE}",
+        "job_parts": f"attributes:{PART_ATTRIBUTE}",
+    }
+    assert set(filters) == set(iac.locals_()["push_subscriptions"])

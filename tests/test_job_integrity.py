@@ -169,3 +169,33 @@ def test_the_requests_subscription_never_delivers_a_message_claiming_to_be_a_par
         "job_parts": f"attributes:{PART_ATTRIBUTE}",
     }
     assert set(filters) == set(iac.locals_()["push_subscriptions"])
+
+
+def test_the_same_job_submitted_to_two_instances_at_once_is_published_once(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    """Defect 8: both instances found no ``published`` marker and both published every part."""
+    from tests.conftest import post_at_once
+
+    capture = Receiver()
+    env = {**FLEET_ENV, "TTS_OUTPUT_URI": str(tmp_path), "TTS_JOBS_PUSH_URLS": capture.url}
+    fronts = [start_server(**env) for _ in range(2)]
+    try:
+        for seed in (81, 82, 83):
+            before = len(capture.bodies)
+            body = {"text": document(8, seed=seed)}
+            responses = post_at_once([f"{f.url}/jobs" for f in fronts], json=body)
+            assert [r.status_code for r in responses] == [202, 202], [r.text for r in responses]
+            accepted = [r.json() for r in responses]
+            assert accepted[0]["job_id"] == accepted[1]["job_id"]
+            parts = accepted[0]["parts"]
+            assert wait_until(lambda b=before, p=parts: len(capture.bodies) - b >= p, 20)
+            wait_until(lambda: False, 1)  # a second publisher's messages would have arrived by now
+            pushed = [
+                json.loads(base64.b64decode(b["message"]["data"]))["part"] for b in capture.bodies[before:]
+            ]
+            assert sorted(pushed) == list(range(parts)), (
+                f"trial {seed}: {len(pushed)} messages for {parts} parts"
+            )
+    finally:
+        capture.stop()

@@ -3,6 +3,7 @@ finishes last need, so that no instance keeps any state of its own.
 
     jobs/<id>/job.json          the record (write-once): parts, their audio, format, where the result goes
     jobs/<id>/parts/<n>.json    one manifest per finished part (write-once): progress is their count
+    jobs/<id>/publishing/<n>    claim n to publish the parts, before publishing (``function.jobs.claim``)
     jobs/<id>/published         written once every part is published (a re-sent job publishes nothing)
     jobs/<id>/notified          written once the results notification is out
     jobs/<id>/audio.<ext>       the audio, unless the job came from an event that names its output

@@ -13,7 +13,8 @@ from function import pipeline
 from function.config import Settings
 from function.engines.base import Engine
 from function.errors import bad_field
-from function.jobs.layout import JSON, Job, job_dir, manifest_name, published_marker, record_name
+from function.jobs.claim import publish_once
+from function.jobs.layout import JSON, Job, job_dir, manifest_name, record_name
 from function.jobs.publish import Message, Publisher
 from function.jobs.split import split_parts
 from function.registry import Engines
@@ -32,7 +33,7 @@ PART_ATTRIBUTE = "tts_job_part"
 @dataclass(frozen=True)
 class Submitted:
     job: Job
-    published: bool  # False: a re-sent job whose parts were published before
+    published: bool  # False: a re-sent job whose parts were published (or claimed) by another call
 
     def accepted(self, store: ObjectStore) -> dict[str, Any]:
         """The 202's body: the job, where its results will be, and where to ask for progress."""
@@ -114,19 +115,14 @@ def submit(
         origin=origin or {},
     )
     store.create(record_name(job_id), job.to_json(), JSON, {"job_id": job_id})
-    if store.stat(published_marker(job_id)) is not None:
-        return Submitted(job, published=False)
-    publisher.parts(
-        [
-            Message(
-                {"job_id": job_id, "part": n, "parts": len(plans), "request": _part_request(p)},
-                {PART_ATTRIBUTE: f"{job_id}/{n}"},
-            )
-            for n, p in enumerate(plans)
-        ]
-    )
-    store.create(published_marker(job_id), b"", "text/plain", {"job_id": job_id})
-    return Submitted(job, published=True)
+    messages = [
+        Message(
+            {"job_id": job_id, "part": n, "parts": len(plans), "request": _part_request(p)},
+            {PART_ATTRIBUTE: f"{job_id}/{n}"},
+        )
+        for n, p in enumerate(plans)
+    ]
+    return Submitted(job, published=publish_once(store, job_id, publisher, messages))
 
 
 def _part_request(plan: pipeline.Plan) -> dict[str, Any]:

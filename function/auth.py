@@ -48,6 +48,8 @@ _KEY_ID = re.compile(r"[0-9a-f]{8}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Compared against when the id is unknown, so a wrong id costs the same as a wrong secret.
 _NO_DIGEST = hashlib.sha256(b"no such key").hexdigest()
+# Where the guard leaves the caller's key id on the request (what jobs are scoped by).
+CALLER_ENVIRON = "serverless_tts.key_id"
 
 
 @dataclass(frozen=True)
@@ -192,8 +194,14 @@ def guard(ring: KeyRing, bearer: bool, open_paths: Collection[str]) -> Callable[
         if stored is None:
             raise unauthorized("invalid_api_key", "the API key is not valid (revoked, or mistyped)", bearer)
         annotate(key_id=stored.id)
+        request.environ[CALLER_ENVIRON] = stored.id
 
     return check
+
+
+def caller(request: Request) -> str | None:
+    """The id of the key the request came with (set by the guard), or None where keys are off."""
+    return request.environ.get(CALLER_ENVIRON)
 
 
 # --- the key command ---------------------------------------------------------------------------

@@ -73,12 +73,12 @@ def speak(
 
 def submit_job_route(request: Request) -> Reply:
     body = parse(jobs.JobRequest, web.json_body(request, settings.job_max_body_bytes))
-    submitted = jobs.accept(body, store, engines, settings)
+    submitted = jobs.accept(body, store, engines, settings, owner=auth.caller(request))
     return Reply(web.json_response(submitted.accepted(store), 202), submitted.log_fields())
 
 
-def job_status_route(_: Request, job_id: str) -> Reply:
-    return Reply.json(jobs.status(store, job_id))
+def job_status_route(request: Request, job_id: str) -> Reply:
+    return Reply.json(jobs.status(store, job_id, owner=auth.caller(request)))
 
 
 def voices_route(_: Request) -> Reply:

@@ -199,3 +199,50 @@ def test_the_same_job_submitted_to_two_instances_at_once_is_published_once(
             )
     finally:
         capture.stop()
+
+
+def test_with_keys_a_job_is_visible_only_to_the_key_that_submitted_it(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    """Defect 9: key B could read key A's job (status and uri), and learn that A had submitted a
+    document (the same content-addressed id came back)."""
+    from function import auth
+
+    file = tmp_path / "keys.json"
+    keys = []
+    for label in ("a", "b"):
+        assert auth.main(["new", "--label", label, "--file", str(file)]) == 0
+    entries = json.loads(file.read_text())["keys"]
+    assert len(entries) == 2
+    # The command prints each key once; make two known ones instead, with the same file shape.
+    for entry in entries:
+        key, key_id = auth.new_key()
+        entry.update(id=key_id, sha256=auth.digest(key))
+        keys.append(key)
+    file.write_text(json.dumps({"keys": entries}))
+    capture = Receiver()
+    front = start_server(
+        **FLEET_ENV,
+        TTS_OUTPUT_URI=str(tmp_path / "out"),
+        TTS_JOBS_PUSH_URLS=capture.url,
+        TTS_API_KEYS_FILE=str(file),
+    )
+    try:
+        as_a, as_b = ({"X-API-Key": key} for key in keys)
+        text = {"text": document(4, seed=99)}
+        mine = requests.post(f"{front.url}/jobs", json=text, headers=as_a, timeout=60)
+        assert mine.status_code == 202, mine.text
+        job_id = mine.json()["job_id"]
+        assert requests.get(f"{front.url}/jobs/{job_id}", headers=as_a, timeout=10).status_code == 200
+        theirs = requests.get(f"{front.url}/jobs/{job_id}", headers=as_b, timeout=10)
+        assert theirs.status_code == 404 and theirs.json()["error"]["code"] == "job_not_found"
+        unknown = requests.get(f"{front.url}/jobs/{'0' * 32}", headers=as_b, timeout=10)
+        assert theirs.json()["error"]["message"].replace(job_id, "ID") == unknown.json()["error"][
+            "message"
+        ].replace("0" * 32, "ID")
+        again = requests.post(f"{front.url}/jobs", json=text, headers=as_b, timeout=60)
+        assert again.status_code == 202 and again.json()["job_id"] != job_id
+        resent = requests.post(f"{front.url}/jobs", json=text, headers=as_a, timeout=60)
+        assert resent.json()["job_id"] == job_id  # still one job per document for its own key
+    finally:
+        capture.stop()

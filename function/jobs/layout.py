@@ -83,6 +83,9 @@ class Job:
     output: str  # the audio's object name
     manifest: str  # the final manifest's object name
     origin: dict[str, Any]  # what submitted it: the HTTP request, or the event and its input
+    # The key id of the caller that submitted it, where keys are configured (None: no key, or an
+    # event); records written before there was an owner have none.
+    owner: str | None = None
 
     @property
     def parts(self) -> int:
@@ -99,10 +102,11 @@ class Job:
         return cls(**record | {"part_objects": tuple(record["part_objects"])})
 
     @classmethod
-    def find(cls, store: ObjectStore, job_id: str) -> Job:
-        """The job, or a 404 that says so."""
+    def find(cls, store: ObjectStore, job_id: str, caller: str | None = None) -> Job:
+        """The job, or a 404 that says so. With keys configured (``caller`` is a key id) only the
+        key that submitted the job finds it: another key's job is as absent as an unknown one."""
         job = cls.read(store, job_id) if JOB_ID.fullmatch(job_id) else None
-        if job is None:
+        if job is None or (caller is not None and job.owner != caller):
             raise ApiError(404, "job_not_found", f"no job {job_id!r}", field="job_id")
         return job
 

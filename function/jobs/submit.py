@@ -64,10 +64,13 @@ def submit(
     output: str | None = None,
     manifest: str | None = None,
     origin: dict[str, Any] | None = None,
+    owner: str | None = None,
 ) -> Submitted:
     """Record and publish the job for ``text`` (its results at ``output`` and ``manifest``, or under
     jobs/<id>/). The job id is a content address: the same document with the same settings and
-    destination is the same job, so re-sending it publishes nothing new."""
+    destination is the same job, so re-sending it publishes nothing new. With an ``owner`` (the
+    caller's key id) the id is derived from it too: another key sending the same document gets a
+    job of its own, and learns nothing from its id."""
     text = normalize_text(text)
     if not text:
         raise bad_field("text", "is empty", code="empty_text")
@@ -94,7 +97,9 @@ def submit(
         )
         for part in split_parts(text, size)
     ]
-    job_id = _job_id([p.audio_key for p in plans], fmt.name, output, manifest, settings.sentence_pause_ms)
+    job_id = _job_id(
+        [p.audio_key for p in plans], fmt.name, output, manifest, settings.sentence_pause_ms, owner
+    )
     if output is None and manifest is None:  # its results live under its own id: it can run again
         job_id = _next_attempt(store, job_id)
     first = plans[0]
@@ -113,6 +118,7 @@ def submit(
         output=output or f"{job_dir(job_id)}audio.{fmt.extension}",
         manifest=manifest or manifest_name(job_id),
         origin=origin or {},
+        owner=owner,
     )
     store.create(record_name(job_id), job.to_json(), JSON, {"job_id": job_id})
     messages = [
@@ -143,6 +149,9 @@ def _next_attempt(store: ObjectStore, job_id: str) -> str:
     return attempt
 
 
-def _job_id(keys: list[str], fmt: str, output: str | None, manifest: str | None, pause_ms: int) -> str:
-    material = json.dumps([keys, fmt, output, manifest, pause_ms])
+def _job_id(
+    keys: list[str], fmt: str, output: str | None, manifest: str | None, pause_ms: int, owner: str | None
+) -> str:
+    # Without an owner, the material (and so the id) is what it was before jobs had owners.
+    material = json.dumps([keys, fmt, output, manifest, pause_ms, *([owner] if owner else [])])
     return hashlib.sha256(material.encode()).hexdigest()[:32]

@@ -62,6 +62,7 @@ def speak(
         plan = pipeline.plan(
             body, engines, settings, max_chars=settings.max_chars, timeout_s=settings.request_timeout_s
         )
+    plan = pipeline.scoped(plan, pipeline.cache_scope(auth.caller(request), settings))
     if stream is not None:  # sent as it is spoken; stored once complete (function.streaming)
         return Reply.streamed(streaming.open_stream(plan, store, settings, stream, web.client_gone(request)))
     result = pipeline.execute(plan, store, settings, want_audio=as_audio)

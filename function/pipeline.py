@@ -48,6 +48,8 @@ class Plan:
     audio_key: str  # content hash of everything that determines the audio
     # The engine's name for other audio of the same request (its streamed audio), "" for its own.
     variant: str = ""
+    # Whose cache the audio is in: a caller's key id where keys scope the cache, "" shared.
+    scope: str = ""
 
     @property
     def object_name(self) -> str:
@@ -177,18 +179,49 @@ def resolve_format(name: str, field_name: str) -> AudioFormat:
 
 
 def audio_key(
-    engine: Engine, voice: Voice, text: str, speed: float, fmt: AudioFormat, variant: str = ""
+    engine: Engine,
+    voice: Voice,
+    text: str,
+    speed: float,
+    fmt: AudioFormat,
+    variant: str = "",
+    scope: str = "",
 ) -> str:
-    return content_key(engine.name, engine.model_version, voice.id, text, speed, fmt.name, variant)
+    return content_key(engine.name, engine.model_version, voice.id, text, speed, fmt.name, variant, scope)
 
 
 def content_key(
-    engine: str, model_version: str, voice: str, text: str, speed: float, fmt: str, variant: str = ""
+    engine: str,
+    model_version: str,
+    voice: str,
+    text: str,
+    speed: float,
+    fmt: str,
+    variant: str = "",
+    scope: str = "",
 ) -> str:
-    """The audio key from names alone: what a job's record checks its parts against."""
+    """The audio key from names alone: what a job's record checks its parts against. Without a
+    variant or scope, the key audio stored before either existed has."""
     parts: list[Any] = [engine, model_version, voice, text, speed, fmt]
-    key = json.dumps([*parts, variant] if variant else parts, ensure_ascii=False)
+    tail: list[Any] = [variant, {"scope": scope}] if scope else [variant] if variant else []
+    key = json.dumps([*parts, *tail], ensure_ascii=False)
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def cache_scope(caller: str | None, settings: Settings) -> str:
+    """Whose cache a caller's audio goes in: its key id where keys are configured, unless the
+    deployment shares one cache between keys (``shared_cache``); "" is the shared cache. Another
+    key's identical request is then a miss, synthesized again: ``cached`` and the latency tell no
+    key what another asked for."""
+    return "" if caller is None or settings.shared_cache else caller
+
+
+def scoped(plan: Plan, scope: str) -> Plan:
+    """The plan with its audio in ``scope``'s cache (``cache_scope``)."""
+    if not scope:
+        return plan
+    key = audio_key(plan.engine, plan.voice, plan.text, plan.speed, plan.format, plan.variant, scope)
+    return replace(plan, audio_key=key, scope=scope)
 
 
 def streamed(plan: Plan) -> Plan | None:
@@ -197,7 +230,7 @@ def streamed(plan: Plan) -> Plan | None:
     variant = plan.engine.streamed_variant(plan.speed)
     if variant is None:
         return None
-    key = audio_key(plan.engine, plan.voice, plan.text, plan.speed, plan.format, variant)
+    key = audio_key(plan.engine, plan.voice, plan.text, plan.speed, plan.format, variant, plan.scope)
     return replace(plan, audio_key=key, variant=variant)
 
 

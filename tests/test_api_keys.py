@@ -256,3 +256,40 @@ def test_a_malformed_key_file_swapped_in_while_serving_keeps_serving(
     assert "null" not in health.text and str(file) not in health.text  # no details
     warnings = [e for e in log_lines(server) if "API key file" in e.get("message", "")]
     assert len(warnings) == 1 and warnings[0]["severity"] == "WARNING"
+
+
+def two_keys(file: Path) -> list[str]:
+    made = [auth.new_key() for _ in range(2)]
+    file.write_text(
+        json.dumps({"keys": [{"id": key_id, "sha256": auth.digest(key)} for key, key_id in made]})
+    )
+    return [key for key, _ in made]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_the_cache_tells_no_key_what_another_asked_for_unless_shared(
+    start_server: ServerFactory, tmp_path: Path, shared: bool
+) -> None:
+    """Issue 24, defect 9: ``cached: true`` told key B that key A had asked for a text."""
+    key_a, key_b = two_keys(tmp_path / "keys.json")
+    server = start_server(
+        TTS_OUTPUT_URI=str(tmp_path / "out"),
+        TTS_ENGINES="hibari",
+        TTS_API_KEYS_FILE=str(tmp_path / "keys.json"),
+        TTS_SHARED_CACHE=str(shared).lower(),
+    )
+    text = {"text": f"A private sentence {uuid.uuid4().hex[:8]}."}
+
+    def speak(key: str) -> dict:
+        response = requests.post(
+            f"{server.url}/synthesize", json=text, headers={"X-API-Key": key}, timeout=60
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    first = speak(key_a)
+    assert first["cached"] is False and speak(key_a)["cached"] is True
+    other = speak(key_b)
+    assert other["cached"] is shared
+    assert (other["object"] == first["object"]) is shared
+    assert speak(key_b)["cached"] is True  # each key's own cache still works

@@ -202,41 +202,39 @@ def test_the_same_job_submitted_to_two_instances_at_once_is_published_once(
 
 
 def test_with_keys_a_job_is_visible_only_to_the_key_that_submitted_it(
-    start_server: ServerFactory, tmp_path: Path
+    start_server: ServerFactory, out: Path, worker: FunctionServer
 ) -> None:
     """Defect 9: key B could read key A's job (status and uri), and learn that A had submitted a
-    document (the same content-addressed id came back)."""
+    document (the same content-addressed id came back, and its parts were cache hits)."""
     from function import auth
 
     made = [auth.new_key() for _ in range(2)]
-    keys = [key for key, _ in made]
-    file = tmp_path / "keys.json"
-    file.write_text(
-        json.dumps({"keys": [{"id": key_id, "sha256": auth.digest(key)} for key, key_id in made]})
-    )
-    capture = Receiver()
+    file = out / f"keys-{uuid.uuid4().hex[:6]}.json"
+    file.write_text(json.dumps({"keys": [{"id": i, "sha256": auth.digest(k)} for k, i in made]}))
     front = start_server(
-        **FLEET_ENV,
-        TTS_OUTPUT_URI=str(tmp_path / "out"),
-        TTS_JOBS_PUSH_URLS=capture.url,
-        TTS_API_KEYS_FILE=str(file),
+        **FLEET_ENV, TTS_OUTPUT_URI=str(out), TTS_JOBS_PUSH_URLS=worker.url, TTS_API_KEYS_FILE=str(file)
     )
-    try:
-        as_a, as_b = ({"X-API-Key": key} for key in keys)
-        text = {"text": document(4, seed=99)}
-        mine = requests.post(f"{front.url}/jobs", json=text, headers=as_a, timeout=60)
-        assert mine.status_code == 202, mine.text
-        job_id = mine.json()["job_id"]
-        assert requests.get(f"{front.url}/jobs/{job_id}", headers=as_a, timeout=10).status_code == 200
-        theirs = requests.get(f"{front.url}/jobs/{job_id}", headers=as_b, timeout=10)
-        assert theirs.status_code == 404 and theirs.json()["error"]["code"] == "job_not_found"
-        unknown = requests.get(f"{front.url}/jobs/{'0' * 32}", headers=as_b, timeout=10)
-        assert theirs.json()["error"]["message"].replace(job_id, "ID") == unknown.json()["error"][
-            "message"
-        ].replace("0" * 32, "ID")
-        again = requests.post(f"{front.url}/jobs", json=text, headers=as_b, timeout=60)
-        assert again.status_code == 202 and again.json()["job_id"] != job_id
-        resent = requests.post(f"{front.url}/jobs", json=text, headers=as_a, timeout=60)
-        assert resent.json()["job_id"] == job_id  # still one job per document for its own key
-    finally:
-        capture.stop()
+    as_a, as_b = ({"X-API-Key": key} for key, _ in made)
+
+    def job_of(headers: dict) -> str:
+        response = requests.post(
+            f"{front.url}/jobs", json={"text": document(4, seed=99)}, headers=headers, timeout=60
+        )
+        assert response.status_code == 202, response.text
+        job_id = response.json()["job_id"]
+        assert wait_until(lambda: status(job_id, headers).json()["status"] == "succeeded", 60)
+        return job_id
+
+    def status(job_id: str, headers: dict) -> requests.Response:
+        return requests.get(f"{front.url}/jobs/{job_id}", headers=headers, timeout=10)
+
+    mine = job_of(as_a)
+    theirs = status(mine, as_b)
+    assert theirs.status_code == 404 and theirs.json()["error"]["code"] == "job_not_found"
+    unknown = status("0" * 32, as_b).json()["error"]["message"]
+    assert theirs.json()["error"]["message"].replace(mine, "0" * 32) == unknown
+    other = job_of(as_b)
+    assert other != mine and job_of(as_a) == mine  # still one job per document for its own key
+    # B's parts were synthesized for B: A's audio is not B's cache (no timing tells B of A's job).
+    parts = [json.loads(p.read_text()) for p in (out / "jobs" / other / "parts").glob("*.json")]
+    assert parts and not any(p["cached"] for p in parts)

@@ -86,6 +86,8 @@ class Job:
     # The key id of the caller that submitted it, where keys are configured (None: no key, or an
     # event); records written before there was an owner have none.
     owner: str | None = None
+    # Whose cache its parts' audio is in (``function.pipeline.cache_scope``): "" shared.
+    scope: str = ""
 
     @property
     def parts(self) -> int:

@@ -104,6 +104,7 @@ def run_part(part: PartMessage, store: ObjectStore, engines: Engines, settings: 
             max_chars=len(normalize_text(part.request.text)),
             timeout_s=settings.event_timeout_s,
         )
+        plan = pipeline.scoped(plan, job.scope)  # the record's scope, whatever this instance's settings
         if plan.object_name != job.part_objects[part.part]:  # this instance's engine is not the job's
             raise ApiError(
                 409,
@@ -154,7 +155,9 @@ def _not_planned(job: Job, part: PartMessage) -> str | None:
         return f"part {part.part} of {part.parts}: the job has {job.parts} parts"
     request = part.request
     text = normalize_text(request.text)
-    key = pipeline.content_key(job.engine, job.model_version, job.voice, text, job.speed, PART_FORMAT)
+    key = pipeline.content_key(
+        job.engine, job.model_version, job.voice, text, job.speed, PART_FORMAT, scope=job.scope
+    )
     planned = f"{content_address(key)}.{FORMATS[PART_FORMAT].extension}"
     same = (request.voice, request.speed, request.format) == (job.voice, job.speed, PART_FORMAT)
     if not same or planned != job.part_objects[part.part]:

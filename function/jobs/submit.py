@@ -81,19 +81,23 @@ def submit(
     fmt = pipeline.resolve_format(request.format, "format")
     chosen = route(engines, text, request.voice, request.language, settings.default_voice)
     size = part_chars(chosen.engine, settings)
+    scope = pipeline.cache_scope(owner, settings)
     plans = [
-        pipeline.plan(
-            SynthesizeRequest(
-                text=part,
-                voice=chosen.voice.id,
-                speed=request.speed,
-                format=PART_FORMAT,
-                language=request.language,
+        pipeline.scoped(
+            pipeline.plan(
+                SynthesizeRequest(
+                    text=part,
+                    voice=chosen.voice.id,
+                    speed=request.speed,
+                    format=PART_FORMAT,
+                    language=request.language,
+                ),
+                engines,
+                settings,
+                max_chars=size,
+                timeout_s=settings.event_timeout_s,
             ),
-            engines,
-            settings,
-            max_chars=size,
-            timeout_s=settings.event_timeout_s,
+            scope,
         )
         for part in split_parts(text, size)
     ]
@@ -119,6 +123,7 @@ def submit(
         manifest=manifest or manifest_name(job_id),
         origin=origin or {},
         owner=owner,
+        scope=scope,
     )
     store.create(record_name(job_id), job.to_json(), JSON, {"job_id": job_id})
     messages = [

@@ -83,6 +83,8 @@ def parse_keys(text: str) -> dict[str, StoredKey]:
     for entry in entries:
         fields = entry if isinstance(entry, dict) else {}
         key_id, sha256 = fields.get("id"), fields.get("sha256")
+        if isinstance(key_id, int) and not isinstance(key_id, bool):  # a hand-written 12345678
+            key_id = str(key_id)
         if not (isinstance(key_id, str) and _KEY_ID.fullmatch(key_id)):
             raise ValueError("API keys: every entry needs an id of 8 hex digits")
         if not (isinstance(sha256, str) and _SHA256.fullmatch(sha256.lower())):

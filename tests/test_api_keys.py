@@ -193,7 +193,7 @@ WRONG_SHAPES = {
     "a list of strings": '["abc"]',
     "keys as a string": '{"keys": "abc"}',
     "an entry without a hash": '[{"id": "0000abcd"}]',
-    "a numeric id": '[{"id": 12345678, "sha256": "' + "0" * 64 + '"}]',
+    "an id of 7 digits": '[{"id": 1234567, "sha256": "' + "0" * 64 + '"}]',
     "deep nesting": "[" * 100_000 + "]" * 100_000,
     "not UTF-8": "\udcff",
     "a missing file": "",

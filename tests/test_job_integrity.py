@@ -238,3 +238,34 @@ def test_with_keys_a_job_is_visible_only_to_the_key_that_submitted_it(
     # B's parts were synthesized for B: A's audio is not B's cache (no timing tells B of A's job).
     parts = [json.loads(p.read_text()) for p in (out / "jobs" / other / "parts").glob("*.json")]
     assert parts and not any(p["cached"] for p in parts)
+
+
+def test_an_assembly_that_cannot_finish_in_its_event_fails_the_job_instead_of_looping(
+    start_server: ServerFactory, tmp_path: Path, receiver: Receiver
+) -> None:
+    """Defect 6: encoding a long job to opus in the last part's delivery ran past the event's
+    timeout; on Cloud Run it is cut off and redelivered until dead-lettered, and the job says
+    "running" forever. A 2 s event here: its assembly may not take 1.6 s, and five minutes of opus
+    take several seconds to encode on any CPU."""
+    env = {**FLEET_ENV, "TTS_OUTPUT_URI": str(tmp_path), "TTS_EVENT_TIMEOUT_S": "2"}
+    worker = start_server("synthesize_event", **env, TTS_JOBS_RESULTS_URL=receiver.url)
+    front = start_server(**env, TTS_JOBS_PUSH_URLS=worker.url, TTS_JOB_MAX_CHARS="20000")
+    text = document(36, seed=66)
+
+    def run(fmt: str) -> dict:
+        response = requests.post(f"{front.url}/jobs", json={"text": text, "format": fmt}, timeout=60)
+        assert response.status_code == 202, response.text
+        return wait_for_job(front.url, response.json()["job_id"], timeout_s=120)
+
+    joined = run("wav")  # composed without encoding: fits whatever its length
+    assert joined["status"] == "succeeded" and joined["duration_s"] > 240
+    done = run("opus")
+    assert done["status"] == "failed", done
+    assert (done["error"]["code"], done["error"]["field"], done["error"]["part"]) == (
+        "audio_too_long",
+        "format",
+        None,
+    )
+    assert "wav or pcm" in done["error"]["message"]
+    assert notes_of(receiver, done["job_id"])[0]["status"] == "failed"
+    assert not Path(done["uri"].removeprefix("file://")).exists()

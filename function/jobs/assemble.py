@@ -17,7 +17,9 @@ redelivered last part, leave one audio object and one manifest. Per format:
 from __future__ import annotations
 
 import json
+import math
 import struct
+import time
 from typing import Any
 
 import numpy as np
@@ -34,9 +36,10 @@ WAV_MAX_DATA_BYTES = 0xFFFFFFFF - 36
 PCM_BYTES = 2  # 16-bit mono
 
 
-def assemble(job: Job, store: ObjectStore, publisher: Publisher | None) -> StoredObject:
+def assemble(job: Job, store: ObjectStore, publisher: Publisher | None, deadline: float) -> StoredObject:
     """The job's audio and "succeeded" manifest (or a "failed" one when its output name holds other
-    audio); then the notification. Returns the manifest."""
+    audio, or when encoding cannot finish by ``deadline``, a ``time.monotonic()`` reading inside
+    the delivery's timeout); then the notification. Returns the manifest."""
     fmt = FORMATS[job.format]
     sources = _with_pauses(job, store)
     metadata = {"job_id": job.id, "sample_rate": str(audio.output_rate(fmt, job.sample_rate))}
@@ -47,7 +50,7 @@ def assemble(job: Job, store: ObjectStore, publisher: Publisher | None) -> Store
         elif fmt.name == "wav":
             stored, frames = _compose_wav(job, store, sources, metadata)
         else:
-            data, frames = _encode(store, sources, job.sample_rate, fmt)
+            data, frames = _encode(store, sources, job.sample_rate, fmt, deadline)
             stored, _ = store.create(job.output, data, fmt.content_type, metadata)
         if stored.metadata.get("job_id") != job.id:
             raise ApiError(409, "output_exists", f"{stored.uri} already holds audio for a different request")
@@ -174,12 +177,25 @@ def wav_header(data_bytes: int, sample_rate: int) -> bytes:
     )
 
 
-def _encode(store: ObjectStore, sources: list[str], rate: int, fmt: audio.AudioFormat) -> tuple[bytes, int]:
+def _encode(
+    store: ObjectStore, sources: list[str], rate: int, fmt: audio.AudioFormat, deadline: float = math.inf
+) -> tuple[bytes, int]:
     """Each source's PCM in turn through one encoder (the one every response uses); the file and
-    the frames at ``rate``."""
+    the frames at ``rate``. Encoding runs in the delivery that finishes the job: past ``deadline``
+    it stops with a permanent error, so the job ends "failed" instead of being cut off by the
+    platform, redelivered and cut off again until it is dead-lettered while it says "running"."""
     encoder = audio.Encoder(rate, fmt)
     frames = 0
-    for name in sources:
+    for done, name in enumerate(sources):
+        if time.monotonic() > deadline:
+            raise ApiError(
+                400,
+                "audio_too_long",
+                f"encoding {frames / rate:.0f} s of the job's audio to {fmt.name} used this event's time "
+                f"({done} of {len(sources)} pieces encoded); choose wav or pcm (joined without encoding), "
+                "or send a shorter document (docs/jobs.md, 'Assembly, per format')",
+                "format",
+            )
         samples = np.frombuffer(store.read(name), "<i2").astype(np.float32) / 32768
         frames += len(samples)
         encoder.write(samples)

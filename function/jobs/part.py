@@ -88,6 +88,8 @@ class PartOutcome:
 
 def run_part(part: PartMessage, store: ObjectStore, engines: Engines, settings: Settings) -> PartOutcome:
     """Serve one part delivery; raises (a retry) on storage or model trouble."""
+    # The delivery that finishes the job assembles it: inside the same budget as a synthesis.
+    deadline = time.monotonic() + settings.event_timeout_s * pipeline.TIMEOUT_BUDGET
     job = _job_of(part, store)
     if isinstance(job, PartOutcome):
         return job
@@ -95,7 +97,9 @@ def run_part(part: PartMessage, store: ObjectStore, engines: Engines, settings: 
         return PartOutcome("duplicate", part)
     existing = store.stat(part_name(job.id, part.part))
     if existing is not None:
-        return PartOutcome("duplicate", part, existing.uri, job_status=_complete(job, store, settings))
+        return PartOutcome(
+            "duplicate", part, existing.uri, job_status=_complete(job, store, settings, deadline)
+        )
     try:
         plan = pipeline.plan(
             part.request,
@@ -132,7 +136,7 @@ def run_part(part: PartMessage, store: ObjectStore, engines: Engines, settings: 
         "finished_at": finished_at(),
     }
     manifest = _write_part(job, part, store, record)
-    return PartOutcome("done", part, manifest, result, job_status=_complete(job, store, settings))
+    return PartOutcome("done", part, manifest, result, job_status=_complete(job, store, settings, deadline))
 
 
 def _job_of(part: PartMessage, store: ObjectStore) -> Job | PartOutcome:
@@ -184,14 +188,14 @@ def _write_part(job: Job, part: PartMessage, store: ObjectStore, record: dict[st
     return stored.uri
 
 
-def _complete(job: Job, store: ObjectStore, settings: Settings) -> str | None:
+def _complete(job: Job, store: ObjectStore, settings: Settings, deadline: float) -> str | None:
     """Assemble the job when every part is recorded (every finisher writes its manifest before it
     counts, so of two finishing together at least one counts all); the job's status if it did."""
     if len(store.names(parts_prefix(job.id))) < job.parts:
         return None
     final = job.final(store)
     if final is None:
-        final = assemble(job, store, publisher(settings))
+        final = assemble(job, store, publisher(settings), deadline)
     else:  # a redelivery: the finisher may have died before notifying
         notify(job, store, publisher(settings), final)
     return final.metadata.get("status")

@@ -245,10 +245,13 @@ def test_an_assembly_that_cannot_finish_in_its_event_fails_the_job_instead_of_lo
 ) -> None:
     """Defect 6: encoding a long job to opus in the last part's delivery ran past the event's
     timeout; on Cloud Run it is cut off and redelivered until dead-lettered, and the job says
-    "running" forever. A 2 s event here: its assembly may not take 1.6 s, and five minutes of opus
-    take several seconds to encode on any CPU."""
-    env = {**FLEET_ENV, "TTS_OUTPUT_URI": str(tmp_path), "TTS_EVENT_TIMEOUT_S": "2"}
-    worker = start_server("synthesize_event", **env, TTS_JOBS_RESULTS_URL=receiver.url)
+    "running" forever. The parts' instance here has a 2 s event (its assembly may take 1.6 s; the
+    front's submit-time estimate used the default 540 s), and five minutes of opus take several
+    seconds to encode on any CPU."""
+    env = {**FLEET_ENV, "TTS_OUTPUT_URI": str(tmp_path)}
+    worker = start_server(
+        "synthesize_event", **env, TTS_EVENT_TIMEOUT_S="2", TTS_JOBS_RESULTS_URL=receiver.url
+    )
     front = start_server(**env, TTS_JOBS_PUSH_URLS=worker.url, TTS_JOB_MAX_CHARS="20000")
     text = document(36, seed=66)
 
@@ -269,3 +272,32 @@ def test_an_assembly_that_cannot_finish_in_its_event_fails_the_job_instead_of_lo
     assert "wav or pcm" in done["error"]["message"]
     assert notes_of(receiver, done["job_id"])[0]["status"] == "failed"
     assert not Path(done["uri"].removeprefix("file://")).exists()
+
+
+def test_a_job_too_long_to_encode_in_one_event_is_refused_at_submit(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    """Defect 6, up front: a 2 s event leaves 0.8 s to encode the job's audio; 4300 characters are
+    at least 130 s of audio, which neither mp3 nor opus encodes in that time here."""
+    capture = Receiver()
+    front = start_server(
+        **FLEET_ENV,
+        TTS_OUTPUT_URI=str(tmp_path),
+        TTS_EVENT_TIMEOUT_S="2",
+        TTS_JOBS_PUSH_URLS=capture.url,
+        TTS_JOB_MAX_CHARS="20000",
+    )
+    try:
+        text = document(36, seed=67)
+        for fmt in ("mp3", "opus"):
+            response = requests.post(f"{front.url}/jobs", json={"text": text, "format": fmt}, timeout=60)
+            assert response.status_code == 400, response.text
+            error = response.json()["error"]
+            assert (error["code"], error["field"]) == ("job_too_long_for_format", "format")
+            assert "at most about" in error["message"] and "wav or pcm" in error["message"]
+        assert not capture.bodies, "nothing is published for a refused job"
+        for fmt in ("wav", "pcm", "flac", "ogg"):
+            response = requests.post(f"{front.url}/jobs", json={"text": text, "format": fmt}, timeout=60)
+            assert response.status_code == 202, response.text
+    finally:
+        capture.stop()

@@ -28,6 +28,12 @@ from function.text import normalize_text
 PART_FORMAT = "pcm"
 # The message attribute that marks a part (the event target tells parts from requests by it).
 PART_ATTRIBUTE = "tts_job_part"
+# Encoding a job's audio (in the delivery that finishes it) per second of audio, measured on a
+# 2 vCPU AMD EPYC (docs/jobs.md, "Assembly, per format"); pcm and wav are composed, not encoded.
+ENCODE_S_PER_AUDIO_S = {"flac": 0.001, "mp3": 0.02, "ogg": 0.005, "opus": 0.035}
+# The least audio a character gives at speed 1 (English prose measured 0.062 s, Mandarin 0.22 s):
+# a job refused by it could not be encoded in time whatever its text says.
+MIN_AUDIO_S_PER_CHAR = 0.03
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,7 @@ def submit(
     if output is None and manifest is None:  # its results live under its own id: it can run again
         job_id = _next_attempt(store, job_id)
     first = plans[0]
+    _check_encoding(fmt.name, sum(len(p.text) for p in plans), first.speed, settings)
     job = Job(
         id=job_id,
         chars=len(text),
@@ -134,6 +141,24 @@ def submit(
         for n, p in enumerate(plans)
     ]
     return Submitted(job, published=publish_once(store, job_id, publisher, messages))
+
+
+def _check_encoding(fmt: str, chars: int, speed: float, settings: Settings) -> None:
+    """A 400 naming ``format`` when the job's audio is surely too long to encode in the delivery
+    that finishes it: inside one event's budget less a part's synthesis (the assembly also stops
+    at that budget, whatever this estimate said: ``function.jobs.assemble``)."""
+    cost = ENCODE_S_PER_AUDIO_S.get(fmt)
+    if cost is None:
+        return
+    budget_s = settings.event_timeout_s * pipeline.TIMEOUT_BUDGET * (1 - settings.job_part_budget)
+    fits = int(budget_s / (cost * MIN_AUDIO_S_PER_CHAR / speed))
+    if chars > fits:
+        raise bad_field(
+            "format",
+            f"{chars} characters of {fmt} cannot be encoded within one event ({settings.event_timeout_s} s): "
+            f"at most about {fits} fit; choose wav or pcm (joined without encoding) or split the document",
+            code="job_too_long_for_format",
+        )
 
 
 def _part_request(plan: pipeline.Plan) -> dict[str, Any]:

@@ -187,24 +187,16 @@ def audio_key(
     variant: str = "",
     scope: str = "",
 ) -> str:
-    return content_key(engine.name, engine.model_version, voice.id, text, speed, fmt.name, variant, scope)
+    names = (engine.name, engine.model_version, voice.id, text, speed, fmt.name)
+    return content_key(names, variant, scope)
 
 
-def content_key(
-    engine: str,
-    model_version: str,
-    voice: str,
-    text: str,
-    speed: float,
-    fmt: str,
-    variant: str = "",
-    scope: str = "",
-) -> str:
-    """The audio key from names alone: what a job's record checks its parts against. Without a
-    variant or scope, the key audio stored before either existed has."""
-    parts: list[Any] = [engine, model_version, voice, text, speed, fmt]
+def content_key(names: tuple[str, str, str, str, float, str], variant: str = "", scope: str = "") -> str:
+    """The audio key from names alone (engine, model version, voice, text, speed, format): what a
+    job's record checks its parts against. Without a variant or scope, the key audio stored before
+    either existed has."""
     tail: list[Any] = [variant, {"scope": scope}] if scope else [variant] if variant else []
-    key = json.dumps([*parts, *tail], ensure_ascii=False)
+    key = json.dumps([*names, *tail], ensure_ascii=False)
     return hashlib.sha256(key.encode()).hexdigest()
 
 

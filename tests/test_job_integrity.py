@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from tests.conftest import FunctionServer, ServerFactory
 from tests.jobs_fleet import Receiver, document, wait_for_job, wait_until
 from tests.test_events import acknowledged, raw_push
 from tests.test_http_api import log_lines
+from tests.test_jobs import notifications
 
 FLEET_ENV = {"TTS_ENGINES": "hibari", "TTS_JOB_PART_CHARS": "300"}
 
@@ -27,13 +27,6 @@ FLEET_ENV = {"TTS_ENGINES": "hibari", "TTS_JOB_PART_CHARS": "300"}
 @pytest.fixture(scope="module")
 def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("integrity-out")
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +40,6 @@ def worker(start_server: ServerFactory, out: Path, receiver: Receiver) -> Functi
 @pytest.fixture(scope="module")
 def front(start_server: ServerFactory, out: Path, worker: FunctionServer) -> FunctionServer:
     return start_server(**FLEET_ENV, TTS_OUTPUT_URI=str(out), TTS_JOBS_PUSH_URLS=worker.url)
-
-
-def notes_of(receiver: Receiver, job_id: str) -> list[dict]:
-    def sent() -> list[dict]:
-        return [m["data"] for m in receiver.messages() if m["data"].get("job_id") == job_id]
-
-    assert wait_until(lambda: bool(sent()), 20), f"no notification for job {job_id}"
-    return sent()
 
 
 def test_a_job_whose_output_is_taken_fails_under_its_own_name(
@@ -86,7 +71,7 @@ def test_a_job_whose_output_is_taken_fails_under_its_own_name(
     assert done["status"] == "failed" and done["error"]["code"] == "output_exists"
     own = out / "jobs" / second / "manifest.json"
     assert done["manifest"] == own.as_uri() and json.loads(own.read_text())["job_id"] == second
-    assert notes_of(receiver, second) == [
+    assert notifications(receiver, second) == [
         {"job_id": second, "status": "failed", "uri": None, "manifest": own.as_uri()}
     ]
     assert decode((out / f"{name}.wav").read_bytes()).duration_s == pytest.approx(
@@ -270,7 +255,7 @@ def test_an_assembly_that_cannot_finish_in_its_event_fails_the_job_instead_of_lo
         None,
     )
     assert "wav or pcm" in done["error"]["message"]
-    assert notes_of(receiver, done["job_id"])[0]["status"] == "failed"
+    assert notifications(receiver, done["job_id"])[0]["status"] == "failed"
     assert not Path(done["uri"].removeprefix("file://")).exists()
 
 

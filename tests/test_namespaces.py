@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,9 @@ def bucket(gcs: str) -> Bucket:
 
 @pytest.fixture(scope="module")
 def event_server(start_server: ServerFactory, gcs: str, bucket: Bucket) -> FunctionServer:
-    return start_server(target="synthesize_event", **event_env(gcs, output=f"gs://{BUCKET}/{OUTPUT}"))
+    """The event target, its output in this module's bucket (tests.test_events has its own)."""
+    env = event_env(gcs, output=f"gs://{bucket.name}/{OUTPUT}")
+    return start_server(target="synthesize_event", **env)
 
 
 @pytest.mark.parametrize(
@@ -101,13 +102,6 @@ def test_a_content_address_cannot_be_squatted(start_server: ServerFactory, tmp_p
     response = requests.post(f"{http.url}/synthesize", json={"text": text}, timeout=60)
     assert response.status_code == 200, response.text
     assert response.json()["object"] == address
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    yield receiver
-    receiver.stop()
 
 
 def test_a_poisoned_pause_is_not_spoken_between_parts(

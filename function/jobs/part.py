@@ -159,9 +159,8 @@ def _not_planned(job: Job, part: PartMessage) -> str | None:
         return f"part {part.part} of {part.parts}: the job has {job.parts} parts"
     request = part.request
     text = normalize_text(request.text)
-    key = pipeline.content_key(
-        job.engine, job.model_version, job.voice, text, job.speed, PART_FORMAT, scope=job.scope
-    )
+    names = (job.engine, job.model_version, job.voice, text, job.speed, PART_FORMAT)
+    key = pipeline.content_key(names, scope=job.scope)
     planned = f"{content_address(key)}.{FORMATS[PART_FORMAT].extension}"
     same = (request.voice, request.speed, request.format) == (job.voice, job.speed, PART_FORMAT)
     if not same or planned != job.part_objects[part.part]:

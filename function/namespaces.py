@@ -44,7 +44,7 @@ def reserved(name: str) -> bool:
     """Whether ``name`` lies in one of the service's own namespaces (a caller may not write it)."""
     segments = name.split("/")
     return (
-        segments[0].lower() == SERVICE_DIR
+        (len(segments) > 1 and segments[0].lower() == SERVICE_DIR)
         or any(segment.startswith(".") for segment in segments)
         or (len(segments) == 1 and _CONTENT_ADDRESS.match(name) is not None)
     )

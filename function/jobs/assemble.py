@@ -140,6 +140,8 @@ def _compose_wav(
     body, _ = store.compose(
         f"{job_dir(job.id)}body.pcm", sources, "audio/pcm", {"job_id": job.id}, _scratch(job)
     )
+    if body.metadata.get("job_id") != job.id:  # as the header: written by this job, or not used
+        raise ApiError(409, "output_exists", f"{body.uri} holds another job's audio")
     if body.size > WAV_MAX_DATA_BYTES:
         raise ApiError(
             400, "audio_too_long", f"{body.size} bytes of audio exceed WAV's 4 GiB; use flac or pcm", "format"

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from function.jobs.publish import LOCAL_TOPIC
+from tests import log_contract as contract
 from tests.audio_checks import decode
 from tests.conftest import FunctionServer, ServerFactory
 from tests.jobs_fleet import Receiver, document, wait_for_job, wait_until
@@ -127,6 +128,7 @@ def test_parts_the_job_did_not_plan_are_acknowledged_and_ignored(
     lines = [e for e in log_lines(worker) if e.get("event_id") in ids]
     assert len(lines) == len(forgeries)
     assert all(e["outcome"] == "ignored" and e["severity"] == "WARNING" for e in lines), lines
+    assert all(set(e) - contract.TRACE == contract.EVENT | contract.PART for e in lines), lines
     running = requests.get(f"{front.url}/jobs/{job_id}", timeout=10).json()
     assert (running["status"], running["parts_done"]) == ("running", 0)
 

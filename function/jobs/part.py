@@ -158,12 +158,19 @@ def _not_planned(job: Job, part: PartMessage) -> str | None:
     if part.parts != job.parts or not 0 <= part.part < job.parts:
         return f"part {part.part} of {part.parts}: the job has {job.parts} parts"
     request = part.request
-    text = normalize_text(request.text)
-    names = (job.engine, job.model_version, job.voice, text, job.speed, PART_FORMAT)
-    key = pipeline.content_key(names, scope=job.scope)
-    planned = f"{content_address(key)}.{FORMATS[PART_FORMAT].extension}"
+    # The engine hears the text normalised, or as sent when it takes raw text (pipeline.plan): the
+    # planned address binds the exact text either way, so either spelling may match it.
+    addresses = {
+        content_address(
+            pipeline.content_key(
+                (job.engine, job.model_version, job.voice, text, job.speed, PART_FORMAT), scope=job.scope
+            )
+        )
+        for text in (request.text, normalize_text(request.text))
+    }
     same = (request.voice, request.speed, request.format) == (job.voice, job.speed, PART_FORMAT)
-    if not same or planned != job.part_objects[part.part]:
+    planned = job.part_objects[part.part].removesuffix(f".{FORMATS[PART_FORMAT].extension}")
+    if not same or planned not in addresses:
         return f"part {part.part} is not the text, voice, speed and format the job planned"
     return None
 

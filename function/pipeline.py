@@ -40,7 +40,7 @@ AUDIO_KEY_METADATA = "job_key"
 class Plan:
     """What a request will be synthesized as, checked against this deployment."""
 
-    text: str  # normalised
+    text: str  # what the engine is given: normalised, or as sent for an engine that takes raw text
     engine: Engine
     voice: Voice
     speed: float
@@ -163,7 +163,8 @@ def plan(
             code="text_too_long_for_timeout",
         )
     speed = round(request.speed, 3)
-    return Plan(text, engine, voice, speed, fmt, audio_key(engine, voice, text, speed, fmt))
+    spoken = request.text if engine.takes_raw_text else text
+    return Plan(spoken, engine, voice, speed, fmt, audio_key(engine, voice, spoken, speed, fmt))
 
 
 def resolve_format(name: str, field_name: str) -> AudioFormat:

@@ -168,9 +168,9 @@ def test_the_same_job_submitted_to_two_instances_at_once_is_published_once(
     env = {**FLEET_ENV, "TTS_OUTPUT_URI": str(tmp_path), "TTS_JOBS_PUSH_URLS": capture.url}
     fronts = [start_server(**env) for _ in range(2)]
     try:
-        for seed in (81, 82, 83):
+        for seed in range(81, 86):  # the race is won or lost by milliseconds: several trials
             before = len(capture.bodies)
-            body = {"text": document(8, seed=seed)}
+            body = {"text": document(40, seed=seed)}
             responses = post_at_once([f"{f.url}/jobs" for f in fronts], json=body)
             assert [r.status_code for r in responses] == [202, 202], [r.text for r in responses]
             accepted = [r.json() for r in responses]

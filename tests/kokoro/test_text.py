@@ -88,3 +88,10 @@ def test_a_lone_letter_in_chinese_is_the_letter_not_the_article(engine: KokoroEn
     for text in ("A股大涨", "多吃维生素A", "一张A4纸"):
         phonemes = engine.phonemes(text, "zf_xiaobei")
         assert "ˈA" in phonemes and "ɐ" not in phonemes, (text, phonemes)
+
+
+def test_tone_marked_pinyin_is_read_as_written(engine: KokoroEngine) -> None:
+    # The syllables as spelled, tones as marked (a caller writing pinyin chose them), punctuation
+    # kept for its pauses; the same syllables as the characters' own, tones aside.
+    assert engine.phonemes("Nǐ hǎo, shìjiè!", "zf_xiaobei") == "ni↓ xau↓, ʂɨ↘ʨje↘!"
+    assert engine.phonemes("你好，世界！", "zf_xiaobei") == "ni↗xau↓, ʂɨ↘ʨje↘!"

@@ -119,9 +119,10 @@ class MandarinG2P:
         return Reading(spoken, " ".join(syllables))
 
     def __call__(self, text: str) -> str:
-        if (syllables := pinyin_syllables(text)) is not None:
-            # Tone-marked pinyin (nǐ hǎo): read as the syllables it spells.
-            return " ".join("".join(_syllable(s) for s in syllables).split())
+        if pinyin_syllables(text) is not None:
+            # Tone-marked pinyin (nǐ hǎo): the syllables it spells, word by word, its punctuation
+            # kept for the pauses.
+            return _SPACE_BEFORE_PUNCT.sub("", " ".join(_pinyin_phonemes(text).split()))
         if not is_chinese(text):
             # Plain English given to a Mandarin voice: the English G2P reads it, digits included.
             return self._english(text)
@@ -139,6 +140,17 @@ class MandarinG2P:
         if not text.strip():
             return ""
         return "".join(_word_phonemes(word) for word in self._read(ZHG2P.map_punctuation(text)))
+
+
+def _pinyin_phonemes(text: str) -> str:
+    out: list[str] = []
+    for word in re.split(r"(\s+|[,.!?;:，。！？、；：]+)", text):
+        syllables = pinyin_syllables(word) if word.strip() else None
+        if syllables is not None:
+            out.append("".join(_syllable(s) for s in syllables))
+        else:
+            out.append(ZHG2P.map_punctuation(word) if word.strip() else " ")
+    return "".join(out)
 
 
 def _split_latin(text: str) -> list[tuple[str, bool]]:

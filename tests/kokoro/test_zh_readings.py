@@ -10,13 +10,18 @@ The readings are the front end's own output (``MandarinG2P.reading``): the ASR t
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from function.engines.kokoro import KokoroEngine
 from function.engines.kokoro.frontend import MandarinG2P, Reading
+from function.engines.kokoro.normalize import is_chinese
+from function.languages import pinyin_syllables
 
 DATA = Path(__file__).parent / "data"
 GOAL = 0.98  # issue 22: at least 98 % of cases exactly right
@@ -70,3 +75,23 @@ def test_at_least_98_percent_of_cases_read_exactly_right(mandarin: MandarinG2P) 
     # reads 一行白鹭 xíng and 依山尽 jǐn, and the sandhi makes 处处 and 离离 neutral).
     kinds = Counter(kind for kind, *_ in cases)
     assert all(per_kind[k] <= 0.5 * n for k, n in kinds.items()), per_kind
+
+
+# Text as callers send it, mangled: Han characters, digits, the symbols the rules look for, Latin
+# letters, kana, full-width forms, emoji. The reader must never raise (it once did on 不不: see
+# pinyin.py) and never leave a digit unread in Chinese text.
+_PIECES = st.sampled_from(
+    [*"0123456789", *"年月日号点分秒元%℃°-~:/.,@¥$€£第倍个两一不", *"ＡＢ０１２３：．", "www.", ".com", "km", "GB", "の", "😀", " "]
+)
+_HAN = st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(_PIECES, _HAN, st.text("abcXYZ", min_size=1, max_size=5)), min_size=1, max_size=30))
+def test_any_mix_is_read_without_error_or_stray_digits(engine: KokoroEngine, parts: list[str]) -> None:
+    text = "".join(parts)
+    frontend = engine._text_frontend()
+    reading = frontend.mandarin.reading(text)
+    if is_chinese(text) and pinyin_syllables(text) is None:
+        assert not re.search(r"[0-9０-９]", reading.spoken), (text, reading)
+    engine.phonemes(text, "zf_xiaobei")

@@ -103,7 +103,12 @@ class PinyinReader:
                 fixed.add(i)
         words: list[Word] = []
         start = 0
-        for word, pos in self._sandhi.pre_merge_for_modify(segments):
+        merged = self._sandhi.pre_merge_for_modify(segments)
+        if "".join(word for word, _ in merged) != run:
+            # PaddleSpeech's merge of 不 with the next word repeats a 不 that follows another
+            # (不不援 -> 不不 + 不援): then the words as jieba cut them, unmerged.
+            merged = segments
+        for word, pos in merged:
             syllables = readings[start : start + len(word)]
             toned = self._sandhi.modified_tone(word, pos, list(syllables))
             for i, (char, syllable) in enumerate(zip(word, syllables, strict=True)):

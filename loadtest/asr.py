@@ -313,6 +313,20 @@ def normalize_chinese(text: str) -> str:
     return "".join(ch for ch in text if unicodedata.category(ch)[0] not in "PSZC").lower()
 
 
+def syllable_error_rate(reference: str, hypothesis: str) -> float:
+    """Mandarin syllable error rate: both texts normalised as for ``cer``, then read as toneless
+    pinyin (pypinyin) and compared syllable by syllable. Homophones the recogniser picks (再 for
+    在, 药室 for 钥匙) cost nothing here, so what is left is what was not heard."""
+    import jiwer
+    from pypinyin import Style, lazy_pinyin
+
+    ref, hyp = (
+        " ".join(lazy_pinyin(normalize_chinese(t), style=Style.NORMAL)) for t in (reference, hypothesis)
+    )
+    _require(ref, reference)
+    return float(jiwer.wer(ref, hyp))
+
+
 def _require(reference: str, raw: str) -> None:
     if not reference:
         raise ValueError(f"reference {raw!r} is empty once normalised: nothing to score against")

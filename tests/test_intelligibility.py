@@ -147,6 +147,15 @@ def test_cer_ignores_punctuation_and_white_space_but_not_words() -> None:
     assert asr.normalize_chinese("我们一起去，星期一见。") == "我们一起去星期一见"
 
 
+def test_syllable_error_rate_forgives_homophones_only() -> None:
+    assert asr.syllable_error_rate("下午两点在三楼开会", "下午2點再三樓開會") == 0  # 再 for 在
+    assert asr.cer("下午两点在三楼开会", "下午2點再三樓開會") > 0
+    assert asr.syllable_error_rate("记得带钥匙", "记得带药室") == 0  # yao shi, both
+    assert asr.syllable_error_rate("今天天气很好", "今天天器很好") == 0  # qi, a homophone
+    assert asr.syllable_error_rate("请勿吸烟", "请问吸烟") == pytest.approx(1 / 4)  # wu heard as wen
+    assert asr.syllable_error_rate("今天天气很好", "今天天气好") == pytest.approx(1 / 6)
+
+
 def test_cer_counts_real_errors() -> None:
     assert asr.cer("今天天气很好", "今天天器很好") == pytest.approx(1 / 6)  # one substitution
     assert asr.cer("今天天气很好", "今天天气好") == pytest.approx(1 / 6)  # one deletion

@@ -191,8 +191,7 @@ class TextFrontEnd:
     digit). Each English G2P is built on first use instead (~0.35 s and ~90 MB of lexicons
     each): Chinese text without Latin words never needs one, and only British voices need the
     British one. That keeps a Mandarin instance's cold start (process start -> first audio)
-    ~0.4 s shorter; the first English (or
-    mixed) request pays it once.
+    ~0.4 s shorter; the first English (or mixed) request pays it once.
     """
 
     def __init__(self, jieba_cache: Path) -> None:

@@ -95,3 +95,11 @@ def test_tone_marked_pinyin_is_read_as_written(engine: KokoroEngine) -> None:
     # kept for its pauses; the same syllables as the characters' own, tones aside.
     assert engine.phonemes("Nǐ hǎo, shìjiè!", "zf_xiaobei") == "ni↓ xau↓, ʂɨ↘ʨje↘!"
     assert engine.phonemes("你好，世界！", "zf_xiaobei") == "ni↗xau↓, ʂɨ↘ʨje↘!"
+
+
+def test_digits_alone_are_read_the_way_of_the_voice(engine: KokoroEngine) -> None:
+    # Pieces are cut before a voice is chosen: digits without Han stay digits there, so an English
+    # voice reads them in English and a Mandarin voice in Mandarin.
+    assert engine.pieces("2024, 100%") == ["2024, 100%"]
+    assert "twˈɛnti" in engine.phonemes("2024, 100%", "af_heart")
+    assert engine._text_frontend().mandarin.reading("2024, 100%").spoken == "两千零二十四, 百分之一百"

@@ -25,7 +25,7 @@ from pathlib import Path
 import jieba
 from misaki.zh import ZHG2P
 
-from function.engines.kokoro.normalize import ChineseNormalizer, is_chinese
+from function.engines.kokoro.normalize import ChineseNormalizer, has_han, is_chinese
 from function.engines.kokoro.pinyin import PinyinReader, Word
 from function.languages import pinyin_syllables
 
@@ -104,13 +104,15 @@ class MandarinG2P:
         self._read = PinyinReader()
 
     def normalize(self, text: str) -> str:
-        """The text as it is read: Simplified, numbers in words, when it is Chinese; else unchanged."""
-        return self._normalize(text) if is_chinese(text) else text
+        """Text with Han characters as it is read: Simplified, numbers in words. Any other text is
+        left as it is: pieces are cut before a voice is chosen, and "2024" alone is read the
+        English way by an English voice (a Mandarin voice still reads it the Chinese way)."""
+        return self._normalize(text) if has_han(text) else text
 
     def reading(self, text: str) -> Reading:
         if (syllables := pinyin_syllables(text)) is not None:
             return Reading(text, " ".join(syllables))
-        spoken = self.normalize(text)
+        spoken = self._normalize(text) if is_chinese(text) else text
         syllables: list[str] = []
         for part, is_latin in _split_latin(spoken):
             if is_latin:
@@ -129,7 +131,7 @@ class MandarinG2P:
             return self._english(text)
         parts = [
             self._letters(part) if is_latin else self._mandarin(part)
-            for part, is_latin in _split_latin(self.normalize(text))
+            for part, is_latin in _split_latin(self._normalize(text))
         ]
         joined = " ".join(p for p in parts if p)
         return _SPACE_BEFORE_PUNCT.sub("", " ".join(joined.split()))

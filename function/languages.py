@@ -128,9 +128,11 @@ def _refine(text: str, script: str, counts: Counter[str]) -> str:
     if script == "Latin" and counts["Latin"] == max(counts.values()):
         if pinyin_syllables(text) is not None:
             return "zh"
+        if counts["Latin"] < LATIN_MIN_LETTERS:
+            return "en"
         # The whole text: fastText reads punctuation too ("¿Dónde está…?" is surer than without).
         language, probability = identify(text)
-        if counts["Latin"] >= LATIN_MIN_LETTERS and language != "en" and probability >= LATIN_CONFIDENCE:
+        if language != "en" and probability >= LATIN_CONFIDENCE:
             plain, plain_probability = identify(_without_accents(text))
             if plain == language and plain_probability >= LATIN_CONFIDENCE_PLAIN:
                 return language

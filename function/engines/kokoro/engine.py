@@ -27,6 +27,7 @@ from function.engines.kokoro.files import (
     ModelDirError,
     model_source,
     read_voice,
+    static_model,
 )
 
 if TYPE_CHECKING:
@@ -54,9 +55,12 @@ class KokoroEngine(Engine):
     # in up to ~5 s while the machine was busy (0.11 s/char); 0.15 leaves room for a slower vCPU.
     seconds_per_char: ClassVar[float] = 0.15
 
-    def __init__(self, model_dir: Path, threads: int | None = None) -> None:
+    def __init__(self, model_dir: Path, threads: int | None = None, static: bool | None = None) -> None:
+        """``static``: run the statically quantised model (``quantize.py``); None picks it where it
+        wins, when the build made one and the CPU has VNNI (see ``uses_static``)."""
         self.model_dir = Path(model_dir)
         self.threads = threads or 1
+        self._static = static
         self._manifest: Manifest | None = None
         self._version: str | None = None
         self._session: Any = None  # onnxruntime.InferenceSession, typed loosely to keep the import lazy
@@ -79,10 +83,20 @@ class KokoroEngine(Engine):
         if self._version is None:
             manifest = self._read_manifest()
             label = KNOWN_MODELS.get(manifest.model_sha256, "unknown")
+            if self.uses_static:
+                label = f"{label}-static"
             versions = [f"{p}=={_version_of(p)}" for p in FRONTEND_PACKAGES]
             key = "|".join([manifest.digest, *versions, f"revision-{REVISION}"])
             self._version = f"kokoro-82m-v1.0-{label}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
         return self._version
+
+    @property
+    def uses_static(self) -> bool:
+        """Whether ``load()`` opens the static model: it is 2x faster where the CPU has VNNI (u8 x s8
+        dot products, which QLinearConv runs on); elsewhere it is unmeasured, so today's model runs."""
+        if self._static is None:
+            self._static = bool(self._read_manifest().static_sha256) and cpu_has_vnni()
+        return self._static
 
     def _voice_ids(self) -> list[str]:
         return catalogue.order(list(self._read_manifest().voices))
@@ -103,7 +117,12 @@ class KokoroEngine(Engine):
             import onnxruntime as ort
 
             manifest = self._read_manifest()
-            source, _ = model_source(self.model_dir, manifest.model_sha256)
+            if self.uses_static:
+                if not manifest.static_sha256:
+                    raise ModelDirError(f"kokoro: {self.model_dir} has no static model; rebuild it")
+                source: str | bytes = static_model(self.model_dir, manifest.static_sha256)
+            else:
+                source, _ = model_source(self.model_dir, manifest.model_sha256)
             session = ort.InferenceSession(
                 source, self._session_options(ort), providers=["CPUExecutionProvider"]
             )
@@ -176,18 +195,20 @@ class KokoroEngine(Engine):
         audio = [self._infer(chunk, voice, speed) for chunk in chunks]
         return np.concatenate(audio) if audio else np.zeros(0, np.float32)
 
-    def _infer(self, tokens: str, voice: str, speed: float) -> np.ndarray:
+    def feed(self, tokens: str, voice: str, speed: float) -> dict[str, np.ndarray]:
+        """The model's inputs for one chunk of phonemes (after ``load()``)."""
         assert self._frontend is not None
         vocab = self._frontend.vocab
         ids = [vocab[c] for c in tokens]
         # Kokoro's voices hold one style per input length: the row for this many phonemes.
-        style = self._styles[voice][len(ids) - 1 : len(ids)]
-        feed = {
+        return {
             self._token_input: np.array([[0, *ids, 0]], dtype=np.int64),
-            "style": style,
+            "style": self._styles[voice][len(ids) - 1 : len(ids)],
             "speed": np.array([speed], dtype=np.float32),
         }
-        audio = self._session.run(None, feed)[0]
+
+    def _infer(self, tokens: str, voice: str, speed: float) -> np.ndarray:
+        audio = self._session.run(None, self.feed(tokens, voice, speed))[0]
         return trim_edges(np.asarray(audio, dtype=np.float32).reshape(-1), self.sample_rate)
 
 
@@ -203,6 +224,19 @@ def trim_edges(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     start = max(0, loud[0] * window - margin)
     end = min(len(audio), (loud[-1] + 1) * window + margin)
     return audio[start:end]
+
+
+def cpu_has_vnni() -> bool:
+    """AVX512-VNNI or AVX-VNNI in /proc/cpuinfo's flags (False where there is no /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_vnni", "avx_vnni"})
+    except OSError:
+        pass
+    return False
 
 
 def _version_of(package: str) -> str:

@@ -1,7 +1,7 @@
 """Kokoro engine on CPU: cold start, real-time factors, onnxruntime session options (not a test).
 
     .venv/bin/python loadtest/bench_kokoro.py [--model-dir models/kokoro-82m] [--threads 1]
-        [--repeats 5] [--cold 3] [--options-rounds 3] [--out FILE.json]
+        [--repeats 5] [--cold 3] [--compare-rounds 3] [--asr] [--options-rounds 3] [--out FILE.json]
 
 Prints (and with ``--out`` writes as JSON):
 
@@ -11,6 +11,10 @@ Prints (and with ``--out`` writes as JSON):
 * real-time factor (synthesis wall time / audio seconds) on ``--threads`` intra-op threads for a
   ~40-character Mandarin paragraph and an English sentence of similar length: median of
   ``--repeats`` after a warm-up, split into the text front end (G2P) and onnxruntime.
+* the static model against today's dynamic int8 one (``--compare-rounds``), alternated round by
+  round in one process: Mandarin and English wall time, the speed-up, and for long and loud
+  sentences the log-mel difference between the two outputs, their peaks and clipped samples;
+  with ``--asr``, Whisper's character error rate on Chinese sentences for both (loadtest/asr.py).
 * onnxruntime session options against the default, alternated round by round in one process so
   a shared machine's load hits them alike: no memory arena, ``ORT_ENABLE_EXTENDED`` and
   ``ORT_ENABLE_BASIC`` graph optimisation, ``ORT_PARALLEL`` execution mode.
@@ -30,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -39,6 +45,25 @@ from function.local import cpu_model  # noqa: E402
 MANDARIN = "人工智能正在改变我们的生活方式。从智能手机到自动驾驶汽车，新技术让很多事情变得更加方便。"
 ENGLISH = "Artificial intelligence is changing the way we live, from phones to self-driving cars."
 COLD_TEXT = "你好，欢迎使用语音合成服务。"
+# Quality checks: no numbers, so a change in how the front end reads them moves no figure. Loud
+# (exclamations) and long sentences are where a static activation scale would clip first.
+QUALITY_ZH = (
+    "今天的天气很好，我们一起去公园散步吧。",
+    "请把窗户关上，外面的风太大了。",
+    "图书馆里非常安静，大家都在认真地看书。",
+    "妈妈做的红烧肉是我吃过最好吃的菜。",
+    "注意安全！前方道路正在施工，请绕行！",
+    "科学家们经过多年的研究，终于找到了治疗这种疾病的新方法，这个发现让全世界的病人看到了希望，"
+    "也让医生们对未来充满了信心。",
+    "他站在山顶上大声喊道：我终于做到了！",
+    "秋天的树叶变成了金黄色，一阵风吹过，落叶像蝴蝶一样在空中飞舞。",
+)
+QUALITY_EN = (
+    "Stop! Get away from the edge right now, it is not safe!",
+    "The library closes early on holidays, so please return your books before noon.",
+)
+QUALITY_VOICES_ZH = ("zf_xiaobei", "zm_yunjian")
+QUALITY_VOICE_EN = "af_heart"
 MANDARIN_VOICE = "zf_xiaobei"
 ENGLISH_VOICE = "af_heart"
 
@@ -112,6 +137,99 @@ def realtime_factor(engine: KokoroEngine, text: str, voice: str, repeats: int) -
     }
 
 
+def log_mel(audio: np.ndarray, sample_rate: int = 24_000, n_fft: int = 1024, hop: int = 256) -> np.ndarray:
+    """80-band log-mel spectrogram in dB, floored 80 dB under its peak (silence compares as equal)."""
+    frames = np.lib.stride_tricks.sliding_window_view(audio, n_fft)[::hop] * np.hanning(n_fft)
+    power = np.abs(np.fft.rfft(frames, axis=1))
+    edges = 700 * (10 ** (np.linspace(0, 2595 * np.log10(1 + sample_rate / 2 / 700), 82) / 2595) - 1)
+    bins = np.fft.rfftfreq(n_fft, 1 / sample_rate)
+    left, centre, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    bank = np.clip(np.minimum((bins - left) / (centre - left), (right - bins) / (right - centre)), 0, None)
+    mel = 20 * np.log10(np.maximum(power @ bank.T, 1e-5))
+    return np.maximum(mel, mel.max() - 80)
+
+
+def compare_models(model_dir: Path, threads: int, rounds: int, asr: bool) -> dict[str, Any]:
+    """The static model against today's dynamic one: speed alternated round by round, then the
+    difference between their outputs (and, with ``asr``, each one's Chinese CER)."""
+    engines = {"dynamic": KokoroEngine(model_dir, threads, static=False)}
+    engines["static"] = KokoroEngine(model_dir, threads, static=True)
+    report: dict[str, Any] = {}
+    for name, engine in engines.items():
+        started = time.perf_counter()
+        engine.load()
+        report[f"{name}_load_s"] = round(time.perf_counter() - started, 3)
+    for label, text, voice in (("mandarin", MANDARIN, MANDARIN_VOICE), ("english", ENGLISH, ENGLISH_VOICE)):
+        times: dict[str, list[float]] = {name: [] for name in engines}
+        audio_s = 0.0
+        for round_ in range(rounds + 1):  # round 0 warms both up
+            for name, engine in engines.items():
+                started = time.perf_counter()
+                audio = [engine.synthesize(piece, voice, 1.0) for piece in engine.pieces(text)]
+                if round_:
+                    times[name].append(time.perf_counter() - started)
+                audio_s = sum(len(a) for a in audio) / engine.sample_rate
+        walls = {name: statistics.median(values) for name, values in times.items()}
+        report[label] = {
+            **{f"{name}_rtf": round(wall / audio_s, 3) for name, wall in walls.items()},
+            **{f"{name}_wall_s": sorted(round(t, 3) for t in times[name]) for name in engines},
+            "speedup": round(walls["dynamic"] / walls["static"], 2),
+        }
+    report["quality"] = output_difference(engines)
+    if asr:
+        report["cer"] = chinese_cer(engines)
+    return report
+
+
+def _speak(engine: KokoroEngine, text: str, voice: str) -> np.ndarray:
+    return np.concatenate([engine.synthesize(piece, voice, 1.0) for piece in engine.pieces(text)])
+
+
+def _untrimmed(engine: KokoroEngine, text: str, voice: str) -> np.ndarray:
+    """The model's own output, before ``trim_edges``: the two models' edges are cut a 10 ms window
+    apart now and then, which would misalign the comparison."""
+    feeds = [engine.feed(engine.phonemes(piece, voice), voice, 1.0) for piece in engine.pieces(text)]
+    return np.concatenate([engine._session.run(None, feed)[0].reshape(-1) for feed in feeds])
+
+
+def output_difference(engines: dict[str, KokoroEngine]) -> dict[str, Any]:
+    """Per quality sentence: the mean absolute log-mel difference (dB) between the engines' outputs
+    (the durations are the same: only the decoder differs), and each one's peak and clipped
+    samples (|x| >= 1)."""
+    texts = [(t, v) for t in QUALITY_ZH for v in QUALITY_VOICES_ZH] + [
+        (t, QUALITY_VOICE_EN) for t in QUALITY_EN
+    ]
+    rows = []
+    for text, voice in texts:
+        out = {name: _untrimmed(engine, text, voice) for name, engine in engines.items()}
+        dynamic, static = out["dynamic"], out["static"]
+        n = min(len(dynamic), len(static))
+        rows.append(
+            {
+                "text": text[:12],
+                "voice": voice,
+                "same_length": len(dynamic) == len(static),
+                "mel_db": round(float(np.abs(log_mel(static[:n]) - log_mel(dynamic[:n])).mean()), 2),
+                **{f"{name}_peak": round(float(np.abs(a).max()), 3) for name, a in out.items()},
+                **{f"{name}_clipped": int((np.abs(a) >= 1).sum()) for name, a in out.items()},
+            }
+        )
+    return {"mean_mel_db": round(statistics.mean(r["mel_db"] for r in rows), 2), "sentences": rows}
+
+
+def chinese_cer(engines: dict[str, KokoroEngine]) -> dict[str, float]:
+    """Whisper base's mean character error rate over the quality sentences, per engine."""
+    from loadtest import asr
+
+    cers: dict[str, list[float]] = {name: [] for name in engines}
+    for text in QUALITY_ZH:
+        for voice in QUALITY_VOICES_ZH:
+            for name, engine in engines.items():
+                transcript = asr.transcribe(_speak(engine, text, voice), engine.sample_rate, "zh")
+                cers[name].append(asr.cer(text, transcript))
+    return {name: round(statistics.mean(values), 4) for name, values in cers.items()}
+
+
 def _variant(name: str, change: Any) -> type[KokoroEngine]:
     class Variant(KokoroEngine):
         def _session_options(self, ort: Any) -> Any:
@@ -170,6 +288,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cold", type=int, default=3, help="fresh processes for the cold start")
+    parser.add_argument("--compare-rounds", type=int, default=3, help="0 skips static vs dynamic")
+    parser.add_argument("--asr", action="store_true", help="with the comparison: Whisper CER on Chinese")
     parser.add_argument("--options-rounds", type=int, default=3, help="0 skips the session-option comparison")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -196,6 +316,11 @@ def main() -> int:
     print(f"English ({ENGLISH_VOICE}): {json.dumps(report['english'])}")
     del engine
 
+    if args.compare_rounds:
+        report["static_vs_dynamic"] = compare_models(
+            args.model_dir, args.threads, args.compare_rounds, args.asr
+        )
+        print(f"static vs dynamic: {json.dumps(report['static_vs_dynamic'])}")
     if args.options_rounds:
         report["session_options"] = session_options(args.model_dir, args.threads, args.options_rounds)
         for name, row in report["session_options"].items():

@@ -185,7 +185,7 @@ def _speak(engine: KokoroEngine, text: str, voice: str) -> np.ndarray:
     return np.concatenate([engine.synthesize(piece, voice, 1.0) for piece in engine.pieces(text)])
 
 
-def _untrimmed(engine: KokoroEngine, text: str, voice: str) -> np.ndarray:
+def untrimmed(engine: KokoroEngine, text: str, voice: str) -> np.ndarray:
     """The model's own output, before ``trim_edges``: the two models' edges are cut a 10 ms window
     apart now and then, which would misalign the comparison."""
     feeds = [engine.feed(engine.phonemes(piece, voice), voice, 1.0) for piece in engine.pieces(text)]
@@ -201,7 +201,7 @@ def output_difference(engines: dict[str, KokoroEngine]) -> dict[str, Any]:
     ]
     rows = []
     for text, voice in texts:
-        out = {name: _untrimmed(engine, text, voice) for name, engine in engines.items()}
+        out = {name: untrimmed(engine, text, voice) for name, engine in engines.items()}
         dynamic, static = out["dynamic"], out["static"]
         n = min(len(dynamic), len(static))
         rows.append(

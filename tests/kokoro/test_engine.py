@@ -16,8 +16,9 @@ import pytest
 from function.engines.base import EngineLoadError
 from function.engines.kokoro import KokoroEngine
 from function.engines.kokoro.catalogue import OPENAI_NAMES
-from function.engines.kokoro.engine import EDGE_SILENCE
+from function.engines.kokoro.engine import EDGE_SILENCE, cpu_has_vnni
 from function.engines.kokoro.files import MANIFEST, MODEL_FILE, VOICES_DIR, Manifest
+from loadtest.bench_kokoro import log_mel, untrimmed
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("onnxruntime", "jieba", "pypinyin", "cn2an", "misaki", "hibari")
@@ -140,7 +141,8 @@ def _copy_without_model(source: Path, target: Path) -> Path:
 def test_a_model_file_with_the_wrong_hash_does_not_load(kokoro_dir: Path, tmp_path: Path) -> None:
     model_dir = _copy_without_model(kokoro_dir, tmp_path / "model")
     (model_dir / MODEL_FILE).write_bytes(b"not the kokoro model" * 1000)
-    engine = KokoroEngine(model_dir)
+    # The export's path (test_assets checks the static model's own hash).
+    engine = KokoroEngine(model_dir, static=False)
     assert engine.voices()  # the metadata is still readable: health checks keep working
     with pytest.raises(EngineLoadError, match="sha256"):
         engine.load()
@@ -181,3 +183,33 @@ def test_model_version_follows_the_model_and_every_voice(kokoro_dir: Path, tmp_p
     after_model = KokoroEngine(model_dir).model_version
     assert len({before, after_voice, after_model}) == 3
     assert after_model.startswith("kokoro-82m-v1.0-fp32-")
+
+
+LOUD_ZH = "注意安全！前方道路正在施工，请绕行！"
+LONG_ZH = "科学家们经过多年的研究，终于找到了治疗这种疾病的新方法，这个发现让全世界的病人看到了希望。"
+
+
+def test_the_static_model_is_picked_where_the_cpu_has_vnni(engine: KokoroEngine, kokoro_dir: Path) -> None:
+    assert Manifest.read(kokoro_dir).static_sha256  # the build made one
+    assert engine.uses_static == cpu_has_vnni()
+    static = KokoroEngine(kokoro_dir, static=True).model_version
+    dynamic = KokoroEngine(kokoro_dir, static=False).model_version
+    assert "-int8-static-" in static and "-int8-" in dynamic and static != dynamic  # never one cache key
+
+
+def test_the_static_model_keeps_durations_and_sounds_like_the_dynamic_one(kokoro_dir: Path) -> None:
+    dynamic = KokoroEngine(kokoro_dir, threads=1, static=False)
+    static = KokoroEngine(kokoro_dir, threads=1, static=True)
+    dynamic.load()
+    static.load()
+    for text in (LOUD_ZH, LONG_ZH):
+        for voice in ("zf_xiaobei", "zm_yunjian"):
+            before, after = untrimmed(dynamic, text, voice), untrimmed(static, text, voice)
+            assert len(after) == len(before)  # the encoder and predictor are untouched
+            assert np.abs(after).max() < 0.95  # no clipping on loud speech
+            # Measured 3.6-4.9 dB; quantising conv_post too gave 8.8 dB and clipped.
+            assert np.abs(log_mel(after) - log_mel(before)).mean() < 6
+    other_voice = untrimmed(dynamic, LOUD_ZH, "zf_xiaoyi")
+    loud = untrimmed(dynamic, LOUD_ZH, "zf_xiaobei")
+    n = min(len(other_voice), len(loud))
+    assert np.abs(log_mel(other_voice[:n]) - log_mel(loud[:n])).mean() > 8  # the measure tells voices apart

@@ -13,8 +13,9 @@ Left as they are (dynamic, exact to today's output):
 - the text encoder's and prosody predictor's convolutions (``/encoder/``): they run at token and
   frame rate (a few hundred steps, cheap) and set durations and pitch, so leaving them keeps every
   duration, and so every audio length, identical to today's;
-- ``conv_post``, whose output goes through ``exp()`` into the iSTFT's magnitudes: a static scale
-  there clipped the waveform (peak 1.29, mel difference 8.8 dB) where the rest measured 3.2 dB;
+- ``conv_post``, the export's one float convolution, whose output goes through ``exp()`` into the
+  iSTFT's magnitudes: a static scale there clipped the waveform (peak 1.29, log-mel difference
+  8.8 dB where the rest measured 3.2 dB);
 - the tiny 1-channel pitch/noise convolutions (``F0_conv``, ``N_conv``, ``noise_convs``) and the
   ``asr_res`` projection, which cost nothing.
 

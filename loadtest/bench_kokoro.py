@@ -7,7 +7,7 @@ Prints (and with ``--out`` writes as JSON):
 
 * cold start, in fresh processes: process start -> first Chinese audio (the spawn is timed by this
   process, the phases by the child: imports, construct, ``load()``, first synthesis) and the
-  child's peak RSS. Median of ``--cold`` processes.
+  child's peak RSS. Median of ``--cold`` processes per model, static and dynamic alternated.
 * real-time factor (synthesis wall time / audio seconds) on ``--threads`` intra-op threads for a
   ~40-character Mandarin paragraph and an English sentence of similar length: median of
   ``--repeats`` after a warm-up, split into the text front end (G2P) and onnxruntime.
@@ -75,7 +75,7 @@ started = time.time()
 from pathlib import Path
 from function.engines.kokoro import KokoroEngine
 imported = time.time()
-engine = KokoroEngine(Path(sys.argv[1]), threads=int(sys.argv[2]))
+engine = KokoroEngine(Path(sys.argv[1]), threads=int(sys.argv[2]), static=sys.argv[5] == "static")
 voices = engine.voices()
 constructed = time.time()
 engine.load()
@@ -85,30 +85,46 @@ done = time.time()
 print(json.dumps({
     "interpreter_start": started, "imports_s": imported - started, "construct_s": constructed - imported,
     "load_s": loaded - constructed, "first_synthesis_s": done - loaded, "audio_ready": done,
+    **{f"load_{name}_s": seconds for name, seconds in engine.load_seconds.items()},
     "audio_s": sum(len(a) for a in audio) / engine.sample_rate,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
 }))
 """
 
 
-def cold_start(model_dir: Path, threads: int, runs: int) -> dict[str, Any]:
-    rows = []
+def cold_start(model_dir: Path, threads: int, runs: int) -> dict[str, dict[str, float]]:
+    """Median phases of ``runs`` fresh processes per model, the two alternated process by process."""
+    rows: dict[str, list[dict[str, float]]] = {"static": [], "dynamic": []}
     for _ in range(runs):
-        spawned = time.time()
-        done = subprocess.run(
-            [sys.executable, "-c", _COLD_CHILD, str(model_dir), str(threads), MANDARIN_VOICE, COLD_TEXT],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        row = json.loads(done.stdout.strip().splitlines()[-1])
-        row["process_start_to_audio_s"] = row["audio_ready"] - spawned
-        row["interpreter_startup_s"] = row["interpreter_start"] - spawned
-        rows.append(row)
+        for model, model_rows in rows.items():
+            spawned = time.time()
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    _COLD_CHILD,
+                    str(model_dir),
+                    str(threads),
+                    MANDARIN_VOICE,
+                    COLD_TEXT,
+                    model,
+                ],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            row["process_start_to_audio_s"] = row["audio_ready"] - spawned
+            row["interpreter_startup_s"] = row["interpreter_start"] - spawned
+            model_rows.append(row)
     keys = ("process_start_to_audio_s", "interpreter_startup_s", "imports_s", "construct_s", "load_s")
+    keys += tuple(key for key in rows["static"][0] if key.startswith("load_") and key != "load_s")
     keys += ("first_synthesis_s", "audio_s", "peak_rss_mb")
-    return {key: round(statistics.median(r[key] for r in rows), 3) for key in keys}
+    return {
+        model: {key: round(statistics.median(r[key] for r in model_rows), 3) for key in keys}
+        for model, model_rows in rows.items()
+    }
 
 
 def realtime_factor(engine: KokoroEngine, text: str, voice: str, repeats: int) -> dict[str, float]:

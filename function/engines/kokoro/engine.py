@@ -9,6 +9,7 @@ first use (see ``frontend.TextFrontEnd``). ``pieces()`` builds the front end alo
 from __future__ import annotations
 
 import hashlib
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -67,6 +68,8 @@ class KokoroEngine(Engine):
         self._token_input = "tokens"
         self._styles: dict[str, np.ndarray] = {}
         self._frontend: TextFrontEnd | None = None
+        # Where load() spent its time (seconds per phase): loadtest/bench_kokoro.py reports it.
+        self.load_seconds: dict[str, float] = {}
 
     # -- metadata (cheap) ---------------------------------------------------------------------------
 
@@ -113,9 +116,11 @@ class KokoroEngine(Engine):
     def load(self) -> None:
         if self._session is not None:
             return
+        phase = _Phases(self.load_seconds)
         try:
             import onnxruntime as ort
 
+            phase("import_onnxruntime")
             manifest = self._read_manifest()
             if self.uses_static:
                 if not manifest.static_sha256:
@@ -123,9 +128,11 @@ class KokoroEngine(Engine):
                 source: str | bytes = static_model(self.model_dir, manifest.static_sha256)
             else:
                 source, _ = model_source(self.model_dir, manifest.model_sha256)
+            phase("check_model")
             session = ort.InferenceSession(
                 source, self._session_options(ort), providers=["CPUExecutionProvider"]
             )
+            phase("session")
             # onnxruntime keeps the bytes it was given (only to rebuild the session after a GPU
             # provider fails, which a CPU session never does): 92 MB held for nothing.
             if getattr(session, "_model_bytes", None) is not None:
@@ -142,7 +149,9 @@ class KokoroEngine(Engine):
                 .copy()
                 for voice in self._voice_ids()
             }
+            phase("voices")
             self._text_frontend()
+            phase("frontend")
         except EngineLoadError:
             raise
         except Exception as exc:  # onnxruntime and the front end raise their own types
@@ -224,6 +233,19 @@ def trim_edges(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     start = max(0, loud[0] * window - margin)
     end = min(len(audio), (loud[-1] + 1) * window + margin)
     return audio[start:end]
+
+
+class _Phases:
+    """Records the seconds since the previous call under each name into ``into``."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self._into = into
+        self._last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self._into[name] = round(now - self._last, 3)
+        self._last = now
 
 
 def cpu_has_vnni() -> bool:

@@ -15,6 +15,8 @@ Prints (and with ``--out`` writes as JSON):
   round in one process: Mandarin and English wall time, the speed-up, and for long and loud
   sentences the log-mel difference between the two outputs, their peaks and clipped samples;
   with ``--asr``, Whisper's character error rate on Chinese sentences for both (loadtest/asr.py).
+* the first audio of a ~100-character Mandarin paragraph, warm: a stream's (a short first clause,
+  ``speak_streamed``) against the whole first sentence's (``speak``), alternated.
 * onnxruntime session options against the default, alternated round by round in one process so
   a shared machine's load hits them alike: no memory arena, ``ORT_ENABLE_EXTENDED`` and
   ``ORT_ENABLE_BASIC`` graph optimisation, ``ORT_PARALLEL`` execution mode.
@@ -61,6 +63,11 @@ QUALITY_ZH = (
 QUALITY_EN = (
     "Stop! Get away from the edge right now, it is not safe!",
     "The library closes early on holidays, so please return your books before noon.",
+)
+# A ~100-character paragraph for the streamed first audio (its first sentence is 33 characters).
+STREAM_TEXT = (
+    "春天来了，公园里的花都开了，孩子们在草地上奔跑，鸟儿在树上唱歌。老人们在湖边散步聊天，"
+    "年轻人在树荫下安静地看书。傍晚的时候，夕阳把整个湖面染成了金色，大家都舍不得离开这个美丽的地方。"
 )
 QUALITY_VOICES_ZH = ("zf_xiaobei", "zm_yunjian")
 QUALITY_VOICE_EN = "af_heart"
@@ -246,6 +253,26 @@ def chinese_cer(engines: dict[str, KokoroEngine]) -> dict[str, float]:
     return {name: round(statistics.mean(values), 4) for name, values in cers.items()}
 
 
+def first_audio(engine: KokoroEngine, rounds: int) -> dict[str, Any]:
+    """Seconds to the first audio chunk of STREAM_TEXT, warm: a stream's (a short first clause)
+    against the whole first sentence's, alternated round by round."""
+    speakers = {"streamed": engine.speak_streamed, "first_sentence": engine.speak}
+    times: dict[str, list[float]] = {name: [] for name in speakers}
+    firsts: dict[str, float] = {}
+    for round_ in range(rounds + 1):  # round 0 warms up
+        for name, speak in speakers.items():
+            started = time.perf_counter()
+            first = next(iter(speak(STREAM_TEXT, MANDARIN_VOICE, 1.0, 0.3)))
+            if round_:
+                times[name].append(time.perf_counter() - started)
+            firsts[name] = len(first) / engine.sample_rate
+    return {
+        "chars": len(STREAM_TEXT),
+        **{f"{name}_s": round(statistics.median(values), 3) for name, values in times.items()},
+        **{f"{name}_chunk_audio_s": round(audio_s, 2) for name, audio_s in firsts.items()},
+    }
+
+
 def _variant(name: str, change: Any) -> type[KokoroEngine]:
     class Variant(KokoroEngine):
         def _session_options(self, ort: Any) -> Any:
@@ -330,6 +357,8 @@ def main() -> int:
     print(f"Mandarin ({MANDARIN_VOICE}): {json.dumps(report['mandarin'])}")
     report["english"] = realtime_factor(engine, ENGLISH, ENGLISH_VOICE, args.repeats)
     print(f"English ({ENGLISH_VOICE}): {json.dumps(report['english'])}")
+    report["first_audio"] = first_audio(engine, args.repeats)
+    print(f"first audio, warm: {json.dumps(report['first_audio'])}")
     del engine
 
     if args.compare_rounds:

@@ -64,7 +64,7 @@ QUALITY_EN = (
     "Stop! Get away from the edge right now, it is not safe!",
     "The library closes early on holidays, so please return your books before noon.",
 )
-# A ~100-character paragraph for the streamed first audio (its first sentence is 33 characters).
+# A 91-character paragraph for the streamed first audio (its first sentence is 32 characters).
 STREAM_TEXT = (
     "春天来了，公园里的花都开了，孩子们在草地上奔跑，鸟儿在树上唱歌。老人们在湖边散步聊天，"
     "年轻人在树荫下安静地看书。傍晚的时候，夕阳把整个湖面染成了金色，大家都舍不得离开这个美丽的地方。"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -142,6 +143,10 @@ def build_static(dest: Path, source: str | bytes) -> str:
     """Write ``dest``'s static model from ``source`` (the int8 export); returns its sha256."""
     from function.engines.kokoro.quantize import quantize  # onnx: build time only
 
+    if importlib.util.find_spec("onnx") is None:
+        raise ModelDirError(
+            f"kokoro assets: {STATIC_FILE} needs the onnx package (pip install onnx), or --no-static"
+        )
     fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{STATIC_FILE}.")
     os.close(fd)
     try:

@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 import sys
@@ -38,11 +39,17 @@ from flask import Request
 from function.errors import ApiError
 from function.logs import annotate
 
+log = logging.getLogger(__name__)
+
 PREFIX = "tts"
 KEY_RE = re.compile(rf"^{PREFIX}_(?P<id>[0-9a-f]{{8}})_[A-Za-z0-9_-]{{43}}$")
 RELOAD_S = 30.0
+_KEY_ID = re.compile(r"[0-9a-f]{8}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 # Compared against when the id is unknown, so a wrong id costs the same as a wrong secret.
 _NO_DIGEST = hashlib.sha256(b"no such key").hexdigest()
+# Where the guard leaves the caller's key id on the request (what jobs are scoped by).
+CALLER_ENVIRON = "serverless_tts.key_id"
 
 
 @dataclass(frozen=True)
@@ -63,20 +70,33 @@ def new_key() -> tuple[str, str]:
 
 
 def parse_keys(text: str) -> dict[str, StoredKey]:
-    """The keys of a document ``{"keys": [{"id", "sha256", "label"}, ...]}`` (or its bare list)."""
-    data = json.loads(text) if text.strip() else []
+    """The keys of a document ``{"keys": [{"id", "sha256", "label"}, ...]}`` (or its bare list).
+    Anything else (another shape, nesting too deep for the parser) is a ValueError."""
+    try:
+        data = json.loads(text) if text.strip() else []
+    except RecursionError:
+        raise ValueError("API keys: JSON nested too deeply") from None
     entries = data.get("keys", []) if isinstance(data, dict) else data
+    if not isinstance(entries, list):
+        raise ValueError('API keys: expected a list of keys, or {"keys": [...]}')
     keys = {}
     for entry in entries:
-        key = StoredKey(str(entry["id"]), str(entry["sha256"]).lower(), str(entry.get("label", "")))
-        if not re.fullmatch(r"[0-9a-f]{8}", key.id) or not re.fullmatch(r"[0-9a-f]{64}", key.sha256):
-            raise ValueError(f"API key entry {key.id!r}: id must be 8 hex digits and sha256 64")
-        keys[key.id] = key
+        fields = entry if isinstance(entry, dict) else {}
+        key_id, sha256 = fields.get("id"), fields.get("sha256")
+        if isinstance(key_id, int) and not isinstance(key_id, bool):  # a hand-written 12345678
+            key_id = str(key_id)
+        if not (isinstance(key_id, str) and _KEY_ID.fullmatch(key_id)):
+            raise ValueError("API keys: every entry needs an id of 8 hex digits")
+        if not (isinstance(sha256, str) and _SHA256.fullmatch(sha256.lower())):
+            raise ValueError(f"API key {key_id}: sha256 must be 64 hex digits")
+        keys[key_id] = StoredKey(key_id, sha256.lower(), str(fields.get("label", "")))
     return keys
 
 
 class KeyRing:
-    """The valid keys, from inline JSON and/or a file re-read every ``reload_s`` seconds."""
+    """The valid keys, from inline JSON and/or a file re-read every ``reload_s`` seconds. A file
+    that cannot be read or parsed while serving (a bad secret version) keeps the keys last read:
+    logged once per distinct failure, and ``degraded`` until a good file is read again."""
 
     def __init__(
         self,
@@ -89,29 +109,50 @@ class KeyRing:
         self._path = Path(path) if path else None
         self._reload_s, self._clock = reload_s, clock
         self._lock = threading.Lock()
-        self._loaded_at = -float("inf")
+        self._loaded_at = self._clock()
         self._from_file: dict[str, StoredKey] = {}
-        if self._path is not None:
-            self._reload(self._clock())  # a missing or broken file fails the start, not a request
+        self._failure: str | None = None  # what the last read of the file met, when it failed
+        if self._path is not None:  # a missing or broken file fails the start, not a request
+            self._from_file = parse_keys(self._path.read_text(encoding="utf-8"))
 
     @property
     def configured(self) -> bool:
         return bool(self._inline) or self._path is not None
 
+    @property
+    def degraded(self) -> bool:
+        """Whether the last read of the key file failed (the keys read before it still serve)."""
+        return self._failure is not None
+
     def _reload(self, now: float) -> None:
         assert self._path is not None
-        self._from_file = parse_keys(self._path.read_text(encoding="utf-8"))
-        self._loaded_at = now
+        self._loaded_at = now  # success or not: the next read is reload_s away
+        try:
+            text = self._path.read_bytes()
+            keys = parse_keys(text.decode("utf-8"))
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+            # Once per distinct failure: a file that stays broken is not logged every reload_s.
+            failure = f"{type(exc).__name__}: {exc}"
+            if failure != self._failure:
+                log.warning(
+                    "cannot read the API key file %s; keeping the %d keys read before: %s",
+                    self._path,
+                    len(self._from_file),
+                    failure,
+                )
+            self._failure = failure
+            return
+        if self._failure is not None:
+            log.info("the API key file %s is readable again: %d keys", self._path, len(keys))
+        self._failure = None
+        self._from_file = keys
 
     def keys(self) -> dict[str, StoredKey]:
-        if self._path is not None:
-            now = self._clock()
-            if now - self._loaded_at >= self._reload_s:
-                with self._lock:
-                    try:
-                        self._reload(now)
-                    except (OSError, ValueError, KeyError):
-                        self._loaded_at = now  # keep the keys last read; try again later
+        if self._path is not None and self._clock() - self._loaded_at >= self._reload_s:
+            with self._lock:
+                now = self._clock()
+                if now - self._loaded_at >= self._reload_s:  # not reloaded while this one waited
+                    self._reload(now)
         return self._inline | self._from_file
 
     def check(self, presented: str) -> StoredKey | None:
@@ -155,8 +196,14 @@ def guard(ring: KeyRing, bearer: bool, open_paths: Collection[str]) -> Callable[
         if stored is None:
             raise unauthorized("invalid_api_key", "the API key is not valid (revoked, or mistyped)", bearer)
         annotate(key_id=stored.id)
+        request.environ[CALLER_ENVIRON] = stored.id
 
     return check
+
+
+def caller(request: Request) -> str | None:
+    """The id of the key the request came with (set by the guard), or None where keys are off."""
+    return request.environ.get(CALLER_ENVIRON)
 
 
 # --- the key command ---------------------------------------------------------------------------

@@ -72,6 +72,9 @@ class Settings(BaseModel):
     api_keys_file: str = ""
     api_keys: str = ""
     api_key_bearer: bool = True
+    # With keys, each key's audio is its own (no key learns what another asked for from a cache
+    # hit); shared_cache: one cache for every key, as without keys (function.pipeline.scoped).
+    shared_cache: bool = False
 
     # Jobs (function.jobs): long documents split into parts, each its own event. A part may use
     # this share of the event's synthesis budget (the rest is margin for a slower vCPU), and at most

@@ -62,6 +62,7 @@ def speak(
         plan = pipeline.plan(
             body, engines, settings, max_chars=settings.max_chars, timeout_s=settings.request_timeout_s
         )
+    plan = pipeline.scoped(plan, pipeline.cache_scope(auth.caller(request), settings))
     if stream is not None:  # sent as it is spoken; stored once complete (function.streaming)
         return Reply.streamed(streaming.open_stream(plan, store, settings, stream, web.client_gone(request)))
     result = pipeline.execute(plan, store, settings, want_audio=as_audio)
@@ -73,12 +74,12 @@ def speak(
 
 def submit_job_route(request: Request) -> Reply:
     body = parse(jobs.JobRequest, web.json_body(request, settings.job_max_body_bytes))
-    submitted = jobs.accept(body, store, engines, settings)
+    submitted = jobs.accept(body, store, engines, settings, owner=auth.caller(request))
     return Reply(web.json_response(submitted.accepted(store), 202), submitted.log_fields())
 
 
-def job_status_route(_: Request, job_id: str) -> Reply:
-    return Reply.json(jobs.status(store, job_id))
+def job_status_route(request: Request, job_id: str) -> Reply:
+    return Reply.json(jobs.status(store, job_id, owner=auth.caller(request)))
 
 
 def voices_route(_: Request) -> Reply:
@@ -113,7 +114,12 @@ def health_route(_: Request) -> Reply:
     states = engines.health()
     failing = sum("error" in s for s in states)
     status = "ok" if not failing else "degraded" if failing < len(states) else "unavailable"
+    # A key file that could not be read keeps the keys read before it: "degraded", no details.
+    if status == "ok" and keys.degraded:
+        status = "degraded"
     body = {"status": status, "engines": states, "model_loaded": any(s["loaded"] for s in states)}
+    if keys.configured:
+        body["api_keys"] = "degraded" if keys.degraded else "ok"
     return Reply(web.json_response(body, 503 if status == "unavailable" else 200))
 
 

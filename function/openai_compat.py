@@ -32,25 +32,29 @@ def to_synthesize_request(
     request: OpenAISpeechRequest, engines: Engines, settings: Settings
 ) -> SynthesizeRequest:
     native = {name for e in engines.voices() for name in (e.voice.id, *e.voice.aliases)}
-    voice = request.voice
+    voice: str | None = request.voice
     if voice not in native:
         tables = voice_tables(engines, settings)
         detected = detect(request.input)
-        language = detected.primary if detected and detected.primary in tables else next(iter(tables), "")
-        voice = tables.get(language, {}).get(request.voice.lower(), request.voice)
-        if voice not in native:
-            mapped = sorted({name for table in tables.values() for name in table})
-            raise bad_field(
-                "voice",
-                f"unknown voice {request.voice!r}; OpenAI voices mapped here: {', '.join(mapped)}; "
-                f"native voices: {', '.join(sorted(native))}",
-                code="unknown_voice",
-            )
-    # OpenAI accepts 0.25-4.0; the engine's own range is narrower, so clamp rather than refuse.
-    low, high = find_voice(engines.voices(), voice).engine.speed_range
-    return SynthesizeRequest(
-        text=request.input,
-        voice=voice,
-        speed=min(max(request.speed, low), high),
-        format=request.response_format,
-    )
+        language = detected.primary if detected else None
+        if language is not None and language not in tables:
+            # No voice here reads the text's language: routing refuses it by language, without
+            # naming a voice the caller never chose (OpenAI's names stand for one voice per language).
+            voice = None
+        else:
+            table = tables.get(language or "", tables.get(next(iter(tables), ""), {}))
+            voice = table.get(request.voice.lower(), request.voice)
+            if voice not in native:
+                mapped = sorted({name for table in tables.values() for name in table})
+                raise bad_field(
+                    "voice",
+                    f"unknown voice {request.voice!r}; OpenAI voices mapped here: {', '.join(mapped)}; "
+                    f"native voices: {', '.join(sorted(native))}",
+                    code="unknown_voice",
+                )
+    speed = request.speed
+    if voice is not None:
+        # OpenAI accepts 0.25-4.0; the engine's own range is narrower, so clamp rather than refuse.
+        low, high = find_voice(engines.voices(), voice).engine.speed_range
+        speed = min(max(speed, low), high)
+    return SynthesizeRequest(text=request.input, voice=voice, speed=speed, format=request.response_format)

@@ -18,6 +18,7 @@ from function.config import Settings
 from function.engines.base import Engine, EngineLoadError, Voice
 from function.errors import ApiError, bad_field
 from function.logs import fields
+from function.namespaces import content_address
 from function.registry import Engines
 from function.routing import route
 from function.schema import SynthesizeRequest
@@ -39,7 +40,7 @@ AUDIO_KEY_METADATA = "job_key"
 class Plan:
     """What a request will be synthesized as, checked against this deployment."""
 
-    text: str  # normalised
+    text: str  # what the engine is given: normalised, or as sent for an engine that takes raw text
     engine: Engine
     voice: Voice
     speed: float
@@ -47,13 +48,15 @@ class Plan:
     audio_key: str  # content hash of everything that determines the audio
     # The engine's name for other audio of the same request (its streamed audio), "" for its own.
     variant: str = ""
+    # Whose cache the audio is in: a caller's key id where keys scope the cache, "" shared.
+    scope: str = ""
 
     @property
     def object_name(self) -> str:
         """Content address: the same engine, weights, voice, text, speed and format give the same
         name; a variant's name carries it (``<key>-stream.wav``)."""
         suffix = f"-{self.variant}" if self.variant else ""
-        return f"{self.audio_key[:40]}{suffix}.{self.format.extension}"
+        return f"{content_address(self.audio_key)}{suffix}.{self.format.extension}"
 
     def described(self) -> dict[str, Any]:
         """What the audio will be: format, voice, language, speed, engine and weights."""
@@ -160,7 +163,8 @@ def plan(
             code="text_too_long_for_timeout",
         )
     speed = round(request.speed, 3)
-    return Plan(text, engine, voice, speed, fmt, audio_key(engine, voice, text, speed, fmt))
+    spoken = request.text if engine.takes_raw_text else text
+    return Plan(spoken, engine, voice, speed, fmt, audio_key(engine, voice, spoken, speed, fmt))
 
 
 def resolve_format(name: str, field_name: str) -> AudioFormat:
@@ -176,11 +180,41 @@ def resolve_format(name: str, field_name: str) -> AudioFormat:
 
 
 def audio_key(
-    engine: Engine, voice: Voice, text: str, speed: float, fmt: AudioFormat, variant: str = ""
+    engine: Engine,
+    voice: Voice,
+    text: str,
+    speed: float,
+    fmt: AudioFormat,
+    variant: str = "",
+    scope: str = "",
 ) -> str:
-    parts: list[Any] = [engine.name, engine.model_version, voice.id, text, speed, fmt.name]
-    key = json.dumps([*parts, variant] if variant else parts, ensure_ascii=False)
+    names = (engine.name, engine.model_version, voice.id, text, speed, fmt.name)
+    return content_key(names, variant, scope)
+
+
+def content_key(names: tuple[str, str, str, str, float, str], variant: str = "", scope: str = "") -> str:
+    """The audio key from names alone (engine, model version, voice, text, speed, format): what a
+    job's record checks its parts against. Without a variant or scope, the key audio stored before
+    either existed has."""
+    tail: list[Any] = [variant, {"scope": scope}] if scope else [variant] if variant else []
+    key = json.dumps([*names, *tail], ensure_ascii=False)
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def cache_scope(caller: str | None, settings: Settings) -> str:
+    """Whose cache a caller's audio goes in: its key id where keys are configured, unless the
+    deployment shares one cache between keys (``shared_cache``); "" is the shared cache. Another
+    key's identical request is then a miss, synthesized again: ``cached`` and the latency tell no
+    key what another asked for."""
+    return "" if caller is None or settings.shared_cache else caller
+
+
+def scoped(plan: Plan, scope: str) -> Plan:
+    """The plan with its audio in ``scope``'s cache (``cache_scope``)."""
+    if not scope:
+        return plan
+    key = audio_key(plan.engine, plan.voice, plan.text, plan.speed, plan.format, plan.variant, scope)
+    return replace(plan, audio_key=key, scope=scope)
 
 
 def streamed(plan: Plan) -> Plan | None:
@@ -189,7 +223,7 @@ def streamed(plan: Plan) -> Plan | None:
     variant = plan.engine.streamed_variant(plan.speed)
     if variant is None:
         return None
-    key = audio_key(plan.engine, plan.voice, plan.text, plan.speed, plan.format, variant)
+    key = audio_key(plan.engine, plan.voice, plan.text, plan.speed, plan.format, variant, plan.scope)
     return replace(plan, audio_key=key, variant=variant)
 
 

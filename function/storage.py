@@ -14,7 +14,7 @@ import os
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +34,17 @@ GCS_RETRY_S = 8.0
 GCS_TIMEOUT = (GCS_CONNECT_TIMEOUT_S, GCS_READ_TIMEOUT_S)
 # Sources GCS composes in one call (https://cloud.google.com/storage/docs/composite-objects).
 GCS_COMPOSE_MAX = 32
-# How long (in 10 ms polls) a local writer that lost a race waits for the winner's metadata.
-META_WAIT_TRIES = 200
+# How long (in 10 ms polls) a local writer that lost a race waits for the winner's metadata before
+# taking the bytes for a dead writer's orphan: long enough for a live winner on a loaded machine.
+META_WAIT_TRIES = 500
 
 
 # Where a local store keeps each object's metadata; no object may be named into it.
 META_DIR = ".meta"
+# Where a local store moves bytes whose writer died before linking their metadata.
+ORPHANS = ".orphans"
+# How often a local writer moves an orphan aside and tries again before giving up (a retry).
+ORPHAN_RETRIES = 3
 
 
 class StorageError(RuntimeError):
@@ -98,15 +103,15 @@ class ObjectStore(ABC):
 
 class LocalStore(ObjectStore):
     """A folder. Metadata sits in ``.meta/<name>.json``, linked by the writer that won the object;
-    an object counts as present once both are in place."""
+    an object counts as present once both are in place (bytes alone are a dead writer's orphan)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
 
     def _path(self, name: str) -> Path:
         path = self._file(name)
-        if path.is_relative_to(self.root / META_DIR):
-            raise ValueError(f"object names under {META_DIR}/ are reserved for metadata: {name!r}")
+        if path.is_relative_to(self.root / META_DIR) or path.is_relative_to(self.root / ORPHANS):
+            raise ValueError(f"object names under {META_DIR}/ and {ORPHANS}/ are the store's own: {name!r}")
         return path
 
     def _file(self, name: str) -> Path:
@@ -135,31 +140,57 @@ class LocalStore(ObjectStore):
     def create(
         self, name: str, data: bytes, content_type: str, metadata: dict[str, str]
     ) -> tuple[StoredObject, bool]:
+        return self._write(name, lambda: data, content_type, metadata)
+
+    def _write(
+        self,
+        name: str,
+        data: Callable[[], bytes | Iterable[bytes]],
+        content_type: str,
+        metadata: dict[str, str],
+    ) -> tuple[StoredObject, bool]:
+        """Link the object, then its metadata; a writer that lost the race to create the object
+        waits for the winner's metadata. Bytes whose metadata never comes belong to a writer that
+        died between its two links: they are moved aside (``ORPHANS``), never adopted (another
+        writer's metadata would describe them), and this writer's bytes take the name."""
         path = self._path(name)
-        try:
-            created = _link_new(path, data)
-        except OSError as exc:
-            raise StorageError(f"cannot write {path}: {exc}") from exc
-        return self._settle(name, created, content_type, metadata)
+        for _ in range(ORPHAN_RETRIES):
+            try:
+                created = _link_new(path, data())
+            except OSError as exc:
+                raise StorageError(f"cannot write {path}: {exc}") from exc
+            settled = self._settle(name, created, content_type, metadata)
+            if settled is not None:
+                return settled
+            self._quarantine(name)
+        raise StorageError(f"cannot write {path}: its metadata keeps going missing")
 
     def _settle(
         self, name: str, created: bool, content_type: str, metadata: dict[str, str]
-    ) -> tuple[StoredObject, bool]:
-        """Link the metadata of an object this writer created, or wait for the winner's."""
+    ) -> tuple[StoredObject, bool] | None:
+        """Link the metadata of an object this writer created, or wait for the winner's: the
+        object and whether this writer's stands. None when the winner's metadata never comes."""
         meta = json.dumps({"content_type": content_type, "metadata": metadata}).encode()
         try:
-            if created:
-                _link_new(self._meta_path(name), meta)
+            # A writer that stalled past META_WAIT_TRIES may find its object moved aside as an
+            # orphan and another's metadata in place: then it lost, like any loser.
+            won = created and _link_new(self._meta_path(name), meta)
             stored = self._stat_settled(name)
-            if stored is None:
-                # The winner died between its two links: this writer's metadata describes the
-                # same content (the name is content-addressed, or the job key check rejects it).
-                _link_new(self._meta_path(name), meta)
-                stored = self.stat(name)
         except OSError as exc:
             raise StorageError(f"cannot write {self._path(name)}: {exc}") from exc
-        assert stored is not None  # the object and its metadata are both in place now
-        return stored, created
+        return None if stored is None else (stored, won)
+
+    def _quarantine(self, name: str) -> None:
+        """Move an orphan (bytes without metadata) under ``ORPHANS``, where no object name reaches."""
+        target = self._file(f"{ORPHANS}/{time.time_ns()}/{name}")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(self._path(name), target)
+            log.warning("moved aside %s: its writer died before its metadata was written", self.uri(name))
+        except FileNotFoundError:  # another writer moved it first
+            pass
+        except OSError as exc:
+            raise StorageError(f"cannot move aside {self._path(name)}: {exc}") from exc
 
     def _stat_settled(self, name: str) -> StoredObject | None:
         """stat() that gives a winning writer a moment to link the metadata after the object."""
@@ -194,12 +225,7 @@ class LocalStore(ObjectStore):
 
         if (existing := self.stat(name)) is not None:  # as on GCS: no copy for a known loser
             return existing, False
-        path = self._path(name)
-        try:
-            created = _link_new(path, chunks())
-        except OSError as exc:
-            raise StorageError(f"cannot write {path}: {exc}") from exc
-        return self._settle(name, created, content_type, metadata)
+        return self._write(name, chunks, content_type, metadata)
 
 
 def _link_new(path: Path, data: bytes | Iterable[bytes]) -> bool:

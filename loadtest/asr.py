@@ -26,10 +26,12 @@ Scoring normalises both sides the same way before the edit distance (jiwer):
   British spellings made American. Two numbers in a row merge ("1969, two" reads 19692):
   reference texts should keep numbers apart.
 - Mandarin: NFKC (full-width digits and punctuation to ASCII), traditional to simplified (OpenCC
-  ``t2s``: Whisper base often writes traditional characters), Arabic digits to Chinese numerals
-  (cn2an: "25" and "二十五" compare equal; "2024年" reads "二零二四年"), then punctuation,
-  symbols and white space removed. A reference should write "两" where a speaker says liǎng: "2个"
-  normalises to "二个".
+  ``t2s``: Whisper base often writes traditional characters), numbers and symbols in words by
+  WeTextProcessing's Chinese grammar (wetext; the same on both sides, so "25" and "二十五", "28℃"
+  and "二十八摄氏度", "9:00-18:00" and "九点到十八点" compare equal), digit strings of seven or
+  more (phone numbers) digit by digit however they are grouped, 两/二, 幺/一 and 〇/零 alike (the
+  recogniser's choice between them is not scored: the reading tests check it), then
+  punctuation, symbols and white space removed.
 
 Cost, measured on a 2-vCPU AMD EPYC (shared; the project's developer and CI machine), Python 3.11:
 
@@ -38,7 +40,7 @@ Cost, measured on a 2-vCPU AMD EPYC (shared; the project's developer and CI mach
   faster-whisper's other requirements (onnxruntime, tokenizers, huggingface-hub) are already there.
   The extra alone in an empty venv is 712 MB. The joined whisper-base takes 145 MB more in the cache.
 - Import: this module imports only numpy and soxr; the heavy imports wait for first use:
-  faster-whisper 0.07 s, OpenCC + cn2an 0.08 s (0.12 s with OpenCC's first dictionary load),
+  faster-whisper 0.07 s, OpenCC 0.01 s, wetext ~0.4 s (its grammar loads with it),
   jiwer + the English normaliser 0.02 s (warm file cache).
 - Load, hash check included: tiny.en 0.8-1.0 s; base 0.5-1.5 s, plus 0.3-0.5 s to join it once
   per cache (the hash check alone: 0.08 s for base).
@@ -61,7 +63,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soxr
@@ -272,11 +274,21 @@ def _t2s() -> OpenCC:
     return opencc.OpenCC("t2s.json")
 
 
-# Thousands separators inside numbers ("10,000"): cn2an would read the comma as text.
+@functools.cache
+def _chinese_tn() -> Any:
+    from wetext import Normalizer
+
+    return Normalizer(lang="zh", operator="tn")
+
+
+# Thousands separators inside numbers ("10,000", "10，000"), which the grammar reads as text.
+_DIGIT_NAMES = "零一二三四五六七八九"
 _THOUSANDS = re.compile(r"(?<=\d)[,，](?=\d{3}(?!\d))")
-# A hyphen between digits ("3-1", as Whisper writes digit strings) is a separator, not a minus
-# sign: cn2an would read "3-1" as "三负一".
-_DIGIT_HYPHEN = re.compile(r"(?<=\d)-(?=\d)")
+# Phone and code numbers: seven or more digits, in groups or not ("400-600-8888", "4006008888").
+_DIGIT_CODE = re.compile(r"\d(?:[\s-]?\d){6,}")
+# What the recogniser may write for the same spoken digit: 两 and 二 (both "two"; which one is
+# right is the reading tests' business), 幺 and 一, 〇 and 零.
+_SAME_DIGIT = str.maketrans({"两": "二", "兩": "二", "幺": "一", "〇": "零"})
 
 
 def normalize_english(text: str) -> str:
@@ -287,16 +299,16 @@ def normalize_english(text: str) -> str:
 
 
 def normalize_chinese(text: str) -> str:
-    """Simplified characters, numbers as Chinese numerals, no punctuation, symbols or white space."""
-    import cn2an
-
+    """Simplified characters, numbers in words, no punctuation, symbols or white space."""
     text = unicodedata.normalize("NFKC", text)
     text = _t2s().convert(text)
     text = _THOUSANDS.sub("", text)
-    text = _DIGIT_HYPHEN.sub(" ", text)
-    # Digits to numerals (not the other way): numerals also occur inside words (一起, 星期一),
-    # which a numerals-to-digits pass would mangle; digits never do.
-    text = cn2an.transform(text, "an2cn")
+    text = _DIGIT_CODE.sub(lambda m: "".join(_DIGIT_NAMES[int(d)] for d in m.group() if d.isdigit()), text)
+    # Digits to words (not the other way): numerals also occur inside words (一起, 星期一),
+    # which a words-to-digits pass would mangle; digits never do.
+    if re.search(r"\d", text):
+        text = _chinese_tn().normalize(text)
+    text = text.translate(_SAME_DIGIT)
     # Drop punctuation (P*), symbols (S*), separators (Z*) and controls (C*): only what is spoken counts.
     return "".join(ch for ch in text if unicodedata.category(ch)[0] not in "PSZC").lower()
 

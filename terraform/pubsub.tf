@@ -12,6 +12,13 @@ locals {
     requests  = "requests-push"
     job_parts = "job-parts-push"
   }
+  # What each push subscription delivers. A job's part carries the tts_job_part attribute (the
+  # function publishes parts to job_parts only); the function checks every part against its job's
+  # record, and the requests subscription does not even deliver a message claiming to be one.
+  push_filters = {
+    requests  = "NOT attributes:tts_job_part"
+    job_parts = "attributes:tts_job_part"
+  }
 
   # What the function needs to publish jobs (docs/jobs.md), for both services' environment:
   # each service's env (terraform/run.tf) merges it.
@@ -41,6 +48,8 @@ resource "google_pubsub_subscription" "push" {
   name     = "${var.name_prefix}-${each.value}"
   project  = var.project_id
   topic    = google_pubsub_topic.this[each.key].id
+  # A filter cannot change in place: adding it replaces the subscription (drain it first: docs/jobs.md).
+  filter = local.push_filters[each.key]
 
   # For push, the ack deadline is how long Pub/Sub waits for the HTTP response: at least the event
   # service's timeout, so a synthesis is never redelivered while it is still running.

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from function.local import ONE_AT_A_TIME, REPO, free_port, health_url, serve_command, wait_healthy
+from tests.jobs_fleet import Receiver
 
 EVENT_TARGETS = {"synthesize_event"}
 
@@ -154,3 +155,11 @@ def gcs_bucket(gcs: str) -> str:
 def gcs_server(start_server: ServerFactory, gcs: str, gcs_bucket: str) -> FunctionServer:
     """hibari, audio written to the emulated bucket through google-cloud-storage."""
     return start_server(TTS_OUTPUT_URI=f"gs://{gcs_bucket}/audio", STORAGE_EMULATOR_HOST=gcs)
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    """A loopback stand-in for the subscriber of the jobs' results topic: it records every push."""
+    receiver = Receiver()
+    yield receiver
+    receiver.stop()

@@ -184,3 +184,112 @@ def test_a_key_check_adds_well_under_a_millisecond(key_file, capsys) -> None:
     with capsys.disabled():
         print(f"\nkey check: median {median_us:.1f} µs per request (2000 checks)")
     assert median_us < 1000
+
+
+# Issue 24, defect 5: key files of the wrong shape, swapped in while serving.
+WRONG_SHAPES = {
+    "a number": "5",
+    "null keys": '{"keys": null}',
+    "a list of strings": '["abc"]',
+    "keys as a string": '{"keys": "abc"}',
+    "an entry without a hash": '[{"id": "0000abcd"}]',
+    "an id of 7 digits": '[{"id": 1234567, "sha256": "' + "0" * 64 + '"}]',
+    "deep nesting": "[" * 100_000 + "]" * 100_000,
+    "not UTF-8": "\udcff",
+    "a missing file": "",
+}
+
+
+def swap(file: Path, content: str) -> None:
+    if not content:
+        file.unlink()
+    else:
+        file.write_bytes(content.encode("utf-8", "surrogateescape"))
+
+
+@pytest.mark.parametrize("shape", WRONG_SHAPES)
+def test_a_malformed_key_file_keeps_the_last_good_keys_and_logs_once(
+    tmp_path: Path, shape: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    file = tmp_path / "keys.json"
+    key = make_key(file, "caller")
+    good = file.read_text()
+    now = [0.0]
+    ring = auth.KeyRing(path=str(file), reload_s=30, clock=lambda: now[0])
+    swap(file, WRONG_SHAPES[shape])
+    for step in range(1, 4):  # three reloads of the same broken file
+        now[0] = 31.0 * step
+        assert ring.check(key), shape
+        assert ring.degraded
+    warnings = [r for r in caplog.records if r.name == "function.auth" and r.levelname == "WARNING"]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    file.write_text(good)
+    now[0] = 200.0
+    assert ring.check(key) and not ring.degraded
+
+
+def test_a_malformed_key_file_swapped_in_while_serving_keeps_serving(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    """Through the server: every keyed route was a 500 (TypeError in the parser) while /healthz
+    said ok. The server re-reads the file every 30 s."""
+    file = tmp_path / "keys.json"
+    key = make_key(file, "caller")
+    server = start_server(
+        TTS_OUTPUT_URI=str(tmp_path / "out"), TTS_ENGINES="hibari", TTS_API_KEYS_FILE=str(file)
+    )
+    assert requests.get(f"{server.url}/healthz", timeout=10).json()["api_keys"] == "ok"
+    file.write_text('{"keys": null}')
+    time.sleep(auth.RELOAD_S + 1)
+    for _ in range(3):
+        assert requests.get(f"{server.url}/voices", headers={"X-API-Key": key}, timeout=30).status_code == 200
+    refused = requests.get(f"{server.url}/voices", headers={"X-API-Key": auth.new_key()[0]}, timeout=30)
+    assert refused.status_code == 401
+    health = requests.get(f"{server.url}/healthz", timeout=10)
+    assert health.status_code == 200
+    assert health.json() | {"engines": []} == {
+        "status": "degraded",
+        "engines": [],
+        "model_loaded": False,
+        "api_keys": "degraded",
+    }
+    assert "null" not in health.text and str(file) not in health.text  # no details
+    warnings = [e for e in log_lines(server) if "API key file" in e.get("message", "")]
+    assert len(warnings) == 1 and warnings[0]["severity"] == "WARNING"
+
+
+def two_keys(file: Path) -> list[str]:
+    made = [auth.new_key() for _ in range(2)]
+    file.write_text(
+        json.dumps({"keys": [{"id": key_id, "sha256": auth.digest(key)} for key, key_id in made]})
+    )
+    return [key for key, _ in made]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_the_cache_tells_no_key_what_another_asked_for_unless_shared(
+    start_server: ServerFactory, tmp_path: Path, shared: bool
+) -> None:
+    """Issue 24, defect 9: ``cached: true`` told key B that key A had asked for a text."""
+    key_a, key_b = two_keys(tmp_path / "keys.json")
+    server = start_server(
+        TTS_OUTPUT_URI=str(tmp_path / "out"),
+        TTS_ENGINES="hibari",
+        TTS_API_KEYS_FILE=str(tmp_path / "keys.json"),
+        TTS_SHARED_CACHE=str(shared).lower(),
+    )
+    text = {"text": f"A private sentence {uuid.uuid4().hex[:8]}."}
+
+    def speak(key: str) -> dict:
+        response = requests.post(
+            f"{server.url}/synthesize", json=text, headers={"X-API-Key": key}, timeout=60
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    first = speak(key_a)
+    assert first["cached"] is False and speak(key_a)["cached"] is True
+    other = speak(key_b)
+    assert other["cached"] is shared
+    assert (other["object"] == first["object"]) is shared
+    assert speak(key_b)["cached"] is True  # each key's own cache still works

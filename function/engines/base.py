@@ -68,6 +68,10 @@ class Engine(ABC):
     # A conservative CPU estimate of synthesis seconds per input character, used to refuse up front
     # a text that cannot be synthesized inside the request timeout.
     seconds_per_char: ClassVar[float] = 0.01
+    # True for an engine whose own front end must see the caller's text as sent (CosyVoice: its
+    # pieces then equal upstream's for full-width spaces, CR line ends, combining accents). Limits
+    # still count the normalised text; the cache key is made of the text the engine receives.
+    takes_raw_text: ClassVar[bool] = False
 
     @property
     @abstractmethod

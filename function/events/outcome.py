@@ -20,7 +20,8 @@ _SEVERITY = {"failed": logging.WARNING, "retry": logging.ERROR, "gave_up": loggi
 @dataclass(frozen=True)
 class Outcome:
     """``outcome`` is done, duplicate, failed (bad input, recorded and acknowledged), submitted (a
-    text too long for one event, now a job), ignored (not for this function), retry (``retry``
+    text too long for one event, now a job), ignored (not for this function, or a job part its job
+    did not plan), retry (``retry``
     holds why: the platform must redeliver) or gave_up (a failure past the poison-message limits,
     recorded and acknowledged; ``failure`` holds it)."""
 
@@ -30,6 +31,7 @@ class Outcome:
     fields: Mapping[str, Any] = field(default_factory=dict)
     retry: Failure | None = None
     failure: Failure | None = None
+    warn: bool = False  # a warning whatever the outcome
 
     @classmethod
     def done(cls, source: Source, manifest: StoredObject, result: Result) -> Outcome:
@@ -51,7 +53,12 @@ class Outcome:
 
     @classmethod
     def part(cls, source: Source, part: PartOutcome) -> Outcome:
-        """A job's part: done, duplicate or failed (the job fails with it)."""
+        """A job's part: done, duplicate, failed (the job fails with it) or ignored (not a part its
+        job planned: a warning, as only a forged or mistaken message gets there)."""
+        if part.reason is not None:
+            return cls(
+                source, part.outcome, f"job part {part.outcome}: {part.reason}", part.log_fields(), warn=True
+            )
         return cls(source, part.outcome, f"job part {part.outcome}", part.log_fields())
 
     @classmethod
@@ -87,4 +94,5 @@ class Outcome:
         }
         failure = self.retry or self.failure
         traceback = failure.cause if failure is not None and failure.is_bug else None
-        return LogLine(_SEVERITY.get(self.outcome, logging.INFO), self.message, fields, traceback)
+        severity = logging.WARNING if self.warn else _SEVERITY.get(self.outcome, logging.INFO)
+        return LogLine(severity, self.message, fields, traceback)

@@ -1,8 +1,9 @@
 """What one event asks for (a ``Task``), and where its audio and manifest go.
 
 The names: a caller's ``output`` becomes the audio's name (the format's extension added) and its
-manifest sits beside it (``<audio>.json``). Without one, the audio takes its content address and
-the manifest goes under ``jobs/``, named by the caller's ``job_id`` or else the event id.
+manifest sits beside it (``<audio>.json``); it may not fall into the service's own namespaces
+(``function.namespaces``). Without one, the audio takes its content address and the manifest goes
+under ``jobs/``, named by the caller's ``job_id`` or else the event id.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from function.audio import FORMATS, UNSUPPORTED, AudioFormat
 from function.errors import ApiError, bad_field
+from function.namespaces import RULE, SERVICE_PREFIX, reserved
 from function.pipeline import resolve_format
 from function.schema import EventRequest
 
 if TYPE_CHECKING:
     from cloudevents.http import CloudEvent
 
-# Manifests of jobs whose audio has no name the caller knows.
-JOB_MANIFESTS = "jobs/"
+# Manifests of jobs whose audio has no name the caller knows (a namespace no caller can name).
+JOB_MANIFESTS = SERVICE_PREFIX
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_NAME_BYTES = 512
 # A file name's limit on most file systems (a local store), and what fake-gcs-server accepts.
@@ -101,6 +103,10 @@ def output_name(requested: str, fmt: AudioFormat) -> str:
             f"{requested!r} must be a relative object name: no leading '/', no empty segments or "
             f"segments starting with '.', no backslashes, control or format characters or line "
             f"separators, at most {MAX_NAME_BYTES} bytes and {MAX_SEGMENT_BYTES} bytes a segment",
+        )
+    if reserved(requested):
+        raise bad_field(
+            "output", f"{requested!r} is one of the service's own names: {RULE}", "reserved_output"
         )
     suffix = PurePosixPath(requested).suffix.lower().lstrip(".")
     if suffix == fmt.extension:

@@ -39,8 +39,11 @@ __all__ = [
 ]
 
 
-def accept(request: JobRequest, store: ObjectStore, engines: Engines, settings: Settings) -> Submitted:
-    """``POST /jobs``: the job for the request's document, recorded and published."""
+def accept(
+    request: JobRequest, store: ObjectStore, engines: Engines, settings: Settings, owner: str | None = None
+) -> Submitted:
+    """``POST /jobs``: the job for the request's document, recorded and published; ``owner``: the
+    caller's key id where keys are configured (the job is then its alone: ``Job.find``)."""
     jobs_publisher = publisher(settings)
     if jobs_publisher is None or not accepts_jobs(settings):
         raise ApiError(
@@ -50,14 +53,14 @@ def accept(request: JobRequest, store: ObjectStore, engines: Engines, settings: 
         )
     text = document_text(request, settings)
     origin = {"input": request.input}
-    return submit(request, text, store, engines, settings, jobs_publisher, origin=origin)
+    return submit(request, text, store, engines, settings, jobs_publisher, origin=origin, owner=owner)
 
 
-def status(store: ObjectStore, job_id: str) -> dict[str, Any]:
+def status(store: ObjectStore, job_id: str, owner: str | None = None) -> dict[str, Any]:
     """``GET /jobs/<id>``: running with parts done of all, or the final manifest."""
-    job = Job.find(store, job_id)
+    job = Job.find(store, job_id, owner)
     done = len(store.names(parts_prefix(job.id)))
-    final = store.stat(job.manifest)
-    if final is not None and final.metadata.get("job_id") == job.id:
-        return json.loads(store.read(job.manifest)) | {"parts_done": done}
+    final = job.final(store)
+    if final is not None:
+        return json.loads(store.read(final.name)) | {"parts_done": done}
     return {"status": "running", **job.summary(store), "parts_done": done}

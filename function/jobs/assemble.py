@@ -17,7 +17,9 @@ redelivered last part, leave one audio object and one manifest. Per format:
 from __future__ import annotations
 
 import json
+import math
 import struct
+import time
 from typing import Any
 
 import numpy as np
@@ -27,16 +29,17 @@ from function.audio import FORMATS
 from function.errors import ApiError
 from function.jobs.layout import JOBS, JSON, Job, finished_at, job_dir, notified_marker
 from function.jobs.publish import Message, Publisher
-from function.storage import ObjectStore, StoredObject
+from function.storage import ObjectStore, StorageError, StoredObject
 
 # RIFF sizes are 32-bit.
 WAV_MAX_DATA_BYTES = 0xFFFFFFFF - 36
 PCM_BYTES = 2  # 16-bit mono
 
 
-def assemble(job: Job, store: ObjectStore, publisher: Publisher | None) -> StoredObject:
+def assemble(job: Job, store: ObjectStore, publisher: Publisher | None, deadline: float) -> StoredObject:
     """The job's audio and "succeeded" manifest (or a "failed" one when its output name holds other
-    audio); then the notification. Returns the manifest."""
+    audio, or when encoding cannot finish by ``deadline``, a ``time.monotonic()`` reading inside
+    the delivery's timeout); then the notification. Returns the manifest."""
     fmt = FORMATS[job.format]
     sources = _with_pauses(job, store)
     metadata = {"job_id": job.id, "sample_rate": str(audio.output_rate(fmt, job.sample_rate))}
@@ -47,7 +50,7 @@ def assemble(job: Job, store: ObjectStore, publisher: Publisher | None) -> Store
         elif fmt.name == "wav":
             stored, frames = _compose_wav(job, store, sources, metadata)
         else:
-            data, frames = _encode(store, sources, job.sample_rate, fmt)
+            data, frames = _encode(store, sources, job.sample_rate, fmt, deadline)
             stored, _ = store.create(job.output, data, fmt.content_type, metadata)
         if stored.metadata.get("job_id") != job.id:
             raise ApiError(409, "output_exists", f"{stored.uri} already holds audio for a different request")
@@ -73,16 +76,24 @@ def fail(
 
 
 def finish(job: Job, store: ObjectStore, publisher: Publisher | None, record: dict[str, Any]) -> StoredObject:
-    """Write the final manifest once (the first finisher's stands), then notify once it is out."""
+    """Write the final manifest once (the first finisher's stands), then notify once it is out.
+    When the name it was given holds another job's manifest (an event's ``output`` used twice),
+    it goes under the job's own name: the job's outcome and notification are always its own."""
     record["finished_at"] = finished_at()
     # A job an event made writes the event's manifest: a redelivered event finds it as its own.
     source = job.origin.get("source")
     event_id = source.get("id", "") if isinstance(source, dict) else ""
     metadata = {"job_id": job.id, "status": record["status"], "event_id": event_id}
-    data = json.dumps(record, ensure_ascii=False, indent=2).encode()
-    manifest, _ = store.create(job.manifest, data, JSON, metadata)
-    notify(job, store, publisher, manifest)
-    return manifest
+    for name in job.manifests:
+        record["manifest"] = store.uri(name)
+        data = json.dumps(record, ensure_ascii=False, indent=2).encode()
+        manifest, _ = store.create(name, data, JSON, metadata)
+        if manifest.metadata.get("job_id") == job.id:
+            notify(job, store, publisher, manifest)
+            return manifest
+    # The job's own name is under jobs/, which no caller can name: only a bucket written by hand
+    # (or by a version before namespaces were reserved) gets here. A retry, then the dead letters.
+    raise StorageError(f"{manifest.uri} holds another job's manifest")
 
 
 def notify(job: Job, store: ObjectStore, publisher: Publisher | None, manifest: StoredObject) -> None:
@@ -98,14 +109,29 @@ def notify(job: Job, store: ObjectStore, publisher: Publisher | None, manifest: 
 
 def _with_pauses(job: Job, store: ObjectStore) -> list[str]:
     """The parts' objects with the pause object between them."""
-    pause = f"{JOBS}pause-{job.sample_rate}-{job.pause_ms}ms.pcm"
     samples = round(job.pause_ms / 1000 * job.sample_rate)
-    if samples and store.stat(pause) is None:
-        store.create(pause, bytes(samples * PCM_BYTES), "audio/pcm", {"sample_rate": str(job.sample_rate)})
+    if not samples:
+        return list(job.part_objects)
+    # Shared by every job at this rate and pause. Before namespaces were reserved a caller could
+    # write this name (issue 24), so it is used only when it holds the silence; else the job's own.
+    shared = f"{JOBS}pause-{job.sample_rate}-{job.pause_ms}ms.pcm"
+    silence = bytes(samples * PCM_BYTES)
+    pause = next(
+        (name for name in (shared, f"{job_dir(job.id)}pause.pcm") if _holds(store, name, silence)), None
+    )
+    if pause is None:
+        raise ApiError(409, "output_exists", f"{store.uri(shared)} and the job's own pause hold other data")
     sources: list[str] = []
     for n, name in enumerate(job.part_objects):
-        sources += [pause, name] if n and samples else [name]
+        sources += [pause, name] if n else [name]
     return sources
+
+
+def _holds(store: ObjectStore, name: str, data: bytes) -> bool:
+    """Write the service's object ``name`` if absent; whether it holds ``data`` (it is read back
+    when it was there before: another writer's object is never used on trust)."""
+    stored, created = store.create(name, data, "application/octet-stream", {})
+    return created or (stored.size == len(data) and store.read(name) == data)
 
 
 def _compose_wav(
@@ -114,12 +140,15 @@ def _compose_wav(
     body, _ = store.compose(
         f"{job_dir(job.id)}body.pcm", sources, "audio/pcm", {"job_id": job.id}, _scratch(job)
     )
+    if body.metadata.get("job_id") != job.id:  # as the header: written by this job, or not used
+        raise ApiError(409, "output_exists", f"{body.uri} holds another job's audio")
     if body.size > WAV_MAX_DATA_BYTES:
         raise ApiError(
             400, "audio_too_long", f"{body.size} bytes of audio exceed WAV's 4 GiB; use flac or pcm", "format"
         )
     header = f"{job_dir(job.id)}wav-header"
-    store.create(header, wav_header(body.size, job.sample_rate), "application/octet-stream", {})
+    if not _holds(store, header, wav_header(body.size, job.sample_rate)):
+        raise ApiError(409, "output_exists", f"{store.uri(header)} holds another header")
     stored, _ = store.compose(job.output, [header, body.name], FORMATS["wav"].content_type, metadata)
     return stored, body.size // PCM_BYTES
 
@@ -150,12 +179,25 @@ def wav_header(data_bytes: int, sample_rate: int) -> bytes:
     )
 
 
-def _encode(store: ObjectStore, sources: list[str], rate: int, fmt: audio.AudioFormat) -> tuple[bytes, int]:
+def _encode(
+    store: ObjectStore, sources: list[str], rate: int, fmt: audio.AudioFormat, deadline: float = math.inf
+) -> tuple[bytes, int]:
     """Each source's PCM in turn through one encoder (the one every response uses); the file and
-    the frames at ``rate``."""
+    the frames at ``rate``. Encoding runs in the delivery that finishes the job: past ``deadline``
+    it stops with a permanent error, so the job ends "failed" instead of being cut off by the
+    platform, redelivered and cut off again until it is dead-lettered while it says "running"."""
     encoder = audio.Encoder(rate, fmt)
     frames = 0
-    for name in sources:
+    for done, name in enumerate(sources):
+        if time.monotonic() > deadline:
+            raise ApiError(
+                400,
+                "audio_too_long",
+                f"encoding {frames / rate:.0f} s of the job's audio to {fmt.name} used this event's time "
+                f"({done} of {len(sources)} pieces encoded); choose wav or pcm (joined without encoding), "
+                "or send a shorter document (docs/jobs.md, 'Assembly, per format')",
+                "format",
+            )
         samples = np.frombuffer(store.read(name), "<i2").astype(np.float32) / 32768
         frames += len(samples)
         encoder.write(samples)

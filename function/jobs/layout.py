@@ -3,10 +3,13 @@ finishes last need, so that no instance keeps any state of its own.
 
     jobs/<id>/job.json          the record (write-once): parts, their audio, format, where the result goes
     jobs/<id>/parts/<n>.json    one manifest per finished part (write-once): progress is their count
+    jobs/<id>/publishing/<n>    claim n to publish the parts, before publishing (``function.jobs.claim``)
     jobs/<id>/published         written once every part is published (a re-sent job publishes nothing)
     jobs/<id>/notified          written once the results notification is out
     jobs/<id>/audio.<ext>       the audio, unless the job came from an event that names its output
-    jobs/<id>/manifest.json     the final manifest, unless the event that made the job names one
+    jobs/<id>/manifest.json     the final manifest, unless the event that made the job names one;
+                                also where it goes when that name holds another job's (the job
+                                always has a manifest of its own: ``Job.final``)
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from function.errors import ApiError
-from function.storage import ObjectStore
+from function.namespaces import SERVICE_PREFIX
+from function.storage import ObjectStore, StoredObject
 
-JOBS = "jobs/"
+# The service's own namespace (function.namespaces): no caller-named output can fall into it.
+JOBS = SERVICE_PREFIX
 # Job ids are content addresses (hex); anything else cannot name a job.
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 JSON = "application/json"
@@ -78,6 +83,11 @@ class Job:
     output: str  # the audio's object name
     manifest: str  # the final manifest's object name
     origin: dict[str, Any]  # what submitted it: the HTTP request, or the event and its input
+    # The key id of the caller that submitted it, where keys are configured (None: no key, or an
+    # event); records written before there was an owner have none.
+    owner: str | None = None
+    # Whose cache its parts' audio is in (``function.pipeline.cache_scope``): "" shared.
+    scope: str = ""
 
     @property
     def parts(self) -> int:
@@ -94,12 +104,27 @@ class Job:
         return cls(**record | {"part_objects": tuple(record["part_objects"])})
 
     @classmethod
-    def find(cls, store: ObjectStore, job_id: str) -> Job:
-        """The job, or a 404 that says so."""
+    def find(cls, store: ObjectStore, job_id: str, caller: str | None = None) -> Job:
+        """The job, or a 404 that says so. With keys configured (``caller`` is a key id) only the
+        key that submitted the job finds it: another key's job is as absent as an unknown one."""
         job = cls.read(store, job_id) if JOB_ID.fullmatch(job_id) else None
-        if job is None:
+        if job is None or (caller is not None and job.owner != caller):
             raise ApiError(404, "job_not_found", f"no job {job_id!r}", field="job_id")
         return job
+
+    @property
+    def manifests(self) -> tuple[str, ...]:
+        """Where the final manifest may be: the name it was given, then the job's own (a caller's
+        name may hold another job's manifest; this job's is never reported as its own)."""
+        return tuple(dict.fromkeys((self.manifest, manifest_name(self.id))))
+
+    def final(self, store: ObjectStore) -> StoredObject | None:
+        """The job's final manifest, once it is written."""
+        for name in self.manifests:
+            found = store.stat(name)
+            if found is not None and found.metadata.get("job_id") == self.id:
+                return found
+        return None
 
     def summary(self, store: ObjectStore) -> dict[str, Any]:
         """What a caller needs to find the results."""

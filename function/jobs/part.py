@@ -2,9 +2,11 @@
 content-addressed request, found in storage when another job or request made it), record it in
 its part manifest, and assemble the job when it is the last to finish.
 
-Redelivery is harmless: a part whose manifest exists is not synthesized again, but still checks
-whether the job is complete (the delivery that finished it may have died before assembling). A
-permanent error fails the part and, with it, the job; later parts of a failed job do nothing.
+A part is checked against the job's record first (``_not_planned``): what the record did not plan
+is acknowledged, logged and ignored. Redelivery is harmless: a part whose manifest exists is not
+synthesized again, but still checks whether the job is complete (the delivery that finished it may
+have died before assembling). A permanent error fails the part and, with it, the job; later parts
+of a failed job do nothing.
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from function import pipeline
+from function.audio import FORMATS
 from function.config import Settings
 from function.errors import ApiError
 from function.jobs.assemble import assemble, fail, notify
-from function.jobs.layout import JSON, Job, finished_at, part_name, parts_prefix
+from function.jobs.layout import JOB_ID, JSON, Job, finished_at, part_name, parts_prefix
 from function.jobs.publish import publisher
-from function.jobs.submit import PART_ATTRIBUTE
+from function.jobs.submit import PART_ATTRIBUTE, PART_FORMAT
+from function.namespaces import content_address
 from function.registry import Engines
 from function.schema import SynthesizeRequest
-from function.storage import ObjectStore, StoredObject
+from function.storage import ObjectStore
 from function.text import normalize_text
 
 
@@ -56,8 +60,9 @@ class PartMessage(BaseModel):
 
 @dataclass(frozen=True)
 class PartOutcome:
-    """What a part delivery did: ``outcome`` is done, duplicate (its manifest existed) or failed;
-    ``job_status`` is set when this delivery finished the job."""
+    """What a part delivery did: ``outcome`` is done, duplicate (its manifest existed), failed or
+    ignored (not a part the job planned: ``reason`` says why); ``job_status`` is set when this
+    delivery finished the job."""
 
     outcome: str
     part: PartMessage
@@ -65,6 +70,7 @@ class PartOutcome:
     result: pipeline.Result | None = None
     error: ApiError | None = None
     job_status: str | None = None
+    reason: str | None = None
 
     def log_fields(self) -> dict[str, Any]:
         part = self.part
@@ -82,14 +88,18 @@ class PartOutcome:
 
 def run_part(part: PartMessage, store: ObjectStore, engines: Engines, settings: Settings) -> PartOutcome:
     """Serve one part delivery; raises (a retry) on storage or model trouble."""
-    job = Job.read(store, part.job_id)
-    if job is None:  # not (yet) recorded: the record is written before any part is published
-        raise ApiError(503, "job_not_found", f"no record of job {part.job_id}", headers={"Retry-After": "10"})
-    if _final(job, store) is not None:
+    # The delivery that finishes the job assembles it: inside the same budget as a synthesis.
+    deadline = time.monotonic() + settings.event_timeout_s * pipeline.TIMEOUT_BUDGET
+    job = _job_of(part, store)
+    if isinstance(job, PartOutcome):
+        return job
+    if job.final(store) is not None:
         return PartOutcome("duplicate", part)
     existing = store.stat(part_name(job.id, part.part))
     if existing is not None:
-        return PartOutcome("duplicate", part, existing.uri, job_status=_complete(job, store, settings))
+        return PartOutcome(
+            "duplicate", part, existing.uri, job_status=_complete(job, store, settings, deadline)
+        )
     try:
         plan = pipeline.plan(
             part.request,
@@ -98,6 +108,14 @@ def run_part(part: PartMessage, store: ObjectStore, engines: Engines, settings: 
             max_chars=len(normalize_text(part.request.text)),
             timeout_s=settings.event_timeout_s,
         )
+        plan = pipeline.scoped(plan, job.scope)  # the record's scope, whatever this instance's settings
+        if plan.object_name != job.part_objects[part.part]:  # this instance's engine is not the job's
+            raise ApiError(
+                409,
+                "engine_changed",
+                f"this instance's {plan.engine.name} ({plan.engine.model_version}) is not the job's "
+                f"{job.engine} ({job.model_version})",
+            )
         started = time.perf_counter()
         result = pipeline.execute(plan, store, settings, want_audio=False)
         service_s = time.perf_counter() - started
@@ -118,14 +136,50 @@ def run_part(part: PartMessage, store: ObjectStore, engines: Engines, settings: 
         "finished_at": finished_at(),
     }
     manifest = _write_part(job, part, store, record)
-    return PartOutcome("done", part, manifest, result, job_status=_complete(job, store, settings))
+    return PartOutcome("done", part, manifest, result, job_status=_complete(job, store, settings, deadline))
+
+
+def _job_of(part: PartMessage, store: ObjectStore) -> Job | PartOutcome:
+    """The part's job, or the outcome "ignored" when the job's record did not plan this part. The
+    record is written before any part is published (storage is strongly consistent): a part of a
+    job without one was not published by this function."""
+    job = Job.read(store, part.job_id) if JOB_ID.fullmatch(part.job_id) else None
+    if job is None:
+        return PartOutcome("ignored", part, reason=f"no job {part.job_id[:64]!r} is recorded")
+    if (why := _not_planned(job, part)) is not None:
+        return PartOutcome("ignored", part, reason=why)
+    return job
+
+
+def _not_planned(job: Job, part: PartMessage) -> str | None:
+    """Why ``part`` is not a part the job's record planned (its index, or a different text, voice,
+    speed or format: anyone who may publish to the topics can set the part attribute), or None.
+    Checked before anything can fail the job, so a forged part can neither fail nor finish it."""
+    if part.parts != job.parts or not 0 <= part.part < job.parts:
+        return f"part {part.part} of {part.parts}: the job has {job.parts} parts"
+    request = part.request
+    # The engine hears the text normalised, or as sent when it takes raw text (pipeline.plan): the
+    # planned address binds the exact text either way, so either spelling may match it.
+    addresses = {
+        content_address(
+            pipeline.content_key(
+                (job.engine, job.model_version, job.voice, text, job.speed, PART_FORMAT), scope=job.scope
+            )
+        )
+        for text in (request.text, normalize_text(request.text))
+    }
+    same = (request.voice, request.speed, request.format) == (job.voice, job.speed, PART_FORMAT)
+    planned = job.part_objects[part.part].removesuffix(f".{FORMATS[PART_FORMAT].extension}")
+    if not same or planned not in addresses:
+        return f"part {part.part} is not the text, voice, speed and format the job planned"
+    return None
 
 
 def fail_part(part: PartMessage, store: ObjectStore, settings: Settings, error: ApiError) -> PartOutcome:
     """Record the part as failed and fail its job, naming the part (once: manifests are write-once)."""
-    job = Job.read(store, part.job_id)
-    if job is None:
-        raise error
+    job = _job_of(part, store)
+    if isinstance(job, PartOutcome):  # given up on a part its job never planned: it fails nothing
+        return job
     record = {"status": "failed", "part": part.part, "error": error.record(), "finished_at": finished_at()}
     manifest = _write_part(job, part, store, record)
     final = fail(job, store, publisher(settings), error, part.part)
@@ -140,19 +194,14 @@ def _write_part(job: Job, part: PartMessage, store: ObjectStore, record: dict[st
     return stored.uri
 
 
-def _complete(job: Job, store: ObjectStore, settings: Settings) -> str | None:
+def _complete(job: Job, store: ObjectStore, settings: Settings, deadline: float) -> str | None:
     """Assemble the job when every part is recorded (every finisher writes its manifest before it
     counts, so of two finishing together at least one counts all); the job's status if it did."""
     if len(store.names(parts_prefix(job.id))) < job.parts:
         return None
-    final = _final(job, store)
+    final = job.final(store)
     if final is None:
-        final = assemble(job, store, publisher(settings))
+        final = assemble(job, store, publisher(settings), deadline)
     else:  # a redelivery: the finisher may have died before notifying
         notify(job, store, publisher(settings), final)
     return final.metadata.get("status")
-
-
-def _final(job: Job, store: ObjectStore) -> StoredObject | None:
-    final = store.stat(job.manifest)
-    return final if final is not None and final.metadata.get("job_id") == job.id else None

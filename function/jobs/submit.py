@@ -13,7 +13,8 @@ from function import pipeline
 from function.config import Settings
 from function.engines.base import Engine
 from function.errors import bad_field
-from function.jobs.layout import JSON, Job, job_dir, manifest_name, published_marker, record_name
+from function.jobs.claim import publish_once
+from function.jobs.layout import JSON, Job, job_dir, manifest_name, record_name
 from function.jobs.publish import Message, Publisher
 from function.jobs.split import split_parts
 from function.registry import Engines
@@ -27,12 +28,18 @@ from function.text import normalize_text
 PART_FORMAT = "pcm"
 # The message attribute that marks a part (the event target tells parts from requests by it).
 PART_ATTRIBUTE = "tts_job_part"
+# Encoding a job's audio (in the delivery that finishes it) per second of audio, measured on a
+# 2 vCPU AMD EPYC (docs/jobs.md, "Assembly, per format"); pcm and wav are composed, not encoded.
+ENCODE_S_PER_AUDIO_S = {"flac": 0.001, "mp3": 0.02, "ogg": 0.005, "opus": 0.035}
+# The least audio a character gives at speed 1 (English prose measured 0.062 s, Mandarin 0.22 s):
+# a job refused by it could not be encoded in time whatever its text says.
+MIN_AUDIO_S_PER_CHAR = 0.03
 
 
 @dataclass(frozen=True)
 class Submitted:
     job: Job
-    published: bool  # False: a re-sent job whose parts were published before
+    published: bool  # False: a re-sent job whose parts were published (or claimed) by another call
 
     def accepted(self, store: ObjectStore) -> dict[str, Any]:
         """The 202's body: the job, where its results will be, and where to ask for progress."""
@@ -63,10 +70,13 @@ def submit(
     output: str | None = None,
     manifest: str | None = None,
     origin: dict[str, Any] | None = None,
+    owner: str | None = None,
 ) -> Submitted:
     """Record and publish the job for ``text`` (its results at ``output`` and ``manifest``, or under
     jobs/<id>/). The job id is a content address: the same document with the same settings and
-    destination is the same job, so re-sending it publishes nothing new."""
+    destination is the same job, so re-sending it publishes nothing new. With an ``owner`` (the
+    caller's key id) the id is derived from it too: another key sending the same document gets a
+    job of its own, and learns nothing from its id."""
     text = normalize_text(text)
     if not text:
         raise bad_field("text", "is empty", code="empty_text")
@@ -77,26 +87,33 @@ def submit(
     fmt = pipeline.resolve_format(request.format, "format")
     chosen = route(engines, text, request.voice, request.language, settings.default_voice)
     size = part_chars(chosen.engine, settings)
+    scope = pipeline.cache_scope(owner, settings)
     plans = [
-        pipeline.plan(
-            SynthesizeRequest(
-                text=part,
-                voice=chosen.voice.id,
-                speed=request.speed,
-                format=PART_FORMAT,
-                language=request.language,
+        pipeline.scoped(
+            pipeline.plan(
+                SynthesizeRequest(
+                    text=part,
+                    voice=chosen.voice.id,
+                    speed=request.speed,
+                    format=PART_FORMAT,
+                    language=request.language,
+                ),
+                engines,
+                settings,
+                max_chars=size,
+                timeout_s=settings.event_timeout_s,
             ),
-            engines,
-            settings,
-            max_chars=size,
-            timeout_s=settings.event_timeout_s,
+            scope,
         )
         for part in split_parts(text, size)
     ]
-    job_id = _job_id([p.audio_key for p in plans], fmt.name, output, manifest, settings.sentence_pause_ms)
+    job_id = _job_id(
+        [p.audio_key for p in plans], fmt.name, output, manifest, settings.sentence_pause_ms, owner
+    )
     if output is None and manifest is None:  # its results live under its own id: it can run again
         job_id = _next_attempt(store, job_id)
     first = plans[0]
+    _check_encoding(fmt.name, sum(len(p.text) for p in plans), first.speed, settings)
     job = Job(
         id=job_id,
         chars=len(text),
@@ -112,21 +129,36 @@ def submit(
         output=output or f"{job_dir(job_id)}audio.{fmt.extension}",
         manifest=manifest or manifest_name(job_id),
         origin=origin or {},
+        owner=owner,
+        scope=scope,
     )
     store.create(record_name(job_id), job.to_json(), JSON, {"job_id": job_id})
-    if store.stat(published_marker(job_id)) is not None:
-        return Submitted(job, published=False)
-    publisher.parts(
-        [
-            Message(
-                {"job_id": job_id, "part": n, "parts": len(plans), "request": _part_request(p)},
-                {PART_ATTRIBUTE: f"{job_id}/{n}"},
-            )
-            for n, p in enumerate(plans)
-        ]
-    )
-    store.create(published_marker(job_id), b"", "text/plain", {"job_id": job_id})
-    return Submitted(job, published=True)
+    messages = [
+        Message(
+            {"job_id": job_id, "part": n, "parts": len(plans), "request": _part_request(p)},
+            {PART_ATTRIBUTE: f"{job_id}/{n}"},
+        )
+        for n, p in enumerate(plans)
+    ]
+    return Submitted(job, published=publish_once(store, job_id, publisher, messages))
+
+
+def _check_encoding(fmt: str, chars: int, speed: float, settings: Settings) -> None:
+    """A 400 naming ``format`` when the job's audio is surely too long to encode in the delivery
+    that finishes it: inside one event's budget less a part's synthesis (the assembly also stops
+    at that budget, whatever this estimate said: ``function.jobs.assemble``)."""
+    cost = ENCODE_S_PER_AUDIO_S.get(fmt)
+    if cost is None:
+        return
+    budget_s = settings.event_timeout_s * pipeline.TIMEOUT_BUDGET * (1 - settings.job_part_budget)
+    fits = int(budget_s / (cost * MIN_AUDIO_S_PER_CHAR / speed))
+    if chars > fits:
+        raise bad_field(
+            "format",
+            f"{chars} characters of {fmt} cannot be encoded within one event ({settings.event_timeout_s} s): "
+            f"at most about {fits} fit; choose wav or pcm (joined without encoding) or split the document",
+            code="job_too_long_for_format",
+        )
 
 
 def _part_request(plan: pipeline.Plan) -> dict[str, Any]:
@@ -147,6 +179,9 @@ def _next_attempt(store: ObjectStore, job_id: str) -> str:
     return attempt
 
 
-def _job_id(keys: list[str], fmt: str, output: str | None, manifest: str | None, pause_ms: int) -> str:
-    material = json.dumps([keys, fmt, output, manifest, pause_ms])
+def _job_id(
+    keys: list[str], fmt: str, output: str | None, manifest: str | None, pause_ms: int, owner: str | None
+) -> str:
+    # Without an owner, the material (and so the id) is what it was before jobs had owners.
+    material = json.dumps([keys, fmt, output, manifest, pause_ms, *([owner] if owner else [])])
     return hashlib.sha256(material.encode()).hexdigest()[:32]

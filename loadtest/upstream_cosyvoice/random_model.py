@@ -90,7 +90,7 @@ flow: !new:cosyvoice.flow.flow.MaskedDiffWithXvec
     spk_embed_dim: !ref <spk_embed_dim>
     output_type: 'mel'
     vocab_size: 4096
-    input_frame_rate: 50
+    input_frame_rate: $input_frame_rate
     only_mask_loss: True
     encoder: !new:cosyvoice.transformer.encoder.ConformerEncoder
         output_size: $flow_size
@@ -198,8 +198,9 @@ TINY = {
 }  # fmt: skip
 
 
-def render_yaml(sizes: dict[str, int]) -> str:
-    return string.Template(YAML_TEMPLATE).substitute(sizes)
+def render_yaml(sizes: dict[str, int], frame_rate: int = 50) -> str:
+    """The yaml for ``sizes``; ``frame_rate``: speech tokens per second (50 for the real 300M-SFT)."""
+    return string.Template(YAML_TEMPLATE).substitute(sizes, input_frame_rate=frame_rate)
 
 
 def instantiate(value: Any) -> Any:
@@ -239,13 +240,15 @@ def upstream_modules(model_dir: Path) -> dict[str, torch.nn.Module]:
     return modules
 
 
-def build_tiny_model(model_dir: Path, seed: int = 0, sizes: dict[str, int] = TINY) -> Path:
+def build_tiny_model(
+    model_dir: Path, seed: int = 0, sizes: dict[str, int] = TINY, frame_rate: int = 50
+) -> Path:
     """Write a random model (tiny unless ``sizes`` says otherwise) in the official layout."""
     from loadtest.upstream_cosyvoice import install_stubs
 
     install_stubs()
     model_dir.mkdir(parents=True, exist_ok=True)
-    (model_dir / "cosyvoice.yaml").write_text(render_yaml(sizes), encoding="utf-8")
+    (model_dir / "cosyvoice.yaml").write_text(render_yaml(sizes, frame_rate), encoding="utf-8")
     hparams = load_hparams(model_dir / "cosyvoice.yaml")
     torch.manual_seed(seed)
     for name in ("llm", "flow", "hift"):

@@ -65,3 +65,41 @@ def test_engine_uses_the_grammar_in_its_model_dir(
     assert engine.model_version == f"{rules_version}-wetext"
     for index in (1, 3, 6, len(CASES) - 8):
         assert engine.pieces(CASES[index]) == oracle_pieces[index]
+
+
+# Texts the service's own normalisation (NFC, blanks folded, lines split) would change before
+# CosyVoice's front end saw them: served, they must reach it as sent, as upstream's do.
+RAW_PROBES = [
+    "今天\u3000天气很好，\u3000我们去公园。",
+    "第一行\r\n第二行\r\n",
+    "Cafe\u0301 and nai\u0308ve, re\u0301sume\u0301.",
+    "Hello,    world.   Two   spaces.",
+    "句子一。\n\n\n句子二。",
+]
+
+
+def test_served_text_reaches_cosyvoice_as_sent(
+    grammar_dir: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from function import pipeline
+    from function.config import Settings
+    from function.registry import Engines
+    from function.schema import SynthesizeRequest
+
+    front = upstream_frontend(grammar_dir)  # compiles the grammar into grammar_dir
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    shutil.copytree(grammar_dir, model_dir / wetext.GRAMMAR_DIR)
+    settings = Settings(engines=("cosyvoice",), model_dir=model_dir)
+    engines = Engines(settings)
+    for text in RAW_PROBES:
+        request = SynthesizeRequest(text=text)  # the schema strips the ends, nothing else
+        plan = pipeline.plan(request, engines, settings, max_chars=1000, timeout_s=3600)
+        assert plan.text == request.text
+        assert plan.engine.pieces(plan.text) == front.text_normalize(text, split=True), repr(text)
+    # Texts the engine hears differently are different audio: they never share a cached object.
+    keys = {
+        pipeline.plan(SynthesizeRequest(text=t), engines, settings, max_chars=1000, timeout_s=3600).audio_key
+        for t in ("Hello,    world.", "Hello, world.")
+    }
+    assert len(keys) == 2

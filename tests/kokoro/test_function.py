@@ -62,6 +62,20 @@ def test_mixed_text_is_one_utterance_by_a_mandarin_voice(kokoro_server: Function
     assert_speech(decode(response.content), RATE, min_s=2.0, max_s=12)
 
 
+def test_language_edges_are_honest(kokoro_server: FunctionServer) -> None:
+    """A stray kana does not refuse a Chinese sentence; tone-marked pinyin is read by a Mandarin
+    voice; Cantonese and French, which no voice here reads, are refused naming what they are."""
+    for text in ("这家店叫做好吃の店。", "Nǐ hǎo, shìjiè!"):
+        response = requests.post(f"{kokoro_server.url}/synthesize", json={"text": text}, timeout=120)
+        assert response.status_code == 200, response.text
+        assert response.json()["language"] == "zh-CN" and response.json()["duration_s"] > 0.5, text
+    for text, detected in (("佢哋係唔係學生？", "yue"), ("Bonjour, comment allez-vous aujourd'hui ?", "fr")):
+        response = requests.post(f"{kokoro_server.url}/synthesize", json={"text": text}, timeout=120)
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["code"] == "unsupported_language" and error["detected"] == [detected], error
+
+
 def test_refusals(kokoro_server: FunctionServer) -> None:
     assert_unspeakable_refused(kokoro_server)
     assert_foreign_refused(kokoro_server, speaks={"zh", "en"})

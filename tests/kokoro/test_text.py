@@ -5,49 +5,18 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from function.engines.kokoro import KokoroEngine
 from function.engines.kokoro.chunking import MAX_TOKENS, PIECE_TOKENS, fit_phonemes
-from function.engines.kokoro.normalize import normalize_zh
 
 MIXED = "我昨天买了一台 iPhone，价格是 5999 元。"
 TONES = "→↗↓↘"
 
 
-@pytest.mark.parametrize(
-    ("text", "spoken"),
-    [
-        (MIXED, "价格是 五千九百九十九 元"),
-        ("价格是5999元", "价格是五千九百九十九元"),
-        ("利润增长了50%。", "利润增长了百分之五十。"),
-        ("增长12.5%", "增长百分之十二点五"),
-        ("圆周率是3.14", "圆周率是三点一四"),
-        ("2024年1月5日", "二零二四年一月五日"),
-        ("日期2024-01-05", "日期二零二四年一月五日"),
-        ("今天-5℃", "今天零下五摄氏度"),
-        ("体温36.5°C", "体温三十六点五摄氏度"),
-        ("下午2:30开会", "下午两点三十分开会"),
-        ("早上8:05出发", "早上八点零五分出发"),
-        ("售价¥5999", "售价五千九百九十九元"),
-        ("只要$100", "只要一百美元"),
-        ("共1,234,567人", "共一百二十三万四千五百六十七人"),
-        ("电话13800138000", "电话幺三八零零幺三八零零零"),
-        ("比分3:2", "比分三比二"),
-        ("气温3-5℃", "气温三到五摄氏度"),
-        ("ＧＰＴ-４o很强", "GPT 四o很强"),
-    ],
-)
-def test_numbers_dates_money_and_temperatures_read_the_chinese_way(text: str, spoken: str) -> None:
-    normalised = normalize_zh(text)
-    assert spoken in normalised
-    assert not re.search(r"\d", normalised)
-
-
 def test_mandarin_phonemes_carry_tones(engine: KokoroEngine) -> None:
     phonemes = engine.phonemes("你好，世界！", "zf_xiaobei")
-    # misaki's v1.0 reading: third tones (↓) on ni hao, fourth (↘) on shi jie, its punctuation kept.
-    assert phonemes == "ni↓xau↓, ʂɨ↘ʨje↘!"
+    # ni hao with its third-tone sandhi (ni2 hao3: ↗ ↓), fourth tones (↘) on shi jie, misaki's
+    # v1.0 phonemes and punctuation; the readings themselves are tested in test_zh_readings.py.
+    assert phonemes == "ni↗xau↓, ʂɨ↘ʨje↘!"
     long = engine.phonemes("今天天气很好，我们去公园散步吧。", "zm_yunxi")
     assert all(tone in long for tone in "→↓↘")
     assert not re.search(r"[\u4e00-\u9fff]", long)
@@ -55,7 +24,9 @@ def test_mandarin_phonemes_carry_tones(engine: KokoroEngine) -> None:
 
 def test_rare_characters_without_a_reading_are_skipped(engine: KokoroEngine) -> None:
     # pinyin_to_ipa raises on the pinyin pypinyin gives 兙; the rest of the sentence is still read.
-    assert engine.phonemes("我有一兙。", "zf_xiaobei") == engine.phonemes("我有一。", "zf_xiaobei")
+    # (jieba may cut the two texts into other words: compare the syllables, not the word spaces)
+    with_rare = engine.phonemes("我有一兙。", "zf_xiaobei")
+    assert with_rare.replace(" ", "") == engine.phonemes("我有一。", "zf_xiaobei").replace(" ", "")
 
 
 def test_english_inside_chinese_becomes_english_phonemes(engine: KokoroEngine) -> None:
@@ -91,7 +62,7 @@ def test_pieces_are_normalised_and_fit_the_context(engine: KokoroEngine) -> None
     sentence = "他在2024年买了3台电脑，每台价格是5999元，" * 20 + "一共花了很多钱。"
     pieces = engine.pieces(sentence)
     assert len(pieces) > 1
-    assert "".join(pieces) == normalize_zh(sentence)  # cut at clauses, nothing lost
+    assert "".join(pieces) == engine._text_frontend().normalize(sentence)  # cut at clauses, nothing lost
     for piece in pieces:
         assert len(engine.phonemes(piece, "zf_xiaobei")) <= PIECE_TOKENS
     unpunctuated = "这是一个没有标点符号的很长的句子" * 30
@@ -109,3 +80,18 @@ def test_phoneme_chunks_fit_and_keep_every_phoneme() -> None:
     assert all(c.endswith(".") for c in chunks[:-1])  # cut at sentence ends first
     unbroken = "a" * 1200
     assert [len(c) for c in fit_phonemes(unbroken)] == [510, 510, 180]
+
+
+def test_a_lone_letter_in_chinese_is_the_letter_not_the_article(engine: KokoroEngine) -> None:
+    # hibari's G2P reads "A" alone as the article (ɐ); in A股 or 维生素A it is the letter's name.
+    assert engine.phonemes("A", "af_heart") == "ɐ"
+    for text in ("A股大涨", "多吃维生素A", "一张A4纸"):
+        phonemes = engine.phonemes(text, "zf_xiaobei")
+        assert "ˈA" in phonemes and "ɐ" not in phonemes, (text, phonemes)
+
+
+def test_tone_marked_pinyin_is_read_as_written(engine: KokoroEngine) -> None:
+    # The syllables as spelled, tones as marked (a caller writing pinyin chose them), punctuation
+    # kept for its pauses; the same syllables as the characters' own, tones aside.
+    assert engine.phonemes("Nǐ hǎo, shìjiè!", "zf_xiaobei") == "ni↓ xau↓, ʂɨ↘ʨje↘!"
+    assert engine.phonemes("你好，世界！", "zf_xiaobei") == "ni↗xau↓, ʂɨ↘ʨje↘!"

@@ -47,6 +47,8 @@ class CosyVoiceEngine(Engine):
     # character (the slowest to speak) is ~1.35 s; the guard's 80 % budget covers the rest.
     # README "Limits for CosyVoice".
     seconds_per_char: ClassVar[float] = 1.2
+    # Upstream's inference_sft normalises the text itself (frontend.py does the same).
+    takes_raw_text: ClassVar[bool] = True
 
     def __init__(self, model_dir: Path, threads: int | None = None, precision: Precision = "fp32") -> None:
         self.model_dir = Path(model_dir)

@@ -7,7 +7,8 @@ the LLM is done, ``token2wav(finalize=True)`` takes the rest. Its hop stays at
 ``token_min_hop_len`` (``stream_scale_factor`` is 1). Between hops it carries three caches:
 
 * the flow's: the sampler's starting noise and the conditioning ``mu`` of the last 34 mel frames
-  (the 20 overlap tokens), which replace the first 34 frames of the next hop's;
+  (``ConditionalCFM.forward`` keeps 34 whatever the token rate: the 20 overlap tokens at 50 Hz),
+  which replace the first 34 frames of the next hop's;
 * the mel overlap: those 34 frames of mel are held back and cross-faded (a Hamming window) into
   the next hop's first 34;
 * HiFT's: the last 20 mel frames, their excitation source (20 * 256 samples) and speech; the next
@@ -34,6 +35,7 @@ from function.engines.cosyvoice.flow import HOP, SAMPLE_RATE
 
 # Upstream's CosyVoiceModel constants.
 TOKEN_OVERLAP = 20
+FLOW_CACHE = 34  # mel frames of noise and mu the flow carries into the next hop (upstream's constant)
 MEL_CACHE = 20  # mel frames HiFT re-reads at the start of the next hop
 SOURCE_CACHE = MEL_CACHE * HOP  # samples of excitation (and speech) carried with them
 
@@ -116,8 +118,8 @@ class StreamedToken2Wav:
             cached_noise, cached_mu = self.flow_cache
             noise[:, :, : cached_noise.shape[2]] = cached_noise
             mu[:, :, : cached_mu.shape[2]] = cached_mu
-        # Upstream keeps the last 34 frames (its hard-coded mel overlap) for the next hop.
-        self.flow_cache = (noise[:, :, -self.mel_overlap :].clone(), mu[:, :, -self.mel_overlap :].clone())
+        # Upstream keeps the last 34 frames for the next hop, hard-coded: the mel overlap only at 50 Hz.
+        self.flow_cache = (noise[:, :, -FLOW_CACHE:].clone(), mu[:, :, -FLOW_CACHE:].clone())
         return self.flow.decode(mu, spks, noise)
 
     def _vocode(

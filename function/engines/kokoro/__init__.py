@@ -7,8 +7,10 @@ Modules, one job each:
 - ``quantize.py``: the static model, the decoder's convolutions re-quantised with calibrated
   scales (build time only, called by ``assets.py``).
 - ``catalogue.py``: which voices are offered, their languages, OpenAI's names for them.
-- ``normalize.py``: Chinese numbers, dates, times, money and temperatures as words.
-- ``frontend.py``: text to phonemes (misaki's Mandarin v1.0 front end, hibari's English G2P).
+- ``normalize.py``: Chinese text as read aloud: Traditional to Simplified (OpenCC), numbers,
+  dates, times, money, units, codes and addresses in words (WeTextProcessing's grammar + rules).
+- ``pinyin.py``: Simplified Chinese to tone-numbered pinyin (pypinyin, jieba, tone sandhi).
+- ``frontend.py``: text to phonemes (misaki's v1.0 pinyin-to-IPA mapping, hibari's English G2P).
 - ``chunking.py``: sentences and pieces that fit the model's 510-phoneme context.
 - ``engine.py``: ``KokoroEngine``.
 
@@ -29,6 +31,10 @@ and hibari-tts already installed by the base package):
   proces + addict + ordered-set < 1 MB; cn2an's wheel also drops stray top-level ``build/``,
   ``example/`` and ``src/`` folders (1.8 MB) into site-packages. A model dir adds 28 MB: the 36
   offered voices (18 MB) and jieba's cache (9.3 MB); 92 MB more with ``--write-model``.
+- added for reading Chinese right (issue 22): wetext 0.1.8 45 MB installed (its Chinese TN
+  graphs are 3.6 MB; the English, Japanese and inverse-normalisation graphs ride along),
+  kaldifst 3.8 MB, OpenCC 7 MB, contractions + textsearch + pyahocorasick + anyascii 3 MB;
+  import: wetext 0.29 s, jieba.posseg 0.31 s (its HMM tables), OpenCC 5 ms.
 - import time (``python -X importtime``, cumulative): ``frontend`` 0.22-0.25 s (pypinyin's
   dictionaries 0.14 s, cn2an 0.07 s, jieba 0.01 s), ``hibari.g2p`` 0.19 s (it imports the hibari
   package, and scipy with it), onnxruntime 0.02 s; loading jieba's cache 0.43 s. None of it is

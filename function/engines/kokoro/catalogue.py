@@ -19,6 +19,10 @@ LANGUAGES: dict[str, tuple[str, str, tuple[str, ...]]] = {
 GENDERS = {"f": "female", "m": "male"}
 # Listed first within their language: the voices Kokoro's own grading rates best.
 PREFERRED = ("af_heart", "af_bella", "bf_emma", "bm_george")
+# Offered by name only: never a default, never behind an OpenAI name. zf_xiaoni measured a
+# character error rate of 0.33-0.5 through whisper-base where the other Mandarin voices give 0-0.2
+# (docs/kokoro.md).
+BY_NAME_ONLY = frozenset({"zf_xiaoni"})
 
 OPENAI_NAMES = (
     "alloy", "ash", "ballad", "coral", "echo", "fable", "nova",
@@ -80,7 +84,7 @@ def openai_table(voice_ids: list[str]) -> dict[str, dict[str, str]]:
     """
     table: dict[str, dict[str, str]] = {}
     for prefixes, base in (("ab", "en"), ("z", "zh")):
-        ids = [v for v in order(voice_ids) if v[0] in prefixes]
+        ids = [v for v in order(voice_ids) if v[0] in prefixes and v not in BY_NAME_ONLY]
         if not ids:
             continue
         by_gender = {g: [v for v in ids if gender(v) == g] or ids for g in GENDERS.values()}

@@ -2,7 +2,7 @@
 
 Constructing it, listing voices and reading the model version touch only ``manifest.json`` and
 package metadata. ``load()`` imports onnxruntime, checks and opens the model, reads the voices and
-builds the Mandarin front end (jieba, pypinyin, cn2an, misaki); hibari's English G2Ps are built on
+builds the Mandarin front end (OpenCC, wetext, jieba, pypinyin, misaki); hibari's English G2Ps are built on
 first use (see ``frontend.TextFrontEnd``). ``pieces()`` builds the front end alone if it runs first.
 """
 
@@ -36,10 +36,10 @@ if TYPE_CHECKING:
     from function.engines.kokoro.frontend import TextFrontEnd
 
 # The audio also depends on the text front end's packages and on this package's own rules, so
-# they are part of the model version too: bump REVISION whenever normalize.py, frontend.py,
-# chunking.py or the audio handling here would give other audio for the same request.
-FRONTEND_PACKAGES = ("misaki", "jieba", "pypinyin", "cn2an", "hibari-tts")
-REVISION = 1
+# they are part of the model version too: bump REVISION whenever normalize.py, pinyin.py,
+# frontend.py, chunking.py or the audio handling here would give other audio for the same request.
+FRONTEND_PACKAGES = ("misaki", "jieba", "pypinyin", "cn2an", "wetext", "kaldifst", "opencc", "hibari-tts")
+REVISION = 2
 # Kokoro frames every utterance in silence (~0.3 s before, up to ~1 s after: the durations it gives
 # the 0 pads). The service puts its own pause between pieces, so the edges are cut where the audio
 # stays below -60 dBFS (Kokoro's are exact zeros fading in), keeping a short margin.

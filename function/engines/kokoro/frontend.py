@@ -1,15 +1,14 @@
-"""Text to Kokoro phonemes: misaki's Mandarin front end (v1.0) and hibari's English G2P.
+"""Text to Kokoro phonemes: a Mandarin reader for the zf_/zm_ voices, hibari's English G2P.
 
-Mandarin is misaki 0.9.4's ``ZHG2P`` on its legacy path (``version=None``, the front end Kokoro v1.0
-was trained with): cn2an reads numbers, jieba segments, pypinyin gives tone-numbered pinyin,
-``pinyin_to_ipa`` + ``ZHG2P.retone`` make phonemes, and its punctuation mapping keeps pauses. That
-path passes Latin letters through raw (the model cannot read them), so mixed text is split here:
-runs of Latin words go to hibari's English G2P (a port of misaki's, without the GPL phonemizer)
-and everything else to ``ZHG2P``. Numbers are written out in Chinese first (``normalize.py``), so
-``iPhone 15`` inside a Chinese sentence is read "iPhone 十五", as a Mandarin speaker says it.
+Mandarin is read in three steps: ``normalize.ChineseNormalizer`` (Traditional to Simplified with
+OpenCC, numbers and symbols in words with WeTextProcessing's grammar), ``pinyin.PinyinReader``
+(pypinyin readings, jieba words, tone sandhi) and misaki 0.9.4's ``pinyin_to_ipa`` + ``retone``,
+the mapping Kokoro v1.0 was trained with (its ``ZHG2P`` legacy path, which had no sandhi, no 两
+and no Traditional phrases). Runs of Latin words inside Chinese go to hibari's English G2P (a port
+of misaki's, without the GPL phonemizer); single letters are spelled (A股 is "A", not "uh").
 
-Importing this module imports jieba, pypinyin, cn2an and misaki: only ``KokoroEngine`` imports
-it, lazily.
+Importing this module imports jieba (with its POS tagger), pypinyin, cn2an and misaki: only
+``KokoroEngine`` imports it, lazily; OpenCC and wetext are imported when the front end is built.
 """
 
 from __future__ import annotations
@@ -19,17 +18,23 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import jieba
 from misaki.zh import ZHG2P
 
-from function.engines.kokoro.normalize import has_han, normalize_zh
+from function.engines.kokoro.normalize import ChineseNormalizer, is_chinese
+from function.engines.kokoro.pinyin import PinyinReader, Word
+from function.languages import pinyin_syllables
 
 # Latin words, with the spaces, apostrophes, hyphens and light punctuation between them, so that
 # "Hello, how are you" reaches the English G2P as one phrase.
 _LATIN_RUN = re.compile(r"[A-Za-z][A-Za-z'’-]*(?:[,;:]?\s+[A-Za-z][A-Za-z'’-]*)*")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+(?=[,.!?;:)”…])")
+# A lone "A" or "a" is the English article to the G2P; in Chinese text it is the letter (A股,
+# 维生素A, A4纸): its name in Kokoro's English phonemes, stressed as a spelled letter is.
+_LETTER_A = "ˈA"
 
 
 def load_vocab() -> dict[str, int]:
@@ -80,62 +85,112 @@ class EnglishG2P:
         return self._g2p(text)
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How a Chinese text is read: the characters as spoken (Simplified, numbers in words) and the
+    tone-numbered pinyin of its Han characters, Latin words kept as written."""
+
+    spoken: str
+    pinyin: str
+
+
 class MandarinG2P:
     """Mandarin (with English words inside it) to phonemes, for the zf_/zm_ voices."""
 
     def __init__(self, english: Callable[[str], str]) -> None:
         self._english = english
-        self._zh = ZHG2P(version=None)
+        self._normalize = ChineseNormalizer()
+        self._read = PinyinReader()
 
-    @staticmethod
-    def normalize(text: str) -> str:
-        """The text as it is read: numbers in Chinese when the text is Chinese, else unchanged."""
-        return normalize_zh(text) if has_han(text) else text
+    def normalize(self, text: str) -> str:
+        """The text as it is read: Simplified, numbers in words, when it is Chinese; else unchanged."""
+        return self._normalize(text) if is_chinese(text) else text
+
+    def reading(self, text: str) -> Reading:
+        if (syllables := pinyin_syllables(text)) is not None:
+            return Reading(text, " ".join(syllables))
+        spoken = self.normalize(text)
+        syllables: list[str] = []
+        for part, is_latin in _split_latin(spoken):
+            if is_latin:
+                syllables.append(part.strip())
+            else:
+                syllables.extend(s for w in self._read(part) for s in w.pinyin)
+        return Reading(spoken, " ".join(syllables))
 
     def __call__(self, text: str) -> str:
-        if not has_han(text):
+        if pinyin_syllables(text) is not None:
+            # Tone-marked pinyin (nǐ hǎo): the syllables it spells, word by word, its punctuation
+            # kept for the pauses.
+            return _SPACE_BEFORE_PUNCT.sub("", " ".join(_pinyin_phonemes(text).split()))
+        if not is_chinese(text):
             # Plain English given to a Mandarin voice: the English G2P reads it, digits included.
             return self._english(text)
-        text = normalize_zh(text)
-        parts: list[str] = []
-        position = 0
-        for run in _LATIN_RUN.finditer(text):
-            parts.append(self._mandarin(text[position : run.start()]))
-            parts.append(self._english(run.group()))
-            position = run.end()
-        parts.append(self._mandarin(text[position:]))
+        parts = [
+            self._letters(part) if is_latin else self._mandarin(part)
+            for part, is_latin in _split_latin(self.normalize(text))
+        ]
         joined = " ".join(p for p in parts if p)
         return _SPACE_BEFORE_PUNCT.sub("", " ".join(joined.split()))
+
+    def _letters(self, run: str) -> str:
+        return _LETTER_A if run.strip() in ("A", "a") else self._english(run)
 
     def _mandarin(self, text: str) -> str:
         if not text.strip():
             return ""
-        try:
-            return self._zh(text)[0]
-        except (ValueError, AssertionError):
-            # pinyin_to_ipa rejects the readings of a few rare characters (兙, 瓩: 10 of the 20,902
-            # in U+4E00-U+9FA5): leave those out rather than fail the whole request.
-            return self._zh("".join(c for c in text if _readable(c)))[0]
+        return "".join(_word_phonemes(word) for word in self._read(ZHG2P.map_punctuation(text)))
 
 
-def _readable(char: str) -> bool:
-    if not has_han(char):
-        return True
+def _pinyin_phonemes(text: str) -> str:
+    out: list[str] = []
+    for word in re.split(r"(\s+|[,.!?;:，。！？、；：]+)", text):
+        syllables = pinyin_syllables(word) if word.strip() else None
+        if syllables is not None:
+            out.append("".join(_syllable(s) for s in syllables))
+        else:
+            out.append(ZHG2P.map_punctuation(word) if word.strip() else " ")
+    return "".join(out)
+
+
+def _split_latin(text: str) -> list[tuple[str, bool]]:
+    """``text`` cut into runs of Latin words (True) and the rest (False), in order."""
+    parts: list[tuple[str, bool]] = []
+    position = 0
+    for run in _LATIN_RUN.finditer(text):
+        parts.append((text[position : run.start()], False))
+        parts.append((run.group(), True))
+        position = run.end()
+    parts.append((text[position:], False))
+    return [(part, latin) for part, latin in parts if part]
+
+
+def _word_phonemes(word: Word) -> str:
+    """A word's phonemes, with a space after it as misaki's v1.0 path puts one between words;
+    punctuation and spaces pass through (the vocab keeps the punctuation it has ids for)."""
+    if not word.pinyin:
+        return word.text
+    return "".join(_syllable(s) for s in word.pinyin) + " "
+
+
+def _syllable(pinyin: str) -> str:
     try:
-        ZHG2P.word2ipa(char)
+        return ZHG2P.py2ipa(pinyin).replace(chr(815), "")
     except (ValueError, AssertionError):
-        return False
-    return True
+        # pinyin_to_ipa rejects a few readings pypinyin gives rare characters (兙, 瓩: 10 of the
+        # 20,902 in U+4E00-U+9FA5): leave that syllable out rather than fail the request.
+        return ""
 
 
 class TextFrontEnd:
     """The phonemizer for each offered language, and the token count that pieces are cut by.
 
-    The Mandarin front end is built here (jieba's dictionary, pypinyin, cn2an, misaki: ~1 s, the
-    engine's main language). Each English G2P is built on first use instead (~0.35 s and ~90 MB
-    of lexicons each): Chinese text without Latin words never needs one, and only British voices
-    need the British one. That keeps a Mandarin instance's cold start (process start -> first
-    audio) ~0.4 s shorter; the first English (or mixed) request pays it once.
+    The Mandarin front end is built here (jieba's dictionary and POS tables, pypinyin, OpenCC,
+    wetext's grammar, misaki: ~1.5 s, the engine's main language). Each English G2P is built on
+    first use instead (~0.35 s and ~90 MB of lexicons each): Chinese text without Latin words
+    never needs one, and only British voices need the British one. That keeps a Mandarin
+    instance's cold start (process start -> first audio) ~0.4 s shorter; the first English (or
+    mixed) request pays it once.
     """
 
     def __init__(self, jieba_cache: Path) -> None:

@@ -1,0 +1,91 @@
+"""What reading Chinese right costs: the Kokoro text front end's build time and its time per text.
+
+Each trial is a fresh process (imports and dictionaries cold, as in a new instance) that builds
+``TextFrontEnd`` and phonemizes every text of the reading set (tests/kokoro/data) for a Mandarin
+voice. With ``--baseline REF`` the same runs for git ``REF``'s code (a worktree of it), trials
+alternated with this checkout's in the same run.
+
+What could make the figures wrong: other work on the machine (the load average is printed; on a
+shared 2 vCPU machine it moves these by tens of per cent); the file cache (the first trial reads
+the dictionaries from disk, the others from memory); the set's texts are short (6 characters on
+average), so per-text times are for sentences, not paragraphs.
+
+    python -m loadtest.bench_zh_frontend --baseline aa2080e --trials 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from function.local import cpu_model
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "kokoro" / "data"
+KOKORO_DIR = REPO / "models" / "kokoro-82m"
+# Run in the measured tree's own interpreter session: builds the front end, then reads every text.
+TRIAL = """
+import json, sys, time
+start = time.perf_counter()
+from pathlib import Path
+from function.engines.kokoro.frontend import TextFrontEnd
+imported = time.perf_counter()
+front = TextFrontEnd(Path(sys.argv[1]) / "jieba.cache")
+built = time.perf_counter()
+texts = [line.split("\\t")[1] for path in sorted(Path(sys.argv[2]).glob("zh_readings_*.tsv"))
+         for line in path.read_text("utf-8").splitlines() if line and line[0] != "#"]
+times = []
+for text in texts:
+    t = time.perf_counter(); front.phonemes(text, "zh-CN"); times.append(time.perf_counter() - t)
+print(json.dumps({"import_s": imported - start, "build_s": built - imported, "texts": len(texts),
+                  "first_text_ms": times[0] * 1000, "median_ms": sorted(times)[len(times) // 2] * 1000,
+                  "mean_ms": sum(times) / len(times) * 1000}))
+"""
+
+
+def trial(tree: Path) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run(
+        [sys.executable, "-c", TRIAL, str(KOKORO_DIR), str(DATA)],
+        cwd=tempfile.gettempdir(), env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--baseline", help="git ref measured alongside, e.g. aa2080e")
+    parser.add_argument("--trials", type=int, default=5)
+    args = parser.parse_args(argv)
+    trees = {"this": REPO}
+    with tempfile.TemporaryDirectory(prefix="zh-frontend-") as tmp:
+        if args.baseline:
+            trees["baseline"] = Path(tmp) / "baseline"
+            git = ["git", "-C", str(REPO), "worktree"]
+            subprocess.run([*git, "add", "--detach", str(trees["baseline"]), args.baseline], check=True)
+        load = os.getloadavg()
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+        try:
+            for _ in range(args.trials):
+                for name, tree in trees.items():  # alternated
+                    runs[name].append(trial(tree))
+        finally:
+            if args.baseline:
+                subprocess.run([*git, "remove", "--force", str(trees["baseline"])], check=True)
+    print(f"{cpu_model()}, {os.cpu_count()} CPUs, load {load} -> {os.getloadavg()}, {args.trials} trials")
+    for name, results in runs.items():
+        medians = {key: round(statistics.median(r[key] for r in results), 3) for key in results[0]}
+        print(f"{name:9} " + "  ".join(f"{key} {value}" for key, value in medians.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -330,7 +330,7 @@ def main() -> int:
     parser.add_argument("--model-dir", type=Path, default=REPO / "models" / "kokoro-82m")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--cold", type=int, default=3, help="fresh processes for the cold start")
+    parser.add_argument("--cold", type=int, default=3, help="fresh processes per model; 0 skips")
     parser.add_argument("--compare-rounds", type=int, default=3, help="0 skips static vs dynamic")
     parser.add_argument("--asr", action="store_true", help="with the comparison: Whisper CER on Chinese")
     parser.add_argument("--options-rounds", type=int, default=3, help="0 skips the session-option comparison")
@@ -344,8 +344,9 @@ def main() -> int:
     }
     print(f"CPU: {report['cpu']}; load average {report['load_average_before']}; {args.threads} thread(s)")
 
-    report["cold_start"] = cold_start(args.model_dir, args.threads, args.cold)
-    print(f"cold start (median of {args.cold} processes): {json.dumps(report['cold_start'])}")
+    if args.cold:
+        report["cold_start"] = cold_start(args.model_dir, args.threads, args.cold)
+        print(f"cold start (median of {args.cold} processes): {json.dumps(report['cold_start'])}")
 
     engine = KokoroEngine(args.model_dir, threads=args.threads)
     started = time.perf_counter()

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from function.engines.base import EngineLoadError
 from function.engines.kokoro import KokoroEngine
 from function.engines.kokoro.assets import build, extract_voices, main
 from function.engines.kokoro.files import (
@@ -19,9 +20,12 @@ from function.engines.kokoro.files import (
     JIEBA_CACHE,
     MANIFEST,
     MODEL_FILE,
+    STATIC_FILE,
     VOICES_DIR,
+    Manifest,
     ModelDirError,
 )
+from function.engines.kokoro.quantize import statically_quantised
 
 
 def test_a_second_build_changes_nothing(kokoro_dir: Path) -> None:
@@ -63,4 +67,52 @@ def test_model_onnx_from_the_parts_speaks_the_same(
     text = "早上好。"
     assert np.array_equal(
         from_file.synthesize(text, "zm_yunyang", 1.0), engine.synthesize(text, "zm_yunyang", 1.0)
+    )
+
+
+def test_the_static_model_is_built_checked_and_only_decoder_convolutions_change(kokoro_dir: Path) -> None:
+    import onnx
+
+    path = kokoro_dir / STATIC_FILE
+    assert Manifest.read(kokoro_dir).static_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert path.stat().st_mode & 0o044 == 0o044
+    graph = onnx.load(str(path)).graph
+    names = {
+        op: [n.name for n in graph.node if n.op_type == op] for op in ("ConvInteger", "QLinearConv", "Conv")
+    }
+    assert len(names["ConvInteger"]) + len(names["QLinearConv"]) == 87  # every int8 convolution, once
+    assert len(names["QLinearConv"]) == 63 and all(map(statically_quantised, names["QLinearConv"]))
+    assert not any(map(statically_quantised, names["ConvInteger"]))
+    # The export's one float convolution stays float: its exp() would amplify a static scale's error.
+    assert names["Conv"] == ["/decoder/decoder/generator/conv_post/Conv"]
+
+
+def test_a_changed_static_model_does_not_load(kokoro_dir: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(kokoro_dir, model_dir)
+    static = model_dir / STATIC_FILE
+    data = bytearray(static.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    static.write_bytes(bytes(data))
+    with pytest.raises(EngineLoadError, match=r"model\.static\.onnx is missing or does not match"):
+        KokoroEngine(model_dir, static=True).load()
+
+
+def test_without_static_the_build_records_none_and_the_engine_runs_the_export(
+    kokoro_dir: Path, engine: KokoroEngine, tmp_path: Path
+) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(kokoro_dir, model_dir, ignore=shutil.ignore_patterns(STATIC_FILE))
+    assert main([str(model_dir), "--offline", "--no-static"]) == 0
+    manifest = Manifest.read(model_dir)
+    assert manifest.static_sha256 is None and "static" not in (model_dir / MANIFEST).read_text()
+    plain = KokoroEngine(model_dir)
+    assert not plain.uses_static
+    assert "-static-" not in plain.model_version
+    plain.load()
+    dynamic = KokoroEngine(kokoro_dir, static=False)
+    dynamic.load()
+    text = "早上好。"
+    assert np.array_equal(
+        plain.synthesize(text, "zm_yunyang", 1.0), dynamic.synthesize(text, "zm_yunyang", 1.0)
     )

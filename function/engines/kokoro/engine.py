@@ -9,6 +9,8 @@ first use (see ``frontend.TextFrontEnd``). ``pieces()`` builds the front end alo
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -17,7 +19,7 @@ import numpy as np
 
 from function.engines.base import Engine, EngineLoadError, Voice
 from function.engines.kokoro import catalogue
-from function.engines.kokoro.chunking import fit_phonemes, fit_text, sentences
+from function.engines.kokoro.chunking import fit_phonemes, fit_text, sentences, stream_parts
 from function.engines.kokoro.files import (
     JIEBA_CACHE,
     KNOWN_MODELS,
@@ -27,6 +29,7 @@ from function.engines.kokoro.files import (
     ModelDirError,
     model_source,
     read_voice,
+    static_model,
 )
 
 if TYPE_CHECKING:
@@ -42,6 +45,10 @@ REVISION = 2
 # stays below -60 dBFS (Kokoro's are exact zeros fading in), keeping a short margin.
 EDGE_SILENCE = 1e-3
 EDGE_MARGIN_S = 0.05
+# Between a stream's clause parts: Kokoro leaves 0.08-0.27 s under -40 dBFS at a comma inside one
+# utterance (zf_xiaobei, zm_yunjian); each trimmed part keeps EDGE_MARGIN_S of its own on both
+# sides, so this makes ~0.2 s, where a sentence's pause would sound like a full stop.
+CLAUSE_PAUSE_S = 0.1
 
 
 class KokoroEngine(Engine):
@@ -54,15 +61,20 @@ class KokoroEngine(Engine):
     # in up to ~5 s while the machine was busy (0.11 s/char); 0.15 leaves room for a slower vCPU.
     seconds_per_char: ClassVar[float] = 0.15
 
-    def __init__(self, model_dir: Path, threads: int | None = None) -> None:
+    def __init__(self, model_dir: Path, threads: int | None = None, static: bool | None = None) -> None:
+        """``static``: run the statically quantised model (``quantize.py``); None picks it where it
+        wins, when the build made one and the CPU has VNNI (see ``uses_static``)."""
         self.model_dir = Path(model_dir)
         self.threads = threads or 1
+        self._static = static
         self._manifest: Manifest | None = None
         self._version: str | None = None
         self._session: Any = None  # onnxruntime.InferenceSession, typed loosely to keep the import lazy
         self._token_input = "tokens"
         self._styles: dict[str, np.ndarray] = {}
         self._frontend: TextFrontEnd | None = None
+        # Where load() spent its time (seconds per phase): loadtest/bench_kokoro.py reports it.
+        self.load_seconds: dict[str, float] = {}
 
     # -- metadata (cheap) ---------------------------------------------------------------------------
 
@@ -79,10 +91,20 @@ class KokoroEngine(Engine):
         if self._version is None:
             manifest = self._read_manifest()
             label = KNOWN_MODELS.get(manifest.model_sha256, "unknown")
+            if self.uses_static:
+                label = f"{label}-static"
             versions = [f"{p}=={_version_of(p)}" for p in FRONTEND_PACKAGES]
             key = "|".join([manifest.digest, *versions, f"revision-{REVISION}"])
             self._version = f"kokoro-82m-v1.0-{label}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
         return self._version
+
+    @property
+    def uses_static(self) -> bool:
+        """Whether ``load()`` opens the static model: it is 2x faster where the CPU has VNNI (u8 x s8
+        dot products, which QLinearConv runs on); elsewhere it is unmeasured, so today's model runs."""
+        if self._static is None:
+            self._static = bool(self._read_manifest().static_sha256) and cpu_has_vnni()
+        return self._static
 
     def _voice_ids(self) -> list[str]:
         return catalogue.order(list(self._read_manifest().voices))
@@ -99,14 +121,23 @@ class KokoroEngine(Engine):
     def load(self) -> None:
         if self._session is not None:
             return
+        phase = _Phases(self.load_seconds)
         try:
             import onnxruntime as ort
 
+            phase("import_onnxruntime")
             manifest = self._read_manifest()
-            source, _ = model_source(self.model_dir, manifest.model_sha256)
+            if self.uses_static:
+                if not manifest.static_sha256:
+                    raise ModelDirError(f"kokoro: {self.model_dir} has no static model; rebuild it")
+                source: str | bytes = static_model(self.model_dir, manifest.static_sha256)
+            else:
+                source, _ = model_source(self.model_dir, manifest.model_sha256)
+            phase("check_model")
             session = ort.InferenceSession(
                 source, self._session_options(ort), providers=["CPUExecutionProvider"]
             )
+            phase("session")
             # onnxruntime keeps the bytes it was given (only to rebuild the session after a GPU
             # provider fails, which a CPU session never does): 92 MB held for nothing.
             if getattr(session, "_model_bytes", None) is not None:
@@ -123,7 +154,9 @@ class KokoroEngine(Engine):
                 .copy()
                 for voice in self._voice_ids()
             }
+            phase("voices")
             self._text_frontend()
+            phase("frontend")
         except EngineLoadError:
             raise
         except Exception as exc:  # onnxruntime and the front end raise their own types
@@ -168,6 +201,26 @@ class KokoroEngine(Engine):
         frontend = self._text_frontend()
         return frontend.tokens(frontend.phonemes(text, catalogue.language(voice)))
 
+    def speak_streamed(self, text: str, voice: str, speed: float, pause_s: float) -> Iterator[np.ndarray]:
+        """``speak``, with the first piece said in parts cut at its clause marks (``stream_parts``):
+        the first audio is a short clause's instead of a whole sentence's. Each part is trimmed
+        like a piece, with ``CLAUSE_PAUSE_S`` between parts."""
+        clause_pause = np.zeros(round(CLAUSE_PAUSE_S / speed * self.sample_rate), dtype=np.float32)
+        first = True
+
+        def say(piece: str) -> Iterator[np.ndarray]:
+            nonlocal first
+            parts, first = (stream_parts(piece) if first else [piece]), False
+            for index, part in enumerate(parts):
+                if index:
+                    yield clause_pause
+                yield self.synthesize(part, voice, speed)
+
+        return self._spoken(text, pause_s, say)
+
+    def streamed_variant(self, speed: float) -> str | None:
+        return "clauses"
+
     def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
         if voice not in self._read_manifest().voices or not catalogue.offered(voice):
             raise ValueError(f"unknown kokoro voice {voice!r}")
@@ -176,18 +229,20 @@ class KokoroEngine(Engine):
         audio = [self._infer(chunk, voice, speed) for chunk in chunks]
         return np.concatenate(audio) if audio else np.zeros(0, np.float32)
 
-    def _infer(self, tokens: str, voice: str, speed: float) -> np.ndarray:
+    def feed(self, tokens: str, voice: str, speed: float) -> dict[str, np.ndarray]:
+        """The model's inputs for one chunk of phonemes (after ``load()``)."""
         assert self._frontend is not None
         vocab = self._frontend.vocab
         ids = [vocab[c] for c in tokens]
         # Kokoro's voices hold one style per input length: the row for this many phonemes.
-        style = self._styles[voice][len(ids) - 1 : len(ids)]
-        feed = {
+        return {
             self._token_input: np.array([[0, *ids, 0]], dtype=np.int64),
-            "style": style,
+            "style": self._styles[voice][len(ids) - 1 : len(ids)],
             "speed": np.array([speed], dtype=np.float32),
         }
-        audio = self._session.run(None, feed)[0]
+
+    def _infer(self, tokens: str, voice: str, speed: float) -> np.ndarray:
+        audio = self._session.run(None, self.feed(tokens, voice, speed))[0]
         return trim_edges(np.asarray(audio, dtype=np.float32).reshape(-1), self.sample_rate)
 
 
@@ -203,6 +258,32 @@ def trim_edges(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     start = max(0, loud[0] * window - margin)
     end = min(len(audio), (loud[-1] + 1) * window + margin)
     return audio[start:end]
+
+
+class _Phases:
+    """Records the seconds since the previous call under each name into ``into``."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self._into = into
+        self._last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self._into[name] = round(now - self._last, 3)
+        self._last = now
+
+
+def cpu_has_vnni() -> bool:
+    """AVX512-VNNI or AVX-VNNI in /proc/cpuinfo's flags (False where there is no /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_vnni", "avx_vnni"})
+    except OSError:
+        pass
+    return False
 
 
 def _version_of(package: str) -> str:

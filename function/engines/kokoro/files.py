@@ -6,6 +6,7 @@ A model directory (built by ``python -m function.engines.kokoro.assets DIR``)::
     DIR/voices/*.bin     voice packs from the npm package kokoro-js (raw float32, 510 x 1 x 256)
     DIR/jieba.cache      jieba's prefix dictionary, built once so no request pays for it
     DIR/model.onnx       optional: the ONNX model; without it the PyPI model parts are used
+    DIR/model.static.onnx  optional: the int8 model with static decoder convolutions (quantize.py)
 
 Everything here is stdlib only: the engine reads the manifest at construction (cheaply) and
 checks the files against it in ``load()``.
@@ -44,6 +45,7 @@ VOICE_BYTES = STYLE_ROWS * STYLE_DIM * 4
 MANIFEST = "manifest.json"
 VOICES_DIR = "voices"
 MODEL_FILE = "model.onnx"
+STATIC_FILE = "model.static.onnx"
 JIEBA_CACHE = "jieba.cache"
 MANIFEST_FORMAT = 1
 
@@ -59,6 +61,7 @@ class Manifest:
     model_sha256: str
     voices: dict[str, str]  # voice id -> sha256 of its .bin file
     kokoro_js: str = KOKORO_JS
+    static_sha256: str | None = None  # of STATIC_FILE, when the build made one
 
     def to_json(self) -> str:
         data = {
@@ -67,6 +70,9 @@ class Manifest:
             "kokoro_js": self.kokoro_js,
             "voices": dict(sorted(self.voices.items())),
         }
+        # Only when present, so the manifests of directories built without one keep their digest.
+        if self.static_sha256:
+            data["static_model_sha256"] = self.static_sha256
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @property
@@ -89,7 +95,12 @@ class Manifest:
             raise ModelDirError(f"kokoro: unreadable {model_dir / MANIFEST} ({exc}); {hint}") from exc
         if data.get("format") != MANIFEST_FORMAT:
             raise ModelDirError(f"kokoro: {model_dir / MANIFEST} has format {data.get('format')!r}; {hint}")
-        return cls(data["model_sha256"], dict(data["voices"]), data.get("kokoro_js", KOKORO_JS))
+        return cls(
+            data["model_sha256"],
+            dict(data["voices"]),
+            data.get("kokoro_js", KOKORO_JS),
+            data.get("static_model_sha256"),
+        )
 
 
 def sha256_file(path: Path) -> str:
@@ -135,6 +146,14 @@ def model_source(model_dir: Path, expected_sha256: str | None = None) -> tuple[s
             f"({expected_sha256[:12]}); rebuild the model directory"
         )
     return source, sha256
+
+
+def static_model(model_dir: Path, expected_sha256: str) -> str:
+    """The path of ``model_dir``'s statically quantised model, checked against the manifest's hash."""
+    path = Path(model_dir) / STATIC_FILE
+    if not path.is_file() or sha256_file(path) != expected_sha256:
+        raise ModelDirError(f"kokoro: {path} is missing or does not match {MANIFEST}; rebuild the model dir")
+    return str(path)
 
 
 def read_voice(model_dir: Path, voice_id: str, expected_sha256: str) -> bytes:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The podman configuration for this machine and the stand-in for the Dockerfile's base image, made
 # once per machine (kept in podman's store, remade only when this recipe changes). Sourced by
-# build.sh; the tests read the same configuration (tests/image/podman.py).
+# build.sh; the tests read the same configuration (loadtest/containers.py).
 #
 # 1. build/image/containers.conf (CONTAINERS_CONF): runc (crun refuses a hybrid cgroup v1/v2
 #    layout), cgroupfs (no systemd here), and ulimits a container may set (podman's defaults fail
@@ -55,8 +55,9 @@ if [ "$made" != "$recipe" ]; then
   }
   bundle=/etc/ssl/certs/ca-certificates.crt
   cp "$bundle" "$root$bundle"
+  # What Debian's slim images leave out (dpkg path-excludes), so that sizes compare with theirs.
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* \
-    "$root"/usr/share/man/*
+    "$root"/usr/share/man/* "$root"/usr/share/locale/* "$root"/usr/share/info/*
   tar -C "$root" -c . | podman import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' \

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.image.podman import Container, build
+from loadtest.containers import Container, build
 
 ContainerFactory = Callable[..., Container]
 

@@ -1,5 +1,5 @@
 """The production image, built from the Dockerfile unchanged (tests/image/build.sh), tested through
-its running container as Cloud Run starts it (tests/image/podman.py): what the other tests show of
+its running container as Cloud Run starts it (loadtest/containers.py): what the other tests show of
 the source tree, shown here of what is deployed. Speech is checked by ear (Whisper, loadtest/asr.py),
 the bucket is fake-gcs-server through the real google-cloud-storage client in the container.
 
@@ -19,10 +19,10 @@ import pytest
 import requests
 
 from loadtest import asr
+from loadtest.containers import Container, podman
 from tests.audio_checks import assert_speech, decode
 from tests.conftest import gcs_client
 from tests.image.conftest import ContainerFactory
-from tests.image.podman import Container, podman
 from tests.test_events import PUBSUB, Bucket, acknowledged, raw_push
 from tests.test_intelligibility import ENGLISH, MANDARIN, MAX_ENGLISH_WER, MAX_MANDARIN_CER
 

@@ -1,7 +1,7 @@
-"""The production image, run as Cloud Run starts it: a non-root user, a read-only root file system
-with a writable in-memory /tmp, the port in PORT, the target in FUNCTION_TARGET, and SIGTERM when
-the instance is shut down. The container shares the host's network, so it reaches fake-gcs-server
-on loopback and the tests reach it on the port given."""
+"""The production image (built by tests/image/build.sh), run as Cloud Run starts it: a non-root
+user, a read-only root file system with a writable in-memory /tmp, the port in PORT, the target in
+FUNCTION_TARGET, and SIGTERM when the instance is shut down. The container shares the host's
+network, so it reaches fake-gcs-server on loopback and the tests reach it on the port given."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import requests
 from function.config import HEALTH_ROUTE
 from function.local import REPO, free_port
 
-BUILD = REPO / "tests" / "image" / "build.sh"
+BUILD = REPO / "tests" / "image" / "build.sh"  # the build recipe lives beside the tests that run it
 # Written by base.sh: runc, cgroupfs and the ulimits this machine allows.
 PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(REPO / "build" / "image" / "containers.conf")}
 # A cold build on 2 vCPUs took ~2 min (plus ~1 min for the base, once per machine); this bounds a

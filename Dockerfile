@@ -125,6 +125,8 @@ ARG HF_HUB_VERSION=0.36.0
 ARG WHISPER_VERSION=20250625
 ARG WHISPER_VOCAB_SHA256=b34b360dbb493e781e479794586d661700670d65564001f23024971d1f2fa126
 ARG COSYVOICE_REPO=FunAudioLLM/CosyVoice-300M-SFT
+# The hub, or a mirror of it (huggingface_hub reads HF_ENDPOINT); tests/image points it at a stand-in.
+ARG HF_ENDPOINT=https://huggingface.co
 # A commit of the model repository: the weights baked are the weights reviewed. Pass the commit
 # you tested (https://huggingface.co/FunAudioLLM/CosyVoice-300M-SFT/commits/main).
 ARG COSYVOICE_REVISION=""

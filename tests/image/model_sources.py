@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import re
 import subprocess
 import sys
@@ -55,6 +56,11 @@ def torch_wheels(version: str) -> Path:
     return wheels
 
 
+def git_blob_id(file: Path) -> str:
+    data = file.read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
 class Sources(BaseHTTPRequestHandler):
     def __init__(self, *args: object, wheels: Path, model: Path, **kwargs: object) -> None:
         self.wheels, self.model = wheels, model
@@ -76,10 +82,16 @@ class Sources(BaseHTTPRequestHandler):
             self.send(200, f"<html><body>\n{links}</body></html>".encode(), "text/html", body)
         elif m := re.fullmatch(r"/files/([^/]+)", path):
             self.send_file(self.wheels / m[1], body)
-        elif path.startswith(f"/api/models/{REPOSITORY}/revision/"):
-            siblings = ",".join(f'{{"rfilename": "{f.name}"}}' for f in sorted(self.model.iterdir()))
-            info = f'{{"id": "{REPOSITORY}", "sha": "{REVISION}", "siblings": [{siblings}]}}'
-            self.send(200, info.encode(), "application/json", body)
+        elif path.startswith(f"/api/models/{REPOSITORY}/revision/"):  # huggingface_hub < 1
+            files = [{"rfilename": f.name} for f in sorted(self.model.iterdir())]
+            info = {"id": REPOSITORY, "sha": REVISION, "siblings": files}
+            self.send(200, json.dumps(info).encode(), "application/json", body)
+        elif path.startswith(f"/api/models/{REPOSITORY}/tree/"):  # huggingface_hub >= 1
+            tree = [
+                {"type": "file", "path": f.name, "size": f.stat().st_size, "oid": git_blob_id(f)}
+                for f in sorted(self.model.iterdir())
+            ]
+            self.send(200, json.dumps(tree).encode(), "application/json", body)
         elif m := re.fullmatch(rf"/{REPOSITORY}/resolve/[^/]+/([^/]+)", path):
             self.send_file(self.model / m[1], body)
         else:

@@ -50,6 +50,7 @@ def torch_wheels(version: str) -> Path:
             str(wheels),
             f"torch=={version}",
         ],
+        stdout=sys.stderr,  # stdout carries only the build arguments
         check=True,
         timeout=900,
     )

@@ -30,6 +30,7 @@ def cosyvoice_image() -> str:
         [sys.executable, "-m", "tests.image.model_sources", str(free_port())],
         cwd=REPO,
         stdout=subprocess.PIPE,
+        stderr=(REPO / "build" / "image" / "model_sources.log").open("w"),
         text=True,
     )
     try:

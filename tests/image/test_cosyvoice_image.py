@@ -26,11 +26,13 @@ COSYVOICE_RATE = 22_050
 
 @pytest.fixture(scope="module")
 def cosyvoice_image() -> str:
+    state = REPO / "build" / "image"
+    state.mkdir(parents=True, exist_ok=True)
     sources = subprocess.Popen(
         [sys.executable, "-m", "tests.image.model_sources", str(free_port())],
         cwd=REPO,
         stdout=subprocess.PIPE,
-        stderr=(REPO / "build" / "image" / "model_sources.log").open("w"),
+        stderr=(state / "model_sources.log").open("w"),
         text=True,
     )
     try:

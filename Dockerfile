@@ -167,17 +167,23 @@ RUN case ",$ENGINES," in *,kokoro,*) ;; *) exit 0 ;; esac; \
     python -c 'from function.engines.kokoro.files import MODEL_PARTS; print(*MODEL_PARTS, sep="\n")' \
       | xargs pip uninstall -y \
     && python -c 'import importlib.util as u; from function.engines.kokoro.files import MODEL_PARTS as parts; left = [p for p in parts if u.find_spec(p)]; assert not left, left'
-# What the runtime never runs, out of the venv it copies (measured on the default image: 60 MB of
+# What the runtime never runs, out of the venv it copies (measured on the default image: 83 MB of
 # the venv's 322): pip and setuptools (the runtime installs nothing; jieba falls back from
 # pkg_resources to plain files), the packages' own test suites, jieba's paddle-mode model (paddle is
-# not installed) and onnxruntime's Python tools for exporting and quantizing models. The self-test
-# at the end of the runtime stage, and tests/image through the container, show nothing used is gone.
+# not installed) and keyword extraction, misaki's English and Japanese lexicons (only its Mandarin
+# front end is used: Kokoro's English goes through hibari's own lexicon, Japanese voices are not
+# offered) and onnxruntime's Python tools for exporting, quantizing and benchmarking models. The
+# self-test at the end of the runtime stage, and tests/image through the container, show that
+# nothing used is gone.
 # DL3059: a step of its own, after the Kokoro step whose ENGINES guard may end that one early.
 # hadolint ignore=DL3059
 RUN python -m pip uninstall -y setuptools pip \
     && find /opt/venv/lib -depth -type d -path '*/site-packages/*' -name tests -exec rm -rf {} + \
     && site=$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
-    && rm -rf "$site/jieba/lac_small" "$site/onnxruntime/transformers" "$site/onnxruntime/quantization"
+    && rm -rf "$site/jieba/lac_small" "$site/jieba/analyse" \
+       "$site"/misaki/data/*_gold.json "$site"/misaki/data/*_silver.json "$site/misaki/data/ja_words.txt" \
+       "$site/onnxruntime/transformers" "$site/onnxruntime/quantization" "$site/onnxruntime/tools" \
+       "$site/onnxruntime/datasets"
 
 FROM python:3.11.14-slim-bookworm AS runtime
 ARG ENGINES

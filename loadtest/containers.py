@@ -29,10 +29,11 @@ def podman(*args: str, timeout: float = 60, check: bool = True) -> subprocess.Co
     )
 
 
-def build(engines: str = "hibari,kokoro") -> str:
-    """The image for ``engines`` (built, or taken from podman's layer cache), by name."""
+def build(engines: str = "hibari,kokoro", *options: str) -> str:
+    """The image for ``engines`` (built, or taken from podman's layer cache), by name; ``options``
+    go to ``podman build``."""
     done = subprocess.run(
-        ["bash", str(BUILD), engines], capture_output=True, text=True, timeout=BUILD_TIMEOUT_S + 60
+        ["bash", str(BUILD), engines, *options], capture_output=True, text=True, timeout=BUILD_TIMEOUT_S + 60
     )
     assert done.returncode == 0, f"image build failed:\n{done.stderr[-6000:]}"
     return done.stdout.strip().splitlines()[-1]

@@ -20,6 +20,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.parse
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -74,12 +75,12 @@ class Sources(BaseHTTPRequestHandler):
         self.answer(body=True)
 
     def answer(self, body: bool) -> None:
-        path = self.path.split("?")[0]
+        path = urllib.parse.unquote(self.path.split("?")[0])  # torch-2.13.0%2Bcpu-...
         if m := re.fullmatch(r"/simple/([^/]+)/?", path):
             files = [
                 w.name for w in sorted(self.wheels.iterdir()) if normalized(w.name.split("-")[0]) == m[1]
             ]
-            links = "".join(f'<a href="/files/{html.escape(f)}">{html.escape(f)}</a>\n' for f in files)
+            links = "".join(f'<a href="/files/{urllib.parse.quote(f)}">{html.escape(f)}</a>\n' for f in files)
             self.send(200, f"<html><body>\n{links}</body></html>".encode(), "text/html", body)
         elif m := re.fullmatch(r"/files/([^/]+)", path):
             self.send_file(self.wheels / m[1], body)

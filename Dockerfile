@@ -149,10 +149,13 @@ RUN case ",$ENGINES," in *,cosyvoice,*) ;; *) exit 0 ;; esac; \
     && echo "$WHISPER_VOCAB_SHA256  $MODEL_DIR/multilingual.tiktoken" | sha256sum -c - \
     && rm -rf /tmp/whisper /opt/fetch
 # Convert to safetensors + manifest.json (memory-mapped, no pickle at load); the runtime prefers
-# the converted files, so the official .pt checkpoints are dropped from the image.
+# the converted files, so the official .pt checkpoints are dropped from the image. safetensors
+# writes its files 0600 (root's here): readable by all, or the runtime user cannot load them
+# (found by building the image: tests/image/test_cosyvoice_image.py).
 RUN case ",$ENGINES," in *,cosyvoice,*) ;; *) exit 0 ;; esac; \
     python -m function.engines.cosyvoice.convert "$MODEL_DIR" \
-    && rm -f "$MODEL_DIR"/*.pt
+    && rm -f "$MODEL_DIR"/*.pt \
+    && chmod -R a+rX "$MODEL_DIR"
 
 FROM deps AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]

@@ -175,9 +175,10 @@ RUN case ",$ENGINES," in *,kokoro,*) ;; *) exit 0 ;; esac; \
 # pkg_resources to plain files), the packages' own test suites, jieba's paddle-mode model (paddle is
 # not installed) and keyword extraction, misaki's English and Japanese lexicons (only its Mandarin
 # front end is used: Kokoro's English goes through hibari's own lexicon, Japanese voices are not
-# offered) and onnxruntime's Python tools for exporting, quantizing and benchmarking models. The
-# self-test at the end of the runtime stage, and tests/image through the container, show that
-# nothing used is gone.
+# offered), onnxruntime's Python tools for exporting, quantizing and benchmarking models, and
+# torch's C++ test binaries and headers (145 MB: nothing here compiles against torch, no
+# torch.compile). The self-test at the end of the runtime stage, and tests/image through the
+# container, show that nothing used is gone.
 # DL3059: a step of its own, after the Kokoro step whose ENGINES guard may end that one early.
 # hadolint ignore=DL3059
 RUN python -m pip uninstall -y setuptools pip \
@@ -186,7 +187,7 @@ RUN python -m pip uninstall -y setuptools pip \
     && rm -rf "$site/jieba/lac_small" "$site/jieba/analyse" \
        "$site"/misaki/data/*_gold.json "$site"/misaki/data/*_silver.json "$site/misaki/data/ja_words.txt" \
        "$site/onnxruntime/transformers" "$site/onnxruntime/quantization" "$site/onnxruntime/tools" \
-       "$site/onnxruntime/datasets"
+       "$site/onnxruntime/datasets" "$site/torch/test" "$site/torch/include"
 
 FROM python:3.11.14-slim-bookworm AS runtime
 ARG ENGINES

@@ -42,9 +42,6 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv && mkdir -p /opt/models /opt/hibari
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY function ./function
-# Bytecode compiled once here, not by every cold start (the runtime never writes it).
-RUN python -m compileall -q function
 ARG ENGINES
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
@@ -52,7 +49,8 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 # The extras are the engines' own (hibari is in the base package: kokoro's English front end uses
 # it too); torch from PyTorch's CPU index first, as the default index would pull the multi-GB CUDA
 # build. The runtime runs the source tree (functions-framework --source needs a file path), so the
-# package itself is installed only to pull in its dependencies, then removed.
+# package itself is installed only to pull in its dependencies, then removed: from its metadata
+# alone, before the source is copied, so that a code change leaves this layer cached.
 # DL3013: "." is this project, its dependency versions are bounded in pyproject.toml.
 # hadolint ignore=DL3013
 RUN set -e; \
@@ -82,6 +80,10 @@ RUN case ",$ENGINES," in *,cosyvoice,*) \
       && find /opt/venv/lib -name '_pywrapfst*.so' -exec strip --strip-debug {} + \
       && rm -rf /var/lib/apt/lists/* ;; \
     esac
+# The source after the dependencies: a code change rebuilds from here.
+COPY function ./function
+# Bytecode compiled once here, not by every cold start (the runtime never writes it).
+RUN python -m compileall -q function
 
 FROM deps AS model-hibari
 ARG ENGINES

@@ -172,7 +172,7 @@ RUN case ",$ENGINES," in *,kokoro,*) ;; *) exit 0 ;; esac; \
     python -c 'from function.engines.kokoro.files import MODEL_PARTS; print(*MODEL_PARTS, sep="\n")' \
       | xargs pip uninstall -y \
     && python -c 'import importlib.util as u; from function.engines.kokoro.files import MODEL_PARTS as parts; left = [p for p in parts if u.find_spec(p)]; assert not left, left'
-# What the runtime never runs, out of the venv it copies (measured on the default image: 83 MB of
+# What the runtime never runs, out of the venv it copies (measured on the default image: 81 MB of
 # the venv's 322): pip and setuptools (the runtime installs nothing; jieba falls back from
 # pkg_resources to plain files), the packages' own test suites, jieba's paddle-mode model (paddle is
 # not installed) and keyword extraction, misaki's English and Japanese lexicons (only its Mandarin

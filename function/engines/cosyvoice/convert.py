@@ -38,6 +38,9 @@ MODULES = ("llm", "flow", "hift")
 def _save(tensors: dict[str, torch.Tensor], path: Path) -> None:
     # safetensors refuses shared or strided storage; each tensor gets its own contiguous copy.
     save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(path))
+    # safetensors writes 0600: an image's non-root runtime user could not read a root-built file
+    # (found by building the image, tests/image/test_cosyvoice_image.py).
+    path.chmod(0o644)
 
 
 def convert(model_dir: Path) -> dict[str, object]:

@@ -214,11 +214,15 @@ MANDARIN = (
     "我昨天买了一台 iPhone，价格是 5999 元。",
     "请把窗户关上，外面的风太大了。",
 )
-# Corpus CER through the function, default Mandarin voice. Measured 0.015 on four of these through
-# the function and 0.00-0.05 per voice for seven of Kokoro's eight Mandarin voices; whisper-base
-# itself errs by a few per cent on clean Mandarin, so 0.10 fails a voice that drops or garbles
-# words while leaving room for the recogniser.
-MAX_MANDARIN_CER = 0.10
+# Corpus scores through the function (2 vCPU AMD EPYC, with the tone-sandhi front end): syllable
+# error rate 0.024 for the default voice and 0.000-0.049 per voice for seven of Kokoro's eight
+# Mandarin voices; CER 0.092 and 0.000-0.103. The gap is the recogniser's spelling, not the
+# audio: it writes "iPhone" as 阿風 or 二风 in six of the seven voices (0.07 of the CER: the old
+# front end's tone on 一台 happened to give "iPhone" for the default voice) and picks homophones
+# (態 for 太). The syllable error rate (toneless pinyin) is what a listener hears: 0.08 fails a
+# voice that drops or garbles syllables; the CER bound 0.15 only guards against garbage.
+MAX_MANDARIN_SYLLABLES = 0.08
+MAX_MANDARIN_CER = 0.15
 # zf_xiaoni measured CER 0.46 (Kokoro's own grade for it is low): it is offered but excluded here.
 MANDARIN_VOICES = (
     "zf_xiaobei",
@@ -239,26 +243,30 @@ def speak(server: FunctionServer, body: dict) -> tuple[Decoded, dict]:
     return audio, dict(response.headers)
 
 
-def mandarin_cer(server: FunctionServer, **request: str) -> float:
+def mandarin_scores(
+    server: FunctionServer, texts: tuple[str, ...] = MANDARIN, **request: str
+) -> tuple[float, float]:
+    """Corpus CER and syllable error rate of what the recogniser heard of ``texts``."""
     heard = []
-    for text in MANDARIN:
+    for text in texts:
         audio, _ = speak(server, {"text": text, **request})
         heard.append(asr.transcribe(audio.samples, audio.sample_rate, "zh"))
         print(f"CER {asr.cer(text, heard[-1]):.3f}  said: {text}  heard: {heard[-1]}")
-    return asr.cer("".join(MANDARIN), "".join(heard))
+    said, got = "".join(texts), "".join(heard)
+    return asr.cer(said, got), asr.syllable_error_rate(said, got)
 
 
 def test_mandarin_speech_from_the_function_is_intelligible(server: FunctionServer) -> None:
-    score = mandarin_cer(server)
-    print(f"corpus CER {score:.3f}")
-    assert score <= MAX_MANDARIN_CER
+    cer, syllables = mandarin_scores(server)
+    print(f"corpus CER {cer:.3f}, syllable error rate {syllables:.3f}")
+    assert syllables <= MAX_MANDARIN_SYLLABLES and cer <= MAX_MANDARIN_CER
 
 
 @pytest.mark.parametrize("voice", MANDARIN_VOICES)
 def test_each_mandarin_voice_is_intelligible(server: FunctionServer, voice: str) -> None:
-    score = mandarin_cer(server, voice=voice)
-    print(f"{voice}: corpus CER {score:.3f}")
-    assert score <= MAX_MANDARIN_CER
+    cer, syllables = mandarin_scores(server, voice=voice)
+    print(f"{voice}: corpus CER {cer:.3f}, syllable error rate {syllables:.3f}")
+    assert syllables <= MAX_MANDARIN_SYLLABLES and cer <= MAX_MANDARIN_CER
 
 
 def test_openai_voice_names_speak_chinese_with_a_mandarin_voice(server: FunctionServer) -> None:
@@ -294,18 +302,13 @@ READ_RIGHT = (
     "請把這本書還給圖書館，謝謝。",
     "这件衣服只要299元，一点也不贵。",
 )
-# Measured 0.038 on a 2 vCPU AMD EPYC: the recogniser wrote 请拨打 as 請波達 and 在 as its
-# homophone 再. 0.07 leaves about two characters for another CPU's rounding; a phone number read
-# as a range or 两 as a garbled syllable costs more than that.
+# Measured CER 0.038, syllable error rate 0.013 on a 2 vCPU AMD EPYC: the recogniser wrote 请拨打
+# as 請波達 and 在 as its homophone 再. 0.07 leaves about two characters for another CPU's
+# rounding; a phone number read as a range or 两 as a garbled syllable costs more than that.
 MAX_READ_RIGHT_CER = 0.07
 
 
 def test_chinese_read_right_is_heard_right(server: FunctionServer) -> None:
-    heard = []
-    for text in READ_RIGHT:
-        audio, _ = speak(server, {"text": text})
-        heard.append(asr.transcribe(audio.samples, audio.sample_rate, "zh"))
-        print(f"CER {asr.cer(text, heard[-1]):.3f}  said: {text}  heard: {heard[-1]}")
-    score = asr.cer("".join(READ_RIGHT), "".join(heard))
-    print(f"corpus CER {score:.3f}")
-    assert score <= MAX_READ_RIGHT_CER
+    cer, syllables = mandarin_scores(server, READ_RIGHT)
+    print(f"corpus CER {cer:.3f}, syllable error rate {syllables:.3f}")
+    assert cer <= MAX_READ_RIGHT_CER

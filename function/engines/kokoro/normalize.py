@@ -24,11 +24,12 @@ text                             wetext alone                here
 ``第2个``                        第两个                       第二个
 ``80㎡`` ``1000W`` ``3MB/s``      left as written              八十平方米, 一千瓦, 三MB每秒
 ``GPT-4o`` ``v1.2.3``            GPT负四o, v一.二点三          GPT 四o, v 一点二点三
-``abc@qq.com`` ``www.x.cn/a``    left as written              a b c at q q 点 com, W W W 点 …
+``abc@qq.com`` ``www.x.cn/a``    left as written              A B C at Q Q 点 com, W W W 点 …
 ===============================  ==========================  ==============================
 
-Only text with Han characters comes here: English sentences keep their digits for the English
-G2P, which reads them the English way.
+Text with Han characters comes here, and text without Latin letters given to a Mandarin voice
+("12:30" alone); English sentences keep their digits for the English G2P, which reads them the
+English way.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import flask
 import functions_framework
 from flask import Request, Response
+from werkzeug.exceptions import NotFound
 
 from function import auth, events, jobs, openapi, pipeline, streaming, web
 from function.config import HEALTH_ROUTE, get_settings
@@ -163,5 +164,12 @@ def unreadable_body(exc: RecursionError) -> Response:
     return web.Reply.error(web.invalid_json(exc)).response
 
 
+def unrouted(_: NotFound) -> Response:
+    """A path the framework's own routes cannot match (werkzeug's path converter stops at a line
+    break): routed here like any other, so it is the JSON 404 every unknown path gets, logged."""
+    return synthesize(flask.request)
+
+
 if flask.has_app_context():  # functions-framework loads this module inside its app
     flask.current_app.register_error_handler(RecursionError, unreadable_body)
+    flask.current_app.register_error_handler(NotFound, unrouted)

@@ -75,6 +75,11 @@ def test_unknown_routes_and_methods(server: FunctionServer) -> None:
     wrong = requests.get(f"{server.url}/synthesize", timeout=10)
     assert error_of(wrong, 405)["code"] == "method_not_allowed"
     assert wrong.headers["Allow"] == "POST"
+    # A line break in the path escapes the framework's own catch-all route (werkzeug's path
+    # converter stops at it): still the JSON 404, never Flask's HTML page (found by the fuzzer).
+    unrouted = {"/jobs/abc%0Adef": "job_not_found", "/x%0A": "not_found", "/synthesize%0A": "not_found"}
+    for path, code in unrouted.items():
+        assert error_of(requests.get(f"{server.url}{path}", timeout=10), 404)["code"] == code, path
     still_serves(server)
 
 

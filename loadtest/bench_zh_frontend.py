@@ -16,6 +16,7 @@ average), so per-text times are for sentences, not paragraphs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -26,8 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from function.local import cpu_model
+from loadtest.revisions import REPO, worktree
 
-REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "kokoro" / "data"
 KOKORO_DIR = REPO / "models" / "kokoro-82m"
 # Run in the measured tree's own interpreter session: builds the front end, then reads every text.
@@ -67,20 +68,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--trials", type=int, default=5)
     args = parser.parse_args(argv)
     trees = {"this": REPO}
-    with tempfile.TemporaryDirectory(prefix="zh-frontend-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="zh-frontend-") as tmp, contextlib.ExitStack() as stack:
         if args.baseline:
-            trees["baseline"] = Path(tmp) / "baseline"
-            git = ["git", "-C", str(REPO), "worktree"]
-            subprocess.run([*git, "add", "--detach", str(trees["baseline"]), args.baseline], check=True)
+            trees["baseline"] = stack.enter_context(worktree(args.baseline, Path(tmp) / "baseline"))
         load = os.getloadavg()
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-        try:
-            for _ in range(args.trials):
-                for name, tree in trees.items():  # alternated
-                    runs[name].append(trial(tree))
-        finally:
-            if args.baseline:
-                subprocess.run([*git, "remove", "--force", str(trees["baseline"])], check=True)
+        for _ in range(args.trials):
+            for name, tree in trees.items():  # alternated
+                runs[name].append(trial(tree))
     print(f"{cpu_model()}, {os.cpu_count()} CPUs, load {load} -> {os.getloadavg()}, {args.trials} trials")
     for name, results in runs.items():
         medians = {key: round(statistics.median(r[key] for r in results), 3) for key in results[0]}

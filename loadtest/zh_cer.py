@@ -19,9 +19,9 @@ on clean Mandarin by itself; one voice only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import subprocess
 import tempfile
 import time
 from collections import defaultdict
@@ -41,10 +41,10 @@ from function.local import (
 )
 from loadtest import asr
 from loadtest.processes import ProcessGroup, exit_on_sigterm
+from loadtest.revisions import worktree
 from tests.audio_checks import decode
 
 SET = Path(__file__).parent / "data" / "zh_everyday.tsv"
-REPO = Path(__file__).resolve().parents[1]
 
 
 def load_set() -> list[tuple[str, str]]:
@@ -88,13 +88,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     exit_on_sigterm()
     cases = load_set()
     report: dict = {"processor": cpu_model(), "cpus": os.cpu_count(), "load_start": os.getloadavg()}
-    with tempfile.TemporaryDirectory(prefix="zh-cer-") as tmp, ProcessGroup(Path(tmp) / "logs") as group:
+    with (
+        tempfile.TemporaryDirectory(prefix="zh-cer-") as tmp,
+        contextlib.ExitStack() as stack,
+        ProcessGroup(Path(tmp) / "logs") as group,
+    ):
         servers = {"this": start(group, "this", Path(tmp) / "out-this", None)}
         if args.baseline:
-            tree = Path(tmp) / "baseline"
-            subprocess.run(
-                ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), args.baseline], check=True
-            )
+            tree = stack.enter_context(worktree(args.baseline, Path(tmp) / "baseline"))
             servers["baseline"] = start(group, "baseline", Path(tmp) / "out-baseline", tree)
         heard: dict[str, list[str]] = defaultdict(list)
         rows = []
@@ -107,12 +108,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                 row[name] = {"heard": transcript, "cer": round(asr.cer(text, transcript), 3)}
             rows.append(row)
             print(json.dumps(row, ensure_ascii=False))
-        if args.baseline:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=True)
     kinds = list(dict.fromkeys(kind for kind, _ in cases))
     summary = {
-        name: {k: corpus_cer(cases, transcripts, k) for k in ("all", *kinds)}
+        f"{name} {label}": {k: corpus_cer(cases, transcripts, k, score) for k in ("all", *kinds)}
         for name, transcripts in heard.items()
+        for label, score in (("CER", asr.cer), ("syllables", asr.syllable_error_rate))
     }
     report |= {"load_end": os.getloadavg(), "seconds": round(time.monotonic() - started), "cer": summary}
     report["rows"] = rows

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from function.engines.kokoro.normalize import has_han
 from function.languages import detect, identify, pinyin_syllables
 from tests.refusals import FOREIGN, UNSPEAKABLE
 
@@ -78,13 +79,9 @@ def test_mandarin_texts_are_not_taken_for_cantonese() -> None:
     Traditional): none may be called Cantonese."""
     from tests.kokoro.test_zh_readings import load_cases
 
-    texts = [text for _, text, *_ in load_cases() if regex_han(text)]
+    texts = [text for _, text, *_ in load_cases() if has_han(text)]
     assert len(texts) > 350
     assert [t for t in texts if identify(t)[0] == "yue"] == []
-
-
-def regex_han(text: str) -> bool:
-    return any("\u4e00" <= c <= "\u9fff" for c in text)
 
 
 def test_the_identifier_never_refuses_english_and_finds_most_other_languages() -> None:

@@ -73,6 +73,16 @@ class Plan:
         """What a log line says about the request before its audio exists: never the text."""
         return self.described() | {"chars": len(self.text)}
 
+    def headers(self, cold_start: bool) -> dict[str, str]:
+        """What an audio response says about how it is made, streamed or not (the page shows it):
+        the engine and voice routing chose, the characters spoken, whether it loaded the model."""
+        return {
+            "X-Audio-Engine": self.engine.name,
+            "X-Audio-Voice": self.voice.id,
+            "X-Audio-Chars": str(len(self.text)),
+            "X-Audio-Cold-Start": str(cold_start).lower(),
+        }
+
 
 @dataclass(frozen=True)
 class Result:
@@ -114,6 +124,7 @@ class Result:
             "X-Audio-Cached": str(self.cached).lower(),
             "X-Audio-Duration-S": str(self.duration_s),
             "X-Audio-Sample-Rate": str(self.sample_rate),
+            **self.plan.headers("load_ms" in self.timings),
         }
 
     def log_fields(self) -> dict[str, Any]:

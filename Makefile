@@ -56,11 +56,13 @@ image-tools:
 	@missing=; for tool in $(IMAGE_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $(IMAGE_TOOLS); fi
 
-# The page's browser tests (tests/test_page.py) drive Debian's headless Chromium through its chromedriver.
-BROWSER_TOOLS := chromium chromedriver
+# The page's browser tests (tests/test_page.py) drive Debian's headless Chromium through its
+# chromedriver; a CJK font (5 MB) makes the Chinese in their screenshots legible.
+BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-microhei
 browser:
-	@missing=; for tool in $(BROWSER_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
-	if [ -n "$$missing" ]; then apt-get update && apt-get install -y chromium chromium-driver; fi
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && \
+	[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || \
+	{ apt-get update && apt-get install -y $(BROWSER_PACKAGES); }
 
 # The default image (hibari + Kokoro), as `localhost/serverless-tts:hibari-kokoro`; ENGINES=... for others.
 image: image-tools

@@ -35,6 +35,8 @@ ASSETS = {
     "/page/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/page/player.js": ("player.js", "text/javascript; charset=utf-8"),
     "/page/style.css": ("style.css", "text/css; charset=utf-8"),
+    "/favicon.ico": ("icon.svg", "image/svg+xml"),  # what browsers ask for unbidden
+    "/page/icon.svg": ("icon.svg", "image/svg+xml"),
 }
 CONFIG_PATH = "/page/config.json"
 OPEN_PATHS = frozenset({*ASSETS, CONFIG_PATH})

@@ -19,8 +19,8 @@ function api(path, init = {}) {
   return fetch(path, { ...init, headers });
 }
 
-// The API's own message for a failed response: its error body (e.g. the detected language of an
-// unsupported_language refusal), or the status when the body is not the API's JSON.
+// The API's own message for a failed response (an unsupported_language refusal names the language
+// it detected), or the status when the body is not the API's JSON.
 async function apiError(response) {
   let error = null;
   try {
@@ -29,10 +29,8 @@ async function apiError(response) {
     // not JSON: a proxy's page, say
   }
   if (!error) return `HTTP ${response.status} ${response.statusText}`;
-  let message = `${error.message} (${error.code}, HTTP ${response.status})`;
-  if (error.detected) message += ` Detected: ${error.detected.join(", ")}.`;
-  if (error.supported) message += ` Spoken here: ${error.supported.join(", ")}.`;
-  return message;
+  const message = `${error.message} (${error.code}, HTTP ${response.status})`;
+  return response.status === 401 ? `${message}. Type the key in the API key field.` : message;
 }
 
 function showError(element, message) {
@@ -52,6 +50,7 @@ async function loadVoices() {
   showError($("error"), "");
   const { voices } = await response.json();
   const names = new Intl.DisplayNames(["en"], { type: "language" });
+  const readable = (languages) => languages.map((language) => names.of(language)).join(", ");
   select.querySelectorAll("optgroup").forEach((group) => group.remove());
   const byLanguage = Map.groupBy(voices, (voice) => voice.language);
   for (const [language, spoken] of [...byLanguage].sort()) {
@@ -60,7 +59,7 @@ async function loadVoices() {
     for (const voice of spoken) {
       const option = new Option(`${voice.id}: ${voice.description}`, voice.id);
       option.dataset.description = `${voice.engine}, ${voice.sample_rate} Hz: ${voice.description}` +
-        (voice.also_reads.length ? ` Also reads: ${voice.also_reads.join(", ")}.` : "");
+        (voice.also_reads.length ? `; also reads ${readable(voice.also_reads)}.` : "");
       group.append(option);
     }
     select.append(group);
@@ -267,7 +266,7 @@ async function followJob(accepted) {
   point($("job-download"), "href", audio);
   $("job-download").download = `${accepted.job_id}.${accepted.format}`;
   $("job-result").hidden = false;
-  $("job-status").textContent = `Job ${accepted.job_id}: done, ${accepted.parts} parts.`;
+  $("job-status").textContent = `Job ${accepted.job_id}: the audio is ready (${accepted.parts} parts).`;
 }
 
 // --- start --------------------------------------------------------------------------------------
@@ -282,6 +281,7 @@ async function start() {
     loadVoices();
   });
   $("voice").addEventListener("change", describeVoice);
+  describeVoice();
   $("text").addEventListener("input", countText);
   $("speed").addEventListener("input", () => {
     $("speed-value").textContent = Number($("speed").value).toFixed(2);

@@ -9,6 +9,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -75,10 +76,11 @@ class Plan:
 
     def headers(self, cold_start: bool) -> dict[str, str]:
         """What an audio response says about how it is made, streamed or not (the page shows it):
-        the engine and voice routing chose, the characters spoken, whether it loaded the model."""
+        the engine and voice routing chose, the characters spoken, whether it loaded the model.
+        The voice id is percent-encoded UTF-8: a header is Latin-1, and CosyVoice's ids are Chinese."""
         return {
             "X-Audio-Engine": self.engine.name,
-            "X-Audio-Voice": self.voice.id,
+            "X-Audio-Voice": quote(self.voice.id, safe=""),
             "X-Audio-Chars": str(len(self.text)),
             "X-Audio-Cold-Start": str(cold_start).lower(),
         }

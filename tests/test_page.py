@@ -429,3 +429,35 @@ def test_stored_audio_is_served_by_content_address_only(deployment: FunctionServ
         refused = requests.get(f"{deployment.url}/audio/{name}", timeout=10)
         assert refused.status_code in (400, 404), name
         assert refused.json()["error"]["field"] == "name" if refused.status_code == 400 else True
+
+
+def test_the_marks_hook_highlights_the_sentence_being_heard(
+    browser: WebDriver, deployment: FunctionServer
+) -> None:
+    """The page's highlighting of speech marks (issue 26), which this deployment does not make yet:
+    the module is given marks of the shape the marks work stores and a clock the test moves."""
+    load(browser, deployment.url)
+    highlighted = browser.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        import("/page/marks.js").then(({ followMarks, marksSupported }) => {
+          const marks = [
+            { type: "sentence", start_s: 0, end_s: 1.2, start: 0, end: 7, value: "今天天气很好。" },
+            { type: "word", start_s: 0, end_s: 0.4, start: 0, end: 2, value: "今天" },
+            { type: "sentence", start_s: 1.2, end_s: 2.5, start: 7, end: 16, value: "我们去公园散步吧。" },
+          ];
+          const box = document.getElementById("transcript");
+          let now = 1.5;
+          followMarks(box, "今天天气很好。我们去公园散步吧。", marks, () => now);
+          const first = [...box.children].map((s) => [s.textContent, s.classList.contains("spoken")]);
+          now = null;
+          requestAnimationFrame(() => requestAnimationFrame(() => done({
+            first,
+            after: [...box.querySelectorAll(".spoken")].length,
+            supported: [marksSupported({}), marksSupported(
+              { components: { schemas: { SpeakRequest: { properties: { marks: {} } } } } })],
+          })));
+        });"""
+    )
+    assert highlighted["first"] == [["今天天气很好。 ", False], ["我们去公园散步吧。 ", True]]
+    assert highlighted["after"] == 0  # the clock stopped: nothing is being heard
+    assert highlighted["supported"] == [False, True]

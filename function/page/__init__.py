@@ -34,6 +34,7 @@ ASSETS = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/page/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/page/player.js": ("player.js", "text/javascript; charset=utf-8"),
+    "/page/marks.js": ("marks.js", "text/javascript; charset=utf-8"),
     "/page/style.css": ("style.css", "text/css; charset=utf-8"),
     "/favicon.ico": ("icon.svg", "image/svg+xml"),  # what browsers ask for unbidden
     "/page/icon.svg": ("icon.svg", "image/svg+xml"),

@@ -23,14 +23,16 @@ from function.namespaces import CONTENT_ADDRESS_CHARS
 from function.storage import ObjectStore
 from function.web import Reply
 
-# <40 hex>[-<variant>].<format>: function.pipeline.Plan.object_name.
+# <40 hex>[-<variant>].<format>: function.pipeline.Plan.object_name; and its speech marks beside
+# it (issue 26: <audio object>.marks.json), for the page's highlighting.
 CONTENT_ADDRESSED = re.compile(
     rf"[0-9a-f]{{{CONTENT_ADDRESS_CHARS}}}(?:-[a-z0-9]+)?\.(?:{'|'.join(map(re.escape, FORMATS))})"
+    r"(?:\.marks\.json)?"
 )
 
 
 def stored_audio_route(_: Request, store: ObjectStore, name: str) -> Reply:
-    """``GET /audio/<object>``: the stored audio a synthesis response named (``object``)."""
+    """``GET /audio/<object>``: the stored audio a synthesis response named (``object``), or its marks."""
     if not CONTENT_ADDRESSED.fullmatch(name):
         raise ApiError(
             400, "invalid_field", "must be the object a synthesis named: <40 hex digits>.<format>", "name"

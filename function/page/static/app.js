@@ -1,6 +1,7 @@
 // The page: voices from GET /voices, speech streamed from POST /synthesize and played as it
 // arrives, what it cost, and long documents as jobs (POST /jobs, then GET /jobs/<id>).
 // Every API call sends the key the user typed; the key is kept in sessionStorage (this tab) only.
+import { followMarks, marksSupported } from "./marks.js";
 import { PcmPlayer, wavFile } from "./player.js";
 
 const KEY_STORAGE = "serverless-tts.key";
@@ -9,6 +10,7 @@ const JOB_POLL_MS = 1000;
 const $ = (id) => document.getElementById(id);
 
 let config = null; // /page/config.json: prices, instance size, limits
+let askMarks = false; // whether /synthesize takes "marks" here (issue 26)
 
 // --- calling the API ------------------------------------------------------------------------
 
@@ -66,6 +68,8 @@ async function loadVoices() {
   }
   describeVoice();
   $("status").textContent = `${voices.length} voices in ${byLanguage.size} languages.`;
+  const openapi = await api("/openapi.json");
+  askMarks = openapi.ok && marksSupported(await openapi.json());
 }
 
 function describeVoice() {
@@ -96,7 +100,9 @@ async function speak(event) {
   $("result").hidden = true;
   $("status").textContent = "Synthesizing…";
   try {
-    await synthesize(request($("text").value), format, context);
+    const body = request($("text").value);
+    if (askMarks) body.marks = ["sentence"];
+    await synthesize(body, format, context);
   } catch (error) {
     showError($("error"), error.message);
     $("status").textContent = "Failed.";
@@ -141,11 +147,16 @@ async function synthesize(body, format, context) {
   download.download = object;
   $("result").hidden = false;
 
+  const replayClock = () => (replay.paused ? null : replay.currentTime);
+  replay.onplay = () => showMarks(response.headers, body.text.trim(), replayClock);
   let firstSound;
   if (player) {
     firstSound = player.firstSoundAt;
     $("status").textContent = "Playing…";
+    let heard = false;
+    showMarks(response.headers, body.text.trim(), () => (heard ? null : context.currentTime - player.origin));
     await player.ended();
+    heard = true;
     context.close();
   } else {
     // Sent whole (flac), or a container not played here as it streams: played once stored.
@@ -161,6 +172,15 @@ async function synthesize(body, format, context) {
   showStats(response.headers, { started, firstByte, firstSound, complete, duration });
   $("status").textContent = `Played ${duration.toFixed(2)} s of audio.`;
   document.body.dataset.played = duration.toFixed(3);
+}
+
+// Highlight each sentence while it is heard, when the response names its speech marks (issue 26);
+// the audio plays the same without them.
+async function showMarks(headers, text, clock) {
+  const uri = headers.get("X-Marks-Uri");
+  if (!uri) return;
+  const response = await api(`/audio/${encodeURIComponent(uri.split("/").pop())}`);
+  if (response.ok) followMarks($("transcript"), text, (await response.json()).marks, clock);
 }
 
 // Point an element at a blob, releasing the blob it pointed at before.
@@ -194,7 +214,7 @@ function showStats(headers, t) {
   const { instance } = config;
   const rows = [
     ["Engine", headers.get("X-Audio-Engine")],
-    ["Voice", headers.get("X-Audio-Voice")],
+    ["Voice", decodeURIComponent(headers.get("X-Audio-Voice"))],
     ["Cached", headers.get("X-Audio-Cached") === "true" ? "yes (from storage: no synthesis)" : "no"],
     ["Cold start", headers.get("X-Audio-Cold-Start") === "true" ? "yes (this request loaded the model)" : "no"],
     ["Time to first byte", `${Math.round(t.firstByte - t.started)} ms`],

@@ -16,6 +16,7 @@ export class PcmPlayer {
     this.next = 0; // when (context time) the next chunk starts
     this.frames = 0;
     this.firstSoundAt = null; // performance.now() at the first sample heard
+    this.origin = null; // the context time of the first sample: where the audio's time 0 is
     this.last = null; // the last scheduled source: its end is the end of the audio
   }
 
@@ -53,7 +54,10 @@ export class PcmPlayer {
     const now = this.context.currentTime;
     const start = Math.max(now + 0.02, this.next);
     source.start(start);
-    if (this.firstSoundAt === null) this.firstSoundAt = performance.now() + (start - now) * 1000;
+    if (this.firstSoundAt === null) {
+      this.firstSoundAt = performance.now() + (start - now) * 1000;
+      this.origin = start;
+    }
     this.next = start + buffer.duration;
     this.frames += count;
     this.last = source;

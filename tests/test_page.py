@@ -14,9 +14,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -25,17 +22,14 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from function import auth
 from function.local import REPO, cpu_model
 from tests.audio_checks import assert_speech, decode
+from tests.browser import fill, load, milliseconds, open_browser, played, speak, stats
 from tests.conftest import FunctionServer, ServerFactory
 from tests.jobs_fleet import document
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = REPO / "tests" / "artifacts" / "page"
 KOKORO_RATE = 24_000
 # Three sentences: the first is heard while the others are synthesized.
 CHINESE = "今天天气很好。我们一起去公园散步吧。晚上再回家吃饭，好不好？"
-# Time for a cold Kokoro load and synthesis on a busy 2-vCPU machine.
-PLAY_TIMEOUT_S = 240
 
 
 @pytest.fixture(scope="module")
@@ -46,40 +40,11 @@ def deployment(start_server: ServerFactory, tmp_path_factory: pytest.TempPathFac
     return start_server(**env, TTS_JOBS_PUSH_URLS=worker.url)
 
 
-def open_browser(width: int, height: int, phone: bool = False) -> WebDriver:
-    options = Options()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # the tests may run as root
-        "--disable-dev-shm-usage",
-        "--autoplay-policy=no-user-gesture-required",
-        f"--window-size={width},{height}",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # No speculative connections: an idle one would hold a test server's only worker (one request
-    # at a time, as in production, where Cloud Run's front end holds the browser's connections).
-    options.add_experimental_option("prefs", {"net.network_prediction_options": 2})
-    if phone:  # a phone's screen and touch (a headless window is at least 500 px wide)
-        metrics = {"width": width, "height": height, "pixelRatio": 3, "touch": True, "mobile": True}
-        options.add_experimental_option("mobileEmulation", {"deviceMetrics": metrics})
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_script_timeout(120)
-    return driver
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
     driver = open_browser(1000, 1400)
     yield driver
     driver.quit()
-
-
-def load(browser: WebDriver, url: str) -> None:
-    browser.get_log("browser")  # what earlier pages logged is theirs
-    browser.get(url)
-    WebDriverWait(browser, 30).until(lambda d: d.execute_script("return document.body.dataset.ready"))
 
 
 def screenshot(browser: WebDriver, name: str) -> Path:
@@ -93,40 +58,6 @@ def screenshot(browser: WebDriver, name: str) -> Path:
 
 def console_errors(browser: WebDriver) -> list[dict]:
     return [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
-
-
-def fill(browser: WebDriver, element_id: str, text: str) -> None:
-    element = browser.find_element(By.ID, element_id)
-    element.clear()
-    element.send_keys(text)
-
-
-def speak(browser: WebDriver, voice: str, text: str, fmt: str = "wav") -> None:
-    Select(browser.find_element(By.ID, "voice")).select_by_value(voice)
-    Select(browser.find_element(By.ID, "format")).select_by_value(fmt)
-    fill(browser, "text", text)
-    browser.execute_script("delete document.body.dataset.played")
-    browser.find_element(By.ID, "speak").click()
-
-
-def played(browser: WebDriver) -> float:
-    """Seconds of audio the page played to the end (fails with the page's error if it showed one)."""
-    error = browser.find_element(By.ID, "error")
-    WebDriverWait(browser, PLAY_TIMEOUT_S).until(
-        lambda d: d.execute_script("return document.body.dataset.played") or error.is_displayed()
-    )
-    assert not error.is_displayed(), error.text
-    return float(browser.execute_script("return document.body.dataset.played"))
-
-
-def stats(browser: WebDriver) -> dict[str, str]:
-    return {
-        dd.get_attribute("data-stat"): dd.text for dd in browser.find_elements(By.CSS_SELECTOR, "#stats dd")
-    }
-
-
-def milliseconds(value: str) -> float:
-    return float(value.split(" ms")[0])
 
 
 def load_averages() -> str:

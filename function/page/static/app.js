@@ -107,6 +107,7 @@ async function speak(event) {
     showError($("error"), error.message);
     $("status").textContent = "Failed.";
   } finally {
+    context?.close();
     $("speak").disabled = false;
   }
 }
@@ -149,27 +150,27 @@ async function synthesize(body, format, context) {
 
   const replayClock = () => (replay.paused ? null : replay.currentTime);
   replay.onplay = () => showMarks(response.headers, body.text.trim(), replayClock);
-  let firstSound;
+  const times = { started, firstByte, complete };
+  let duration;
   if (player) {
-    firstSound = player.firstSoundAt;
+    duration = player.seconds;
+    showStats(response.headers, { ...times, firstSound: player.firstSoundAt, duration });
     $("status").textContent = "Playing…";
     let heard = false;
     showMarks(response.headers, body.text.trim(), () => (heard ? null : context.currentTime - player.origin));
     await player.ended();
     heard = true;
-    context.close();
   } else {
     // Sent whole (flac), or a container not played here as it streams: played once stored.
     const playing = new Promise((resolve) => replay.addEventListener("playing", resolve, { once: true }));
     const ended = new Promise((resolve) => replay.addEventListener("ended", resolve, { once: true }));
     await replay.play();
     await playing;
-    firstSound = performance.now();
+    duration = replay.duration;
+    showStats(response.headers, { ...times, firstSound: performance.now(), duration });
     $("status").textContent = "Playing…";
     await ended;
   }
-  const duration = player ? player.seconds : replay.duration;
-  showStats(response.headers, { started, firstByte, firstSound, complete, duration });
   $("status").textContent = `Played ${duration.toFixed(2)} s of audio.`;
   document.body.dataset.played = duration.toFixed(3);
 }

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TEXT ?= Hello! This sentence was spoken by serverless T T S.
 
-.PHONY: run test lint image image-tools
+.PHONY: run test lint image image-tools browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,14 @@ image-tools:
 	@missing=; for tool in $(IMAGE_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $(IMAGE_TOOLS); fi
 
+# The page's browser tests (tests/test_page.py) drive Debian's headless Chromium through its
+# chromedriver; a CJK font (5 MB) makes the Chinese in their screenshots legible.
+BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-microhei
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && \
+	[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || \
+	{ apt-get update && apt-get install -y $(BROWSER_PACKAGES); }
+
 # The default image (hibari + Kokoro), as `localhost/serverless-tts:hibari-kokoro`; ENGINES=... for others.
 image: image-tools
 	tests/image/build.sh $(ENGINES)
@@ -63,7 +71,7 @@ image: image-tools
 run: $(VENV)/.kokoro $(KOKORO_DIR)/manifest.json
 	$(BIN)/python scripts/run_local.py "$(TEXT)"
 
-test: $(VENV)/.test $(KOKORO_DIR)/manifest.json .venv-checkov/bin/checkov image-tools
+test: $(VENV)/.test $(KOKORO_DIR)/manifest.json .venv-checkov/bin/checkov image-tools browser
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.test

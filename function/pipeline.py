@@ -9,6 +9,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -73,6 +74,17 @@ class Plan:
         """What a log line says about the request before its audio exists: never the text."""
         return self.described() | {"chars": len(self.text)}
 
+    def headers(self, cold_start: bool) -> dict[str, str]:
+        """What an audio response says about how it is made, streamed or not (the page shows it):
+        the engine and voice routing chose, the characters spoken, whether it loaded the model.
+        The voice id is percent-encoded UTF-8: a header is Latin-1, and CosyVoice's ids are Chinese."""
+        return {
+            "X-Audio-Engine": self.engine.name,
+            "X-Audio-Voice": quote(self.voice.id, safe=""),
+            "X-Audio-Chars": str(len(self.text)),
+            "X-Audio-Cold-Start": str(cold_start).lower(),
+        }
+
 
 @dataclass(frozen=True)
 class Result:
@@ -114,6 +126,7 @@ class Result:
             "X-Audio-Cached": str(self.cached).lower(),
             "X-Audio-Duration-S": str(self.duration_s),
             "X-Audio-Sample-Rate": str(self.sample_rate),
+            **self.plan.headers("load_ms" in self.timings),
         }
 
     def log_fields(self) -> dict[str, Any]:

@@ -146,6 +146,7 @@ def open_stream(
     rate = audio.output_rate(plan.format, plan.engine.sample_rate)
     uri = store.uri(plan.object_name)
     headers = {"X-Audio-Uri": uri, "X-Audio-Cached": "false", "X-Audio-Sample-Rate": str(rate)}
+    headers |= plan.headers("load_ms" in stream.timings)
     stream.begin(_chain(first, source), headers)
     return stream
 

@@ -102,7 +102,7 @@ class Settings(BaseModel):
     price_gib_second: float = Field(default=0.0000025, ge=0)
     price_per_request: float = Field(default=0.40 / 1_000_000, ge=0)
     instance_vcpu: float = Field(default=2, gt=0)
-    instance_memory_gib: float = Field(default=3, gt=0)
+    instance_memory_mib: int = Field(default=3072, gt=0)
 
     threads: int | None = Field(default=None, ge=1)
     # Project id for Cloud Logging trace links ("projects/<id>/traces/<trace>").

@@ -219,6 +219,45 @@ def document(settings: Settings) -> dict[str, Any]:
                     "responses": {"200": _json("OpenAPI 3.1", {"type": "object"})},
                 }
             },
+            **(_page_paths() if settings.page else {}),
         },
         "components": {"schemas": schemas},
+    }
+
+
+def _page_paths() -> dict[str, Any]:
+    """The stored audio the page fetches (``function.page.stored``), behind the same keys: the
+    page's own files are not API and are left out."""
+    stored = {kind: AUDIO for kind in AUDIO_TYPES} | {"application/json": {"schema": {"type": "object"}}}
+    return {
+        "/audio/{name}": {
+            "get": {
+                "summary": "Stored audio by its content address (the object a synthesis named), or "
+                "the speech marks stored beside it",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "the stored object", "content": stored},
+                    "400": _error("not a content address"),
+                    "404": _error("no such object"),
+                },
+            }
+        },
+        "/jobs/{job_id}/audio": {
+            "get": {
+                "summary": "A finished job's audio, for the key that submitted it",
+                "parameters": [
+                    {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the job's audio",
+                        "content": {kind: AUDIO for kind in AUDIO_TYPES},
+                    },
+                    "404": _error("no such job"),
+                    "409": _error("the job has not succeeded"),
+                },
+            }
+        },
     }

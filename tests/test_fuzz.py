@@ -48,6 +48,8 @@ def test_openapi_document_is_served_from_the_request_models(fuzz_server: Functio
         "/v1/audio/speech",
         "/jobs",
         "/jobs/{job_id}",
+        "/jobs/{job_id}/audio",
+        "/audio/{name}",
         "/voices",
         "/healthz",
         "/openapi.json",

@@ -73,7 +73,7 @@ def config(settings: Settings) -> dict[str, Any]:
             "request": settings.price_per_request,
             "billing_increment_s": 0.1,
         },
-        "instance": {"vcpu": settings.instance_vcpu, "memory_gib": settings.instance_memory_gib},
+        "instance": {"vcpu": settings.instance_vcpu, "memory_gib": settings.instance_memory_mib / 1024},
         "max_chars": settings.max_chars,
         "job_max_chars": settings.job_max_chars,
         "jobs": accepts_jobs(settings),

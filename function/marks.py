@@ -142,26 +142,39 @@ def _source_end(blocks: list[Any], position: int) -> int:
     return blocks[-1][0] if blocks else 0
 
 
-def document(
-    pieces: list[SpokenPiece], source: str, sample_rate: int, engine: str, samples: int
-) -> dict[str, Any]:
-    """The marks object: every sentence and word mark of ``pieces``, in time order."""
-    locator = Locator(source)
-    marks: list[dict[str, Any]] = []
-    for piece in pieces:
-        span = locator.piece(piece.text)
-        marks.append(_mark("sentence", piece.start, piece.end, span, source, sample_rate))
-        words = [w for w in piece.words if any(c.isalnum() for c in w.text)]
-        for word, where in zip(words, locator.words(span, [w.text for w in words]), strict=True):
-            marks.append(_mark("word", word.start, word.end, where, source, sample_rate))
-    return {
-        "format": MARKS_FORMAT,
-        "engine": engine,
-        "sample_rate": sample_rate,
-        "samples": samples,
-        "duration_s": round(samples / sample_rate, 6),
-        "marks": sorted(marks, key=lambda m: (m["start_sample"], KINDS.index(m["type"]))),
-    }
+class Marker:
+    """Turns spoken pieces, in order, into marks (a stream's as they come) and the marks object."""
+
+    def __init__(self, source: str, sample_rate: int) -> None:
+        self._locator = Locator(source)
+        self._source = source
+        self._rate = sample_rate
+        self.marks: list[dict[str, Any]] = []
+
+    def add(self, pieces: list[SpokenPiece]) -> list[dict[str, Any]]:
+        """The marks of ``pieces`` (the next ones spoken), in time order; kept for ``document``."""
+        added: list[dict[str, Any]] = []
+        for piece in pieces:
+            span = self._locator.piece(piece.text)
+            added.append(_mark("sentence", piece.start, piece.end, span, self._source, self._rate))
+            words = [w for w in piece.words if any(c.isalnum() for c in w.text)]
+            places = self._locator.words(span, [w.text for w in words])
+            for word, where in zip(words, places, strict=True):
+                added.append(_mark("word", word.start, word.end, where, self._source, self._rate))
+        added.sort(key=lambda m: (m["start_sample"], KINDS.index(m["type"])))
+        self.marks.extend(added)
+        return added
+
+    def document(self, engine: str, samples: int) -> dict[str, Any]:
+        """The marks object: every mark added, what spoke them, and the audio's length."""
+        return {
+            "format": MARKS_FORMAT,
+            "engine": engine,
+            "sample_rate": self._rate,
+            "samples": samples,
+            "duration_s": round(samples / self._rate, 6),
+            "marks": self.marks,
+        }
 
 
 def _mark(
@@ -179,9 +192,9 @@ def _mark(
     }
 
 
-def shown(doc: dict[str, Any], kinds: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The marks of ``doc`` of the kinds asked for."""
-    return [mark for mark in doc["marks"] if mark["type"] in kinds]
+def shown(marks: list[dict[str, Any]], kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The marks of the kinds asked for."""
+    return [mark for mark in marks if mark["type"] in kinds]
 
 
 def marks_name(audio_name: str) -> str:
@@ -216,4 +229,6 @@ class Marked:
 
 def from_recorder(recorder: Recorder, source: str, engine: Engine) -> dict[str, Any]:
     """The marks object of what ``recorder`` heard ``engine`` say for the caller's text ``source``."""
-    return document(recorder.pieces, source, engine.sample_rate, engine.name, recorder.samples)
+    marker = Marker(source, engine.sample_rate)
+    marker.add(recorder.pieces)
+    return marker.document(engine.name, recorder.samples)

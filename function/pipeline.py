@@ -123,7 +123,7 @@ class Result:
         """The JSON response (HTTP), with ``url``: a signed URL of the audio when the store gives one."""
         body = self._fields() | {"url": url}
         if self.marks is not None:
-            body["marks"] = marks.shown(self.marks.doc, self.plan.marks)
+            body["marks"] = marks.shown(self.marks.doc["marks"], self.plan.marks)
         return body
 
     def headers(self) -> dict[str, str]:

@@ -115,7 +115,19 @@ class Locator:
         text = self.source[span[0] : span[1]].lower()
         matcher = difflib.SequenceMatcher(None, text, spoken.lower(), autojunk=False)
         blocks = matcher.get_matching_blocks()
-        return [(span[0] + _source_start(blocks, a), span[0] + _source_end(blocks, b)) for a, b in positions]
+        return [
+            self._trimmed(span[0] + _source_start(blocks, a), span[0] + _source_end(blocks, b))
+            for a, b in positions
+        ]
+
+    def _trimmed(self, start: int, end: int) -> tuple[int, int]:
+        """A word's span without the punctuation and blanks an alignment may take in at its edges."""
+        inner_start, inner_end = start, end
+        while inner_start < inner_end and not self.source[inner_start].isalnum():
+            inner_start += 1
+        while inner_end > inner_start and not self.source[inner_end - 1].isalnum():
+            inner_end -= 1
+        return (inner_start, inner_end) if inner_end > inner_start else (start, end)
 
 
 def _source_start(blocks: list[Any], position: int) -> int:

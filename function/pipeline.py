@@ -122,7 +122,7 @@ class Result:
     def response_body(self, url: str | None) -> dict[str, Any]:
         """The JSON response (HTTP), with ``url``: a signed URL of the audio when the store gives one."""
         body = self._fields() | {"url": url}
-        if self.marks is not None:
+        if self.marks is not None and self.plan.marks:
             body["marks"] = marks.shown(self.marks.doc["marks"], self.plan.marks)
         return body
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import requests
 
+from function.engines.base import EngineLoadError
 from function.engines.kokoro import KokoroEngine
 from function.engines.kokoro.files import STATIC_FILE, TIMED_FILE, Manifest, read_model_parts
 from function.engines.kokoro.timing import DURATIONS, SAMPLES_PER_FRAME
@@ -136,6 +137,17 @@ def test_sse_sends_kokoro_word_marks_before_the_stream_ends(marks_server: Functi
     assert kinds.index("speech.mark") < len(kinds) - 1 - kinds[::-1].index("speech.audio.delta")
     audio = b"".join(base64.b64decode(e["audio"]) for e in events if e["type"] == "speech.audio.delta")
     assert marks[-1]["end_sample"] <= len(decode(audio).samples)
+
+
+def test_a_changed_timed_model_does_not_load(kokoro_dir: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(kokoro_dir, model_dir, ignore=shutil.ignore_patterns(STATIC_FILE))
+    timed = model_dir / TIMED_FILE
+    data = bytearray(timed.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    timed.write_bytes(bytes(data))
+    with pytest.raises(EngineLoadError, match=r"model\.timed\.onnx is missing or does not match"):
+        KokoroEngine(model_dir, static=False).load()
 
 
 def test_a_model_dir_without_the_timed_model_refuses_word_marks(

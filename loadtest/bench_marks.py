@@ -21,17 +21,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from function.local import cpu_model
-from loadtest.revisions import REPO, worktree
+from loadtest.revisions import REPO, run_in, worktree
 
 TRIAL = """
 import json, sys, time
@@ -74,12 +71,7 @@ print(json.dumps(out))
 
 
 def trial(tree: Path, kokoro_dir: Path, reps: int) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run(
-        [sys.executable, "-c", TRIAL, str(kokoro_dir), str(reps)],
-        cwd=tempfile.gettempdir(), env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_in(tree, TRIAL, str(kokoro_dir), str(reps))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -21,22 +21,12 @@ from function.engines.kokoro.timing import DURATIONS, SAMPLES_PER_FRAME
 from function.marks import Recorder
 from tests.audio_checks import decode
 from tests.conftest import FunctionServer, ServerFactory
+from tests.kokoro.test_function import kokoro_server  # noqa: F401
 
 RATE = 24_000
 PAUSE = round(0.2 * RATE)
 ENGLISH = "The quick brown fox jumps over the lazy dog. Then it ran away, far into the woods!"
 CHINESE = "今天天气很好，我们去公园散步吧。重庆的火锅很好吃！"
-
-
-@pytest.fixture(scope="module")
-def marks_server(
-    start_server: ServerFactory, kokoro_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> FunctionServer:
-    return start_server(
-        TTS_ENGINES="kokoro",
-        TTS_KOKORO_DIR=str(kokoro_dir),
-        TTS_OUTPUT_URI=str(tmp_path_factory.mktemp("kokoro-marks")),
-    )
 
 
 def test_the_built_models_output_durations_and_the_same_audio(kokoro_dir: Path, engine: KokoroEngine) -> None:
@@ -78,11 +68,12 @@ def test_word_marks_follow_the_phonemes_through_trimming_and_speed(engine: Kokor
 
 
 def test_sentence_and_word_marks_over_http_in_english_and_chinese(
-    marks_server: FunctionServer, engine: KokoroEngine
+    kokoro_server: FunctionServer,  # noqa: F811
+    engine: KokoroEngine,
 ) -> None:
     for text, voice in ((ENGLISH, "af_heart"), (CHINESE, "zf_xiaobei")):
         response = requests.post(
-            f"{marks_server.url}/synthesize",
+            f"{kokoro_server.url}/synthesize",
             json={"text": text, "voice": voice, "marks": ["sentence", "word"], "subtitles": "srt"},
             timeout=300,
         )
@@ -120,9 +111,11 @@ def test_sentence_and_word_marks_over_http_in_english_and_chinese(
             )
 
 
-def test_sse_sends_kokoro_word_marks_before_the_stream_ends(marks_server: FunctionServer) -> None:
+def test_sse_sends_kokoro_word_marks_before_the_stream_ends(
+    kokoro_server: FunctionServer,  # noqa: F811
+) -> None:
     response = requests.post(
-        f"{marks_server.url}/synthesize",
+        f"{kokoro_server.url}/synthesize",
         json={"text": CHINESE, "marks": ["word"], "stream": True, "stream_format": "sse"},
         stream=True,
         timeout=300,

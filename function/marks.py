@@ -98,6 +98,10 @@ class Locator:
             return int(span[0]), int(span[1])
         while self._cursor < len(self.source) and self.source[self._cursor].isspace():
             self._cursor += 1
+        here = self.source[self._cursor : self._cursor + len(text)]
+        if _blanks_alike(here) == _blanks_alike(text):  # verbatim (most pieces): no alignment
+            start, self._cursor = self._cursor, self._cursor + len(text)
+            return start, self._cursor
         window = self.source[self._cursor : self._cursor + len(text) * _WINDOW_FACTOR + _WINDOW_SLACK]
         blocks = difflib.SequenceMatcher(None, window, text, autojunk=False).get_matching_blocks()
         start = self._cursor + _source_start(blocks, 0)
@@ -128,6 +132,11 @@ class Locator:
         while inner_end > inner_start and not self.source[inner_end - 1].isalnum():
             inner_end -= 1
         return (inner_start, inner_end) if inner_end > inner_start else (start, end)
+
+
+def _blanks_alike(text: str) -> str:
+    """``text`` with line breaks and tabs as spaces (pieces and parts may join lines by either)."""
+    return text.replace("\n", " ").replace("\t", " ")
 
 
 def _source_start(blocks: list[Any], position: int) -> int:

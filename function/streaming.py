@@ -143,13 +143,14 @@ def open_stream(
     stream.plan, existing = _find(plan, store, stream.timings)
     plan = stream.plan
     if existing is not None:
-        result = pipeline.from_store(plan, existing, store, stream.timings, want_audio=True)
-        doc = marks.read_marks(store, plan.object_name) if plan.marked else None
-        if not plan.marked or doc is not None:  # else the audio was stored without marks: a miss
-            stream.result = result if doc is None else pipeline.with_marks(result, doc, store)
-            sent = marks.shown(doc["marks"], plan.marks) if doc is not None else []
-            stream.begin(_chain(*sent, _stored(result.audio or b"")), stream.result.headers())
-            return stream
+        if plan.marked:  # the stored marks, or (audio stored without them) marks made for it
+            stream.result = pipeline.execute(plan, store, settings, want_audio=True)
+        else:
+            stream.result = pipeline.from_store(plan, existing, store, stream.timings, want_audio=True)
+        result = stream.result
+        sent = marks.shown(result.marks.doc["marks"], plan.marks) if result.marks is not None else []
+        stream.begin(_chain(*sent, _stored(result.audio or b"")), result.headers())
+        return stream
     pipeline.prepare(plan.engine, stream.timings)
     source = _synthesized(stream, store, settings, client_gone)
     first = next(source, b"")  # the first chunk, synthesized before the response starts

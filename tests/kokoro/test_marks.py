@@ -132,6 +132,27 @@ def test_sse_sends_kokoro_word_marks_before_the_stream_ends(
     assert marks[-1]["end_sample"] <= len(decode(audio).samples)
 
 
+def test_a_stream_of_audio_stored_without_marks_times_that_audio(
+    kokoro_server: FunctionServer,  # noqa: F811
+) -> None:
+    text, voice = "Stored before anyone asked. Timed when they did.", "af_heart"
+    plain = requests.post(f"{kokoro_server.url}/synthesize", json={"text": text, "voice": voice}, timeout=300)
+    stored = decode(Path(plain.json()["uri"].removeprefix("file://")).read_bytes())
+    response = requests.post(
+        f"{kokoro_server.url}/synthesize",
+        json={"text": text, "voice": voice, "marks": ["sentence"], "stream": True, "stream_format": "sse"},
+        stream=True,
+        timeout=300,
+    )
+    events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith(b"data: ")]
+    audio = b"".join(base64.b64decode(e["audio"]) for e in events if e["type"] == "speech.audio.delta")
+    assert np.array_equal(decode(audio).samples, stored.samples)  # the stored (whole) audio
+    marks = [e["mark"] for e in events if e["type"] == "speech.mark"]
+    # Timed on that audio (not on the stream's clause-cut variant): the last sentence ends it.
+    assert [m["value"] for m in marks] == ["Stored before anyone asked.", "Timed when they did."]
+    assert marks[-1]["end_sample"] == len(stored.samples)
+
+
 def test_a_changed_timed_model_does_not_load(kokoro_dir: Path, tmp_path: Path) -> None:
     model_dir = tmp_path / "model"
     shutil.copytree(kokoro_dir, model_dir, ignore=shutil.ignore_patterns(STATIC_FILE))

@@ -24,6 +24,8 @@ _CLAUSE = re.compile(r"(?<=[,;:，、；：—])\s*")
 
 @dataclass(frozen=True)
 class Cue:
+    """A text and when it is said (seconds from the start of the audio)."""
+
     start_s: float
     end_s: float
     text: str

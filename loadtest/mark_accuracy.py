@@ -25,7 +25,6 @@ import json
 import os
 import re
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ import soxr
 from function.engines.kokoro import KokoroEngine
 from function.local import cpu_model
 from function.marks import Recorder
+from function.subtitles import Cue as Timed  # a text and when it is said
 from loadtest import asr
 
 KOKORO_DIR = Path(__file__).resolve().parent.parent / "models" / "kokoro-82m"
@@ -66,13 +66,6 @@ CASES = (
 _WORD = re.compile(r"[^\w']+")
 
 
-@dataclass(frozen=True)
-class Timed:
-    text: str
-    start_s: float
-    end_s: float
-
-
 def marked(engine: KokoroEngine, text: str, voice: str) -> tuple[np.ndarray, list[Timed]]:
     """The audio of ``text`` (one piece) and its word marks, as the service makes them."""
     recorder = Recorder()
@@ -81,7 +74,7 @@ def marked(engine: KokoroEngine, text: str, voice: str) -> tuple[np.ndarray, lis
         audio = engine.synthesize(text, voice, 1.0)
         recorder.audio(len(audio))
     words = [w for w in recorder.pieces[0].words if any(c.isalnum() for c in w.text)]
-    return audio, [Timed(w.text, w.start / RATE, w.end / RATE) for w in words]
+    return audio, [Timed(w.start / RATE, w.end / RATE, w.text) for w in words]
 
 
 def heard(audio: np.ndarray, model_key: str, language: str) -> list[Timed]:
@@ -97,7 +90,7 @@ def heard(audio: np.ndarray, model_key: str, language: str) -> list[Timed]:
         vad_filter=False,
         word_timestamps=True,
     )
-    return [Timed(w.word.strip(), w.start, w.end) for s in segments for w in (s.words or [])]
+    return [Timed(w.start, w.end, w.word.strip()) for s in segments for w in (s.words or [])]
 
 
 def _units(words: list[Timed], language: str) -> list[tuple[str, int, int]]:

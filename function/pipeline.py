@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from function import audio
+from function import audio, marks, subtitles
 from function.audio import FORMATS, UNSUPPORTED, AudioFormat
 from function.config import Settings
 from function.engines.base import Engine, EngineLoadError, Voice
@@ -51,6 +51,16 @@ class Plan:
     variant: str = ""
     # Whose cache the audio is in: a caller's key id where keys scope the cache, "" shared.
     scope: str = ""
+    # Speech marks and subtitles asked for (not part of the audio key: they are stored beside the
+    # audio), and the caller's text their offsets count in.
+    marks: tuple[str, ...] = ()
+    subtitles: str | None = None
+    source: str = ""
+
+    @property
+    def marked(self) -> bool:
+        """Whether the request wants marks or subtitles: then they are made and stored with the audio."""
+        return bool(self.marks or self.subtitles)
 
     @property
     def object_name(self) -> str:
@@ -97,6 +107,7 @@ class Result:
     duration_s: float
     timings: dict[str, float] = field(default_factory=dict)
     audio: bytes | None = None
+    marks: marks.Marked | None = None
 
     def _fields(self) -> dict[str, Any]:
         """What every entry point says about the audio: where, what, how, and the timings."""
@@ -110,14 +121,22 @@ class Result:
             "cached": self.cached,
             "cold_start": "load_ms" in self.timings,
         }
-        return fields | self._rounded_timings()
+        return fields | self._marks_fields() | self._rounded_timings()
+
+    def _marks_fields(self) -> dict[str, Any]:
+        if self.marks is None:
+            return {}
+        return {"marks_uri": self.marks.uri, "subtitles_uri": self.marks.subtitles_uri}
 
     def _rounded_timings(self) -> dict[str, float]:
         return rounded(self.timings)
 
     def response_body(self, url: str | None) -> dict[str, Any]:
         """The JSON response (HTTP), with ``url``: a signed URL of the audio when the store gives one."""
-        return self._fields() | {"url": url}
+        body = self._fields() | {"url": url}
+        if self.marks is not None and self.plan.marks:
+            body["marks"] = marks.shown(self.marks.doc["marks"], self.plan.marks)
+        return body
 
     def headers(self) -> dict[str, str]:
         """An audio response's headers: where the audio is stored and what it is."""
@@ -127,7 +146,16 @@ class Result:
             "X-Audio-Duration-S": str(self.duration_s),
             "X-Audio-Sample-Rate": str(self.sample_rate),
             **self.plan.headers("load_ms" in self.timings),
-        }
+        } | self.marks_headers()
+
+    def marks_headers(self) -> dict[str, str]:
+        """Where the marks and subtitles are stored, when the request asked for them."""
+        if self.marks is None:
+            return {}
+        headers = {"X-Marks-Uri": self.marks.uri}
+        if self.marks.subtitles_uri is not None:
+            headers["X-Subtitles-Uri"] = self.marks.subtitles_uri
+        return headers
 
     def log_fields(self) -> dict[str, Any]:
         """The request's log line: the fields less the MIME type, and the characters (never the text)."""
@@ -177,7 +205,17 @@ def plan(
         )
     speed = round(request.speed, 3)
     spoken = request.text if engine.takes_raw_text else text
-    return Plan(spoken, engine, voice, speed, fmt, audio_key(engine, voice, spoken, speed, fmt))
+    planned = Plan(spoken, engine, voice, speed, fmt, audio_key(engine, voice, spoken, speed, fmt))
+    if request.marks is None and request.subtitles is None:
+        return planned
+    kinds = tuple(kind for kind in marks.KINDS if kind in (request.marks or ()))
+    if "word" in kinds and not engine.times_words():
+        raise bad_field(
+            "marks",
+            f"word marks are not available from engine {engine.name} (sentence marks are)",
+            code="unsupported_marks",
+        )
+    return replace(planned, marks=kinds, subtitles=request.subtitles, source=request.text)
 
 
 def resolve_format(name: str, field_name: str) -> AudioFormat:
@@ -248,17 +286,48 @@ def execute(
     timings: dict[str, float] = {}
     existing = lookup(store, target, timings)
     if existing is not None:
-        return from_store(plan, existing, store, timings, want_audio)
+        result = from_store(plan, existing, store, timings, want_audio)
+        if not plan.marked:
+            return result
+        doc = marks.read_marks(store, target)
+        if doc is None:  # the audio was stored without marks: spoken again for them (same samples)
+            recorder = marks.Recorder()
+            spoken(plan, settings, timings, recorder)
+            doc = marks.from_recorder(recorder, plan.source, plan.engine)
+        return with_marks(result, doc, store)
 
-    prepare(plan.engine, timings)
-    started = time.perf_counter()
-    samples = synthesize(plan, settings.sentence_pause_ms)
-    timings["synthesis_ms"] = elapsed_ms(started)
-
+    recorder = marks.Recorder() if plan.marked else None
+    samples = spoken(plan, settings, timings, recorder)
     started = time.perf_counter()
     data, rate = audio.encode(samples, plan.engine.sample_rate, plan.format)
     timings["encode_ms"] = elapsed_ms(started)
-    return save(plan, store, target, Encoded(data, rate, len(samples)), timings, want_audio)
+    result = save(plan, store, target, Encoded(data, rate, len(samples)), timings, want_audio)
+    if recorder is None:
+        return result
+    return with_marks(result, marks.from_recorder(recorder, plan.source, plan.engine), store)
+
+
+def spoken(
+    plan: Plan, settings: Settings, timings: dict[str, float], recorder: marks.Recorder | None
+) -> np.ndarray:
+    """The plan's samples, the model loaded first if need be (``load_ms``, ``synthesis_ms``)."""
+    prepare(plan.engine, timings)
+    started = time.perf_counter()
+    samples = synthesize(plan, settings.sentence_pause_ms, recorder)
+    timings["synthesis_ms"] = elapsed_ms(started)
+    return samples
+
+
+def with_marks(result: Result, doc: dict[str, Any], store: ObjectStore) -> Result:
+    """``result`` with its marks (``doc``) and the subtitles asked for, each stored write-once
+    beside the audio (already there when a cache hit or another instance stored them)."""
+    plan, name = result.plan, result.stored.name
+    metadata = {AUDIO_KEY_METADATA: plan.audio_key}
+    stored = marks.write_marks(store, name, doc, metadata)
+    cues = None
+    if plan.subtitles is not None:
+        cues = subtitles.write(store, name, doc, plan.subtitles, metadata).uri
+    return replace(result, marks=marks.Marked(doc, stored.uri, cues))
 
 
 @dataclass(frozen=True)
@@ -335,9 +404,14 @@ def load(engine: Engine) -> float | None:
     return load_ms
 
 
-def synthesize(plan: Plan, pause_ms: int) -> np.ndarray:
-    """The whole text as the engine speaks it; never empty or silent (nothing is stored if it is)."""
-    return audible(plan, list(plan.engine.speak(plan.text, plan.voice.id, plan.speed, pause_ms / 1000)))
+def synthesize(plan: Plan, pause_ms: int, recorder: marks.Recorder | None = None) -> np.ndarray:
+    """The whole text as the engine speaks it; never empty or silent (nothing is stored if it is).
+    ``recorder`` hears where each piece and word falls (speech marks)."""
+    engine = plan.engine
+    if recorder is None:
+        return audible(plan, list(engine.speak(plan.text, plan.voice.id, plan.speed, pause_ms / 1000)))
+    with engine.listening(recorder):
+        return audible(plan, list(engine.speak(plan.text, plan.voice.id, plan.speed, pause_ms / 1000)))
 
 
 def audible(plan: Plan, chunks: list[np.ndarray]) -> np.ndarray:

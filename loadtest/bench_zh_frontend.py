@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from function.local import cpu_model
-from loadtest.revisions import REPO, worktree
+from loadtest.revisions import REPO, run_in, worktree
 
 DATA = REPO / "tests" / "kokoro" / "data"
 KOKORO_DIR = REPO / "models" / "kokoro-82m"
@@ -52,12 +49,7 @@ print(json.dumps({"import_s": imported - start, "build_s": built - imported, "te
 
 
 def trial(tree: Path) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run(
-        [sys.executable, "-c", TRIAL, str(KOKORO_DIR), str(DATA)],
-        cwd=tempfile.gettempdir(), env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_in(tree, TRIAL, str(KOKORO_DIR), str(DATA))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

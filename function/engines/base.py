@@ -14,8 +14,9 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -54,6 +55,31 @@ class Voice:
         return self.speaks(language) or base_language(language) in self.also_reads
 
 
+@dataclass(frozen=True)
+class TimedWord:
+    """A word the engine spoke, as its front end wrote it, and where: samples from the start of
+    the audio it was reported with (``Listener.words``)."""
+
+    text: str
+    start: int
+    end: int
+
+
+class Listener(Protocol):
+    """Told what an engine speaks while it speaks (speech marks, ``function.marks``): each piece as
+    it begins, each chunk's length in order (the pauses between pieces apart), and the words of
+    the next chunk where the engine knows their timing. Set for one synthesis with
+    ``Engine.listening``."""
+
+    def piece(self, text: str) -> None: ...
+
+    def audio(self, samples: int) -> None: ...
+
+    def pause(self, samples: int) -> None: ...
+
+    def words(self, words: list[TimedWord]) -> None: ...
+
+
 class EngineLoadError(RuntimeError):
     """The model could not be loaded; the request may succeed later (a 503, or a retried event)."""
 
@@ -72,6 +98,8 @@ class Engine(ABC):
     # pieces then equal upstream's for full-width spaces, CR line ends, combining accents). Limits
     # still count the normalised text; the cache key is made of the text the engine receives.
     takes_raw_text: ClassVar[bool] = False
+    # Told what is spoken, while ``listening``; None (the plain path) costs one check per chunk.
+    listener: Listener | None = None
 
     @property
     @abstractmethod
@@ -81,6 +109,11 @@ class Engine(ABC):
     @abstractmethod
     def voices(self) -> list[Voice]:
         """The voices available without loading the model."""
+
+    def times_words(self) -> bool:
+        """Whether ``synthesize`` tells the listener when each word is said (``TimedWord``); the
+        others give sentence marks only (``function.marks``)."""
+        return False
 
     @property
     def default_voice(self) -> str:
@@ -148,12 +181,30 @@ class Engine(ABC):
         (storage keeps it under its own key), None when they are the same samples."""
         return None
 
+    @contextmanager
+    def listening(self, listener: Listener) -> Iterator[None]:
+        """Tell ``listener`` what this engine speaks until the block ends (one synthesis at a time:
+        instances serve one request at a time)."""
+        self.listener = listener
+        try:
+            yield
+        finally:
+            self.listener = None
+
     def _spoken(
         self, text: str, pause_s: float, say: Callable[[str], Iterable[np.ndarray]]
     ) -> Iterator[np.ndarray]:
-        """The chunks ``say`` gives for each piece of ``text``, with ``pause_s`` of silence between pieces."""
+        """The chunks ``say`` gives for each piece of ``text``, with ``pause_s`` of silence between
+        pieces; the listener, if any, hears of each piece and chunk as they are yielded."""
         pause = np.zeros(round(pause_s * self.sample_rate), dtype=np.float32)
         for index, piece in enumerate(self.pieces(text)):
             if index and len(pause):
+                if self.listener is not None:
+                    self.listener.pause(len(pause))
                 yield pause
-            yield from say(piece)
+            if self.listener is not None:
+                self.listener.piece(piece)
+            for chunk in say(piece):
+                if self.listener is not None:
+                    self.listener.audio(len(chunk))
+                yield chunk

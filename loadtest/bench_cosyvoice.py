@@ -326,14 +326,15 @@ def prepare_model(model_dir: Path, smoke: bool) -> tuple[Path, Path]:
 
     # Converted again when a file convert now writes is missing (a directory from an older round).
     if not all(converted_path(converted, name).is_file() for name in (INT8_NAME, BF16_NAME)):
-        from function.engines.cosyvoice.convert import convert
-
         converted.mkdir(parents=True, exist_ok=True)
         for path in official.iterdir():
             target = converted / path.name
             if not target.exists():
                 target.symlink_to(path)
-        convert(converted)
+        # In a child: its peak RSS (~6 GB at full size) would otherwise be every worker's, as
+        # Linux carries a process's peak RSS across fork and exec.
+        command = [sys.executable, "-m", "function.engines.cosyvoice.convert", str(converted)]
+        subprocess.run(command, cwd=REPO, check=True, capture_output=True)
         for name in ("llm.pt", "flow.pt", "hift.pt", "spk2info.pt"):
             (converted / name).unlink()
     return official, converted

@@ -102,9 +102,9 @@ def test_converted_checkpoint_loads_the_same_tensors(tiny_model_dir: Path, tmp_p
     # convert's int8 LM (loaded from its bytes) is the one quantisation at load gives. (Both from
     # the same files: the same values at other addresses can round differently in the last bit.)
     lm_fp32, at_load = load_llm(tmp_path), load_llm(tmp_path)
-    quantize(at_load)
+    quantize(at_load.llm)
     from_file = load_llm(tmp_path)
-    load_quantized(from_file, load_file(converted_path(tmp_path, INT8_NAME)))
+    load_quantized(from_file.llm, load_file(converted_path(tmp_path, INT8_NAME)))
     text, embedding = text_ids(9, 3), speaker(tiny_model_dir)
     forced = torch.randint(0, 4096, (12,), generator=torch.Generator().manual_seed(4)).tolist()
     got = lite_logps(from_file, text, embedding, forced)
@@ -115,11 +115,11 @@ def test_converted_checkpoint_loads_the_same_tensors(tiny_model_dir: Path, tmp_p
 
 def test_an_int8_file_of_another_model_is_refused(tiny_model_dir: Path) -> None:
     lm = load_llm(tiny_model_dir)
-    quantize(lm)
-    state = quantized_state(lm)
+    quantize(lm.llm)
+    state = quantized_state(lm.llm)
     state.pop(next(iter(state)))
     with pytest.raises(EngineLoadError, match="llm-int8"):
-        load_quantized(load_llm(tiny_model_dir), state)
+        load_quantized(load_llm(tiny_model_dir).llm, state)
 
 
 @pytest.mark.parametrize("length", [1, 7, 31])

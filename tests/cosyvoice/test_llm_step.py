@@ -19,7 +19,7 @@ from tests.cosyvoice.test_llm_parity import lite_logps, speaker, text_ids, upstr
 def unfused_int8(model_dir: Path) -> TransformerLM:
     """The int8 LM as it was before fusing: every linear layer its own product, nothing prepared."""
     lm = load_llm(model_dir)
-    quantize(lm)
+    quantize(lm.llm)
     lm.llm_decoder = Int8Linear.quantized(lm.llm_decoder)
     return lm
 

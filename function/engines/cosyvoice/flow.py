@@ -116,13 +116,10 @@ class Attention(nn.Module):
         # q, k and v's weights as one matrix (``fuse_projections``), else None.
         self.qkv: torch.Tensor | None = None
 
-    def fuse_projections(self, qkv: torch.Tensor | None = None) -> None:
-        """One matrix product for q, k and v instead of three (the bf16 path): ``qkv``, the three
-        weights stacked (as ``convert`` writes them), else stacked here; the three layers'
+    def fuse_projections(self) -> None:
+        """One matrix product for q, k and v instead of three (the bf16 path); the three layers'
         weights become views of the fused matrix, so nothing is held twice."""
-        if qkv is None:
-            qkv = torch.cat([self.to_q.weight, self.to_k.weight, self.to_v.weight])
-        self.qkv = qkv.detach()
+        self.qkv = torch.cat([self.to_q.weight, self.to_k.weight, self.to_v.weight]).detach()
         for layer, weight in zip((self.to_q, self.to_k, self.to_v), self.qkv.chunk(3), strict=True):
             layer.weight = nn.Parameter(weight, requires_grad=False)
 

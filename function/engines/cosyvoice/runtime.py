@@ -30,7 +30,6 @@ from function.engines.cosyvoice.options import training_only
 from function.engines.cosyvoice.pages import FilePages, file_mappings
 from function.engines.cosyvoice.precision import PRECISIONS, decoders_in_bf16
 from function.engines.cosyvoice.sampling import SamplingParams
-from function.engines.cosyvoice.stacked import FLOW_QKV, stack, unstack
 from function.engines.cosyvoice.streamed import StreamedToken2Wav
 from function.engines.cosyvoice.tokenizer import VOCAB_FILE, TextTokenizer
 from function.engines.cosyvoice.transformer import ConformerEncoder, TransformerEncoder
@@ -41,7 +40,6 @@ from function.engines.cosyvoice.weights import (
     converted_state,
     load_speakers,
     load_state,
-    prefixed_state,
 )
 from function.engines.cosyvoice.wetext import GRAMMAR_DIR, LazyWeText
 
@@ -119,10 +117,10 @@ def _with_precision(llm: TransformerLM, precision: str, model_dir: Path) -> Tran
     if precision in ("int8", "fast"):
         state = converted_state(model_dir, INT8_NAME)
         if state is not None:
-            load_quantized(llm, state)
+            load_quantized(llm.llm, state)
         else:
-            quantize(llm)
-            fuse_qkv(llm)
+            quantize(llm.llm)
+        fuse_qkv(llm)
         # The output layer is read at every token too (17 MB in fp32, 4 MB in int8); it is small
         # enough to quantise here, and its fp32 file pages, read once for that, are dropped.
         fp32 = FilePages([llm.llm_decoder.weight])
@@ -146,24 +144,6 @@ def bf16_modules(flow_model: nn.Module, vocoder: nn.Module) -> dict[str, nn.Modu
     return {"flow.decoder.estimator": flow_model.decoder.estimator, **convolutions}
 
 
-def _attentions(flow_model: nn.Module) -> dict[str, flow.Attention]:
-    """The U-Net's attentions by their names in ``bf16_modules``' state."""
-    estimator = flow_model.decoder.estimator
-    return {
-        f"flow.decoder.estimator.{name}": module
-        for name, module in estimator.named_modules()
-        if isinstance(module, flow.Attention)
-    }
-
-
-def bf16_state(flow_model: nn.Module, vocoder: nn.Module) -> dict[str, torch.Tensor]:
-    """What ``convert`` writes for ``fast``: ``bf16_modules``' tensors in bfloat16, each attention's
-    q, k and v weights stacked (``stacked.py``)."""
-    state = prefixed_state(bf16_modules(flow_model, vocoder), torch.bfloat16)
-    stack(state, _attentions(flow_model), FLOW_QKV)
-    return state
-
-
 def decoders_in(
     flow_model: nn.Module,
     vocoder: nn.Module,
@@ -171,25 +151,22 @@ def decoders_in(
     state: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Cast once (rather than autocast per call) ``bf16_modules``; or, given ``state`` (the
-    ``dtype`` tensors ``convert`` wrote, ``bf16_state``), take those: the same values, mapped
+    ``dtype`` tensors ``convert`` wrote, ``prefixed_state``), take those: the same values, mapped
     from the file instead of cast at load. bfloat16 is not parity."""
     modules = bf16_modules(flow_model, vocoder)
-    attentions = _attentions(flow_model)
     if state is None:
-        # Cast here: q, k and v are stacked from the cast weights (fresh memory, nothing to drop).
         for module in modules.values():
             module.to(dtype)
-        for attention in attentions.values():
-            attention.fuse_projections()
-        return
-    if any(tensor.dtype != dtype for tensor in state.values()):
+    elif any(tensor.dtype != dtype for tensor in state.values()):
         raise EngineLoadError(f"{BF16_NAME}: not all {dtype} (run convert again)")
-    state = dict(state)
-    stacked = unstack(state, FLOW_QKV)
-    # Strict: every attention's q, k and v came from a stacked matrix, so each is in ``stacked``.
-    assign(modules, state, BF16_NAME)
-    for name, attention in attentions.items():
-        attention.fuse_projections(stacked[name]["weight"])
+    else:
+        assign(modules, state, BF16_NAME)
+    attentions = [m for m in flow_model.decoder.estimator.modules() if isinstance(m, flow.Attention)]
+    # Fusing copies q, k and v's weights: the originals' file pages, read once, are dropped.
+    unfused = FilePages(w for a in attentions for w in (a.to_q.weight, a.to_k.weight, a.to_v.weight))
+    for attention in attentions:
+        attention.fuse_projections()
+    unfused.release()
 
 
 @dataclass

@@ -17,9 +17,8 @@ from torch import nn
 
 from function.engines.base import EngineLoadError
 
-# The ``fast`` precision's bfloat16 weights, cast once by ``convert`` rather than at every load
-# (``-stacked``: each attention's q, k and v as one matrix, ``stacked.py``).
-BF16_NAME = "decoders-bf16-stacked"
+# The ``fast`` precision's bfloat16 weights, cast once by ``convert`` rather than at every load.
+BF16_NAME = "decoders-bf16"
 
 
 def converted_path(model_dir: Path, name: str) -> Path:

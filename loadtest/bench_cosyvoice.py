@@ -33,11 +33,13 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from function.local import REPO
+from function.local import REPO, cpu_model
+from loadtest.revisions import worktree
 
 SPEAKER = "英文女"
 TEXT_TOKENS = 30
@@ -295,12 +297,13 @@ def _cpu_flags() -> list[str]:
 # --- orchestration --------------------------------------------------------------------------------
 
 
-def run_worker(args: list[str], threads: int) -> tuple[dict[str, Any], float]:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+def run_worker(args: list[str], threads: int, tree: Path = REPO) -> tuple[dict[str, Any], float]:
+    """A worker of ``tree``'s code (this checkout, or a baseline revision's worktree)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(tree)}
     started = time.time()
     out = subprocess.run(
         [sys.executable, "-m", "loadtest.bench_cosyvoice", "--worker", *args],
-        cwd=REPO,
+        cwd=tree,
         env=env,
         capture_output=True,
         text=True,
@@ -323,17 +326,60 @@ def prepare_model(model_dir: Path, smoke: bool) -> tuple[Path, Path]:
 
     # Converted again when a file convert now writes is missing (a directory from an older round).
     if not all(converted_path(converted, name).is_file() for name in (INT8_NAME, BF16_NAME)):
-        from function.engines.cosyvoice.convert import convert
-
         converted.mkdir(parents=True, exist_ok=True)
         for path in official.iterdir():
             target = converted / path.name
             if not target.exists():
                 target.symlink_to(path)
-        convert(converted)
+        # In a child: its peak RSS (~6 GB at full size) would otherwise be every worker's, as
+        # Linux carries a process's peak RSS across fork and exec.
+        command = [sys.executable, "-m", "function.engines.cosyvoice.convert", str(converted)]
+        subprocess.run(command, cwd=REPO, check=True, capture_output=True)
         for name in ("llm.pt", "flow.pt", "hift.pt", "spk2info.pt"):
             (converted / name).unlink()
     return official, converted
+
+
+# The lite runtimes a --baseline run measures in both trees (upstream's code is the same in both).
+COMPARED = ("lite", "lite-int8", "lite-fast")
+
+
+def compare(ref: str, converted: Path, threads: int, tokens: int, rounds: int) -> dict[str, Any]:
+    """Ready and synthesis of ``COMPARED`` for this checkout and git ``ref`` (a worktree of it),
+    each in fresh processes, alternated run by run so that a neighbour's load hits both."""
+    rows: dict[str, dict[str, Any]] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="cosyvoice-baseline-") as tmp,
+        worktree(ref, Path(tmp) / "tree") as baseline,
+    ):
+        trees = {"this": REPO, ref: baseline}
+        for _ in range(rounds):
+            for kind in COMPARED:
+                for name, tree in trees.items():
+                    ready, started = run_worker(["ready", kind, str(converted), str(threads)], threads, tree)
+                    synth, _ = run_worker(
+                        ["synth", kind, str(converted), str(threads), str(tokens), "1"], threads, tree
+                    )
+                    row = rows.setdefault(f"{name} {kind}", {"ready_s": [], "peak_rss_mb": 0.0})
+                    row["ready_s"].append(ready["ready_at"] - started)
+                    for key in ("llm_s", "flow_s", "hift_s", "wall_s"):
+                        row.setdefault(key, []).extend(synth[key])
+                    row["audio_s"] = synth["audio_s"]
+                    row["peak_rss_mb"] = max(row["peak_rss_mb"], synth["peak_rss_mb"])
+    return rows
+
+
+def print_comparison(rows: dict[str, dict[str, Any]], tokens: int) -> None:
+    print(f"\n{'tree and runtime':28s} {'wall s':>7s} {'RTF':>5s} {'LLM ms/tok':>10s} {'flow s':>7s} "
+          f"{'HiFT s':>7s} {'ready s':>7s} {'RSS MB':>7s}  (medians; every run)")  # fmt: skip
+    for name, row in rows.items():
+        wall = _median(row["wall_s"])
+        print(
+            f"{name:28s} {wall:7.2f} {wall / row['audio_s']:5.2f} "
+            f"{_median(row['llm_s']) / tokens * 1000:10.1f} {_median(row['flow_s']):7.2f} "
+            f"{_median(row['hift_s']):7.2f} {_median(row['ready_s']):7.2f} {row['peak_rss_mb']:7.0f}"
+            f"  wall {' '.join(f'{w:.2f}' for w in row['wall_s'])}"
+        )
 
 
 def main() -> None:
@@ -350,6 +396,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="instead: the lite runtimes of this checkout and of git REF, alternated (--tokens, --rounds)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="alternations for --baseline")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -359,6 +411,15 @@ def main() -> None:
     model_dir = args.model_dir or Path("/tmp") / ("cosyvoice-bench-tiny" if smoke else "cosyvoice-bench-full")
     official, converted = prepare_model(model_dir, smoke)
     threads = args.threads
+    load_before = os.getloadavg()
+    if args.baseline:
+        rows = compare(args.baseline, converted, threads, args.tokens, args.rounds)
+        print(f"\n{cpu_model()}, {os.cpu_count()} CPUs, {threads} torch threads, {args.tokens} tokens, "
+              f"load average {load_before} before, {os.getloadavg()} after")  # fmt: skip
+        print_comparison(rows, args.tokens)
+        if args.out:
+            args.out.write_text(json.dumps(rows, indent=1))
+        return
     # (tokens, repeats for lite, repeats for upstream): fewer repeats where runs are long.
     plan = [(8, 2, 2)] if smoke else [(args.tokens, 1, 1)] if args.quick else [(150, 3, 3), (600, 2, 1)]
     # Fresh processes alternating lite and upstream, so that a noisy neighbour hits both.
@@ -406,6 +467,7 @@ def main() -> None:
     report["floors"] = floors
     accuracy, _ = run_worker(["accuracy", str(converted), str(threads), str(min(plan[0][0], 100))], threads)
     report["modes"] = accuracy
+    report["load_average"] = {"before": load_before, "after": os.getloadavg()}
 
     print_table(report)
     out = args.out or REPO / "loadtest" / "results" / (
@@ -432,7 +494,8 @@ def dispatch(argv: list[str]) -> dict[str, Any]:
 def print_table(report: dict[str, Any]) -> None:
     print(
         f"\nCosyVoice-300M-SFT sizes{' (SMOKE: tiny model)' if report['smoke'] else ''}, "
-        f"{report['threads']} torch threads, medians"
+        f"{report['threads']} torch threads, medians; {cpu_model()}, load average "
+        f"{report['load_average']['before']} before, {report['load_average']['after']} after"
     )
     print("\nready after process start (import + construct + load):")
     upstream_ready = report["ready_s"]["upstream .pt"]
@@ -474,7 +537,8 @@ def print_table(report: dict[str, Any]) -> None:
         for stage in ("flow", "hift"):
             gflop = floors[f"{stage}_gflop"]
             print(
-                f"  {stage}: {gflop:.1f} GFLOP in matmuls/convs: {gflop / peak['float32']:.2f} s at fp32 peak"
+                f"  {stage}: {gflop:.1f} GFLOP in matmuls/convs: {gflop / peak['float32']:.2f} s at the "
+                f"fp32 peak, {gflop / peak['bfloat16']:.2f} s at the bf16 peak"
             )
     for precision, diff in report["modes"].items():
         if precision == "flow-hift-bf16":

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from function.engines.base import EngineLoadError
 from function.engines.cosyvoice import flow, wetext
 from function.engines.cosyvoice.convert import convert
 from function.engines.cosyvoice.hparams import load_hparams
-from function.engines.cosyvoice.int8 import INT8_NAME, Int8Linear, load_quantized, quantize
+from function.engines.cosyvoice.int8 import ALIGNMENT, INT8_NAME, Int8Linear, load_quantized, quantize
 from function.engines.cosyvoice.runtime import _with_precision, decoders_in, load_decoders, load_llm
 from function.engines.cosyvoice.weights import BF16_NAME, converted_path
 from tests.cosyvoice.test_llm_parity import lite_logps, speaker, text_ids
@@ -121,3 +121,21 @@ def test_int8_linear_error_is_a_fraction_of_a_percent() -> None:
     assert quantized.weight.dtype == torch.int8 and quantized.scales.shape == (256,)
     relative = (got - want).norm() / want.norm()
     assert 0 < relative < 0.01
+
+
+def test_int8_weights_are_mapped_aligned_and_a_misaligned_file_is_refused(
+    converted: Path, tmp_path: Path
+) -> None:
+    # torch's int8 kernel segfaults on a weight 8 bytes off a multiple of 64: convert pads the
+    # file's header so that every weight is aligned where the file is mapped...
+    state = load_file(converted_path(converted, INT8_NAME))
+    assert all(tensor.data_ptr() % ALIGNMENT == 0 for tensor in state.values())
+    # ...and a file laid out without that care is refused at load, not run into a crash.
+    misaligned = tmp_path / "misaligned.safetensors"
+    for pad in range(0, ALIGNMENT, 8):
+        save_file(state, str(misaligned), metadata={"pad": " " * pad})
+        header = int.from_bytes(misaligned.read_bytes()[:8], "little")
+        if (8 + header) % ALIGNMENT:
+            break
+    with pytest.raises(EngineLoadError, match="aligned"):
+        load_quantized(load_llm(converted).llm, load_file(misaligned))

@@ -21,12 +21,12 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save, save_file
 
 from function.engines.cosyvoice import wetext
 from function.engines.cosyvoice.hift import fold_weight_norm
 from function.engines.cosyvoice.hparams import load_hparams
-from function.engines.cosyvoice.int8 import INT8_NAME, quantize, quantized_state
+from function.engines.cosyvoice.int8 import ALIGNMENT, INT8_NAME, quantize, quantized_state
 from function.engines.cosyvoice.metadata import MANIFEST, SPK2INFO
 from function.engines.cosyvoice.runtime import bf16_modules, load_decoders, load_llm
 from function.engines.cosyvoice.weights import BF16_NAME, converted_path, prefixed_state
@@ -35,9 +35,20 @@ FORMAT = 1
 MODULES = ("llm", "flow", "hift")
 
 
-def _save(tensors: dict[str, torch.Tensor], path: Path) -> None:
+def _save(tensors: dict[str, torch.Tensor], path: Path, aligned: bool = False) -> None:
     # safetensors refuses shared or strided storage; each tensor gets its own contiguous copy.
-    save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(path))
+    tensors = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
+    if aligned:
+        # The data starts after the header, which safetensors pads to 8 bytes only: padded further
+        # (8 bytes of metadata at a time) until the data starts on ALIGNMENT, every tensor whose
+        # size is a multiple of it is aligned in the mapped file, as ``_weight_int8pack_mm`` needs.
+        for pad in range(0, ALIGNMENT, 8):
+            data = save(tensors, metadata={"pad": " " * pad})
+            if (8 + int.from_bytes(data[:8], "little")) % ALIGNMENT == 0:
+                break
+        path.write_bytes(data)
+    else:
+        save_file(tensors, str(path))
     # safetensors writes 0600: an image's non-root runtime user could not read a root-built file
     # (found by building the image, tests/image/test_cosyvoice_image.py).
     path.chmod(0o644)
@@ -57,7 +68,7 @@ def convert(model_dir: Path) -> dict[str, object]:
     # the version: it is a function of llm.safetensors, and its precision is in the model version.
     llm = load_llm(model_dir)
     quantize(llm.llm)
-    _save(quantized_state(llm.llm), converted_path(model_dir, INT8_NAME))
+    _save(quantized_state(llm.llm), converted_path(model_dir, INT8_NAME), aligned=True)
     del llm
     # The ``fast`` precision's bfloat16 flow U-Net and HiFT convolutions, cast once here rather
     # than at every load; like the int8 file, a function of the files above, so not hashed.

@@ -26,6 +26,9 @@ from function.engines.cosyvoice.llm import TransformerLM
 from function.engines.cosyvoice.pages import FilePages
 
 INT8_NAME = "llm-int8-rows"
+# ``_weight_int8pack_mm`` crashes (segfault, torch 2.13, AMD Zen 4) on an int8 weight mapped 8
+# bytes off a multiple of 64; ``convert`` aligns its files' tensors to this, and the load checks.
+ALIGNMENT = 64
 
 
 class Int8Linear(nn.Module):
@@ -115,6 +118,8 @@ def load_quantized(lm: nn.Module, state: dict[str, torch.Tensor]) -> None:
             weight.shape != layer.weight.shape or scales.shape != weight.shape[:1]
         ):
             raise EngineLoadError(f"{INT8_NAME}: {name} does not match the model (run convert again)")
+        if weight.data_ptr() % ALIGNMENT:
+            raise EngineLoadError(f"{INT8_NAME}: {name} is not {ALIGNMENT}-byte aligned (run convert again)")
         _replace(lm, name, Int8Linear(weight, scales, layer.bias))
 
 

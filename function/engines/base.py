@@ -19,6 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from function.document import Break, Document, Phoneme, Segment, Utterance
 from function.text import split_sentences
 
 # Instances serve one request at a time; the lock only keeps a misconfigured multi-threaded
@@ -157,3 +158,61 @@ class Engine(ABC):
             if index and len(pause):
                 yield pause
             yield from say(piece)
+
+    # -- SSML and lexicons (function.document): what pipeline.plan checks, and how it is spoken ----
+
+    def phoneme_alphabets(self, voice: Voice) -> frozenset[str]:
+        """The ``<phoneme>`` alphabets ``voice`` honours; none by default (an engine that reads
+        characters through its own front end cannot take a pronunciation)."""
+        return frozenset()
+
+    def phoneme_problem(self, phoneme: Phoneme, voice: Voice) -> str | None:
+        """Why ``voice`` cannot say ``phoneme`` (a symbol it has no id for), None when it can."""
+        return None
+
+    def prepared(self, document: Document, voice: Voice, speed: float) -> Document:
+        """``document`` as this engine speaks it with ``voice`` (say-as written out), or a 400
+        naming the element this engine cannot honour: decided before anything is synthesized."""
+        from function.speaking import prepare
+
+        return prepare(self, document, voice, speed)
+
+    def speak_document(
+        self, document: Document, voice: str, speed: float, pause_s: float
+    ) -> Iterator[np.ndarray]:
+        """A document's audio: each utterance at its rate, ``pause_s`` between utterances, and
+        exactly the break's silence where the caller put a ``<break>``."""
+        pause = np.zeros(round(pause_s * self.sample_rate), dtype=np.float32)
+        after_speech = False
+        for item in document.items:
+            if isinstance(item, Break):
+                yield np.zeros(round(item.seconds * self.sample_rate), dtype=np.float32)
+                after_speech = False
+                continue
+            if after_speech and len(pause):
+                yield pause
+            after_speech = True
+            yield from self.speak_utterance(item, voice, round(speed * item.rate, 3), pause_s)
+
+    def speak_utterance(
+        self, utterance: Utterance, voice: str, speed: float, pause_s: float
+    ) -> Iterator[np.ndarray]:
+        """One utterance: with pronunciations, as phonemes (``segment_phonemes``), else its text
+        (aliases and say-as already written out) piece by piece, as plain text is spoken."""
+        if utterance.has_phonemes or (utterance.lang is not None and self.reads_lang_by_phonemes):
+            phonemes = " ".join(self.segment_phonemes(s, voice, utterance.lang) for s in utterance.segments)
+            yield self.synthesize_phonemes(phonemes, voice, speed)
+            return
+        text = " ".join(utterance.text.split())
+        yield from self._spoken(text, pause_s, lambda piece: (self.synthesize(piece, voice, speed),))
+
+    # An engine that speaks phonemes picks the G2P of an utterance's <lang> itself.
+    reads_lang_by_phonemes: ClassVar[bool] = False
+
+    def segment_phonemes(self, segment: Segment, voice: str, lang: str | None) -> str:
+        """A segment in the model's phoneme alphabet: engines with ``phoneme_alphabets`` implement it."""
+        raise NotImplementedError(f"{self.name} does not speak phonemes")
+
+    def synthesize_phonemes(self, phonemes: str, voice: str, speed: float) -> np.ndarray:
+        """A phoneme string (the model's alphabet) to samples: engines with ``phoneme_alphabets``."""
+        raise NotImplementedError(f"{self.name} does not speak phonemes")

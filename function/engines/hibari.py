@@ -14,13 +14,18 @@ from importlib import metadata, resources
 
 import numpy as np
 
+from function.document import Phoneme, Segment
 from function.engines.base import Engine, EngineLoadError, Voice
+from function.engines.kokoro.chunking import fit_phonemes
+from function.phonetics import misaki_ipa, model_vocab, unknown_symbols
 from function.text import split_sentences
 
 # OpenAI's built-in voices, spread over hibari's voices by gender; only installed voices are used.
 _OPENAI_FEMALE = ("alloy", "coral", "nova", "sage", "shimmer", "ballad", "marin")
 _OPENAI_MALE = ("ash", "echo", "fable", "onyx", "verse", "cedar")
 
+# hibari reads this many phonemes at once (its own MAX_PHONEMES).
+_MAX_PHONEMES = 500
 # hibari names numbers up to its largest scale word (decillion): 36 digits. A longer run of digits
 # (commas between them included) is an identifier, not a quantity: it is read digit by digit.
 _MAX_NUMBER_DIGITS = 36
@@ -101,7 +106,36 @@ class HibariEngine(Engine):
 
     def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
         tts = self._sessions[voice]
-        # hibari mixes in noise; a seed derived from the input keeps the output deterministic,
-        # which content-addressed objects rely on.
-        seed = int.from_bytes(hashlib.sha256(f"{voice}|{speed}|{text}".encode()).digest()[:8], "little")
-        return np.asarray(tts(text, speed=speed, seed=seed), dtype=np.float32)
+        return np.asarray(tts(text, speed=speed, seed=_seed(voice, speed, text)), dtype=np.float32)
+
+    # -- pronunciations (SSML <phoneme alphabet="ipa">, lexicons): hibari speaks Kokoro's alphabet --
+
+    def phoneme_alphabets(self, voice: Voice) -> frozenset[str]:
+        return frozenset({"ipa"})
+
+    def phoneme_problem(self, phoneme: Phoneme, voice: Voice) -> str | None:
+        unknown = unknown_symbols(misaki_ipa(phoneme.ph), model_vocab())
+        return f"hibari has no phoneme for {unknown!r} (in {phoneme.ph!r})" if unknown else None
+
+    def segment_phonemes(self, segment: Segment, voice: str, lang: str | None) -> str:
+        if segment.phoneme is not None:
+            return misaki_ipa(segment.phoneme.ph)
+        if not segment.text.strip():
+            return " "
+        g2p = self._sessions[voice].g2p  # type: ignore[attr-defined]
+        return g2p(" ".join(self.pieces(segment.text)))
+
+    def synthesize_phonemes(self, phonemes: str, voice: str, speed: float) -> np.ndarray:
+        tts = self._sessions[voice]
+        text = " ".join(phonemes.split())
+        audio = [
+            tts.from_phonemes(chunk, speed=speed, seed=_seed(voice, speed, chunk))  # type: ignore[attr-defined]
+            for chunk in fit_phonemes(text, _MAX_PHONEMES)
+        ]
+        return np.concatenate(audio).astype(np.float32) if audio else np.zeros(0, np.float32)
+
+
+def _seed(voice: str, speed: float, text: str) -> int:
+    """hibari mixes in noise; a seed derived from the input keeps the output deterministic, which
+    content-addressed objects rely on."""
+    return int.from_bytes(hashlib.sha256(f"{voice}|{speed}|{text}".encode()).digest()[:8], "little")

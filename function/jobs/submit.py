@@ -77,6 +77,9 @@ def submit(
     destination is the same job, so re-sending it publishes nothing new. With an ``owner`` (the
     caller's key id) the id is derived from it too: another key sending the same document gets a
     job of its own, and learns nothing from its id."""
+    if request.markup() is not None:
+        # Parts are plain text today: an SSML document would lose its markup at the cut.
+        raise bad_field("ssml", "is not taken by jobs yet; send the document as text, or SSML to /synthesize")
     text = normalize_text(text)
     if not text:
         raise bad_field("text", "is empty", code="empty_text")

@@ -136,6 +136,12 @@ def document(settings: Settings) -> dict[str, Any]:
         ("OpenAISpeechRequest", "input"),
     ):
         schemas[model]["properties"][text]["description"] = limits
+    markup = (
+        f'SSML (<speak>…</speak>) instead of text, or in text with text_type "ssml": at most '
+        f"{settings.ssml_max_bytes} bytes of markup; what it speaks counts against the character limit"
+    )
+    for model in ("SynthesizeRequest", "SpeakRequest"):
+        schemas[model]["properties"]["ssml"]["description"] = markup
     schemas["JobRequest"]["properties"]["text"]["description"] = (
         f"the document, at most {settings.job_max_chars} characters (or give input)"
     )

@@ -41,7 +41,10 @@ def test_openapi_document_is_served_from_the_request_models(fuzz_server: Functio
     document = requests.get(f"{fuzz_server.url}/openapi.json", timeout=10).json()
     schemas = document["components"]["schemas"]
     assert schemas["SynthesizeRequest"]["additionalProperties"] is False
-    assert set(schemas["SynthesizeRequest"]["properties"]) == {"text", "voice", "speed", "format", "language"}
+    assert set(schemas["SynthesizeRequest"]["properties"]) == {
+        *("text", "voice", "speed", "format", "language"),
+        *("ssml", "text_type", "lexicons"),
+    }
     assert schemas["OpenAISpeechRequest"]["required"] == ["model", "input", "voice"]
     assert set(document["paths"]) == {
         "/synthesize",

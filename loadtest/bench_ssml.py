@@ -1,0 +1,113 @@
+"""What SSML and lexicons cost, and that the plain path pays nothing for them.
+
+Each trial is a fresh process per tree (imports cold, as in a new instance) with hibari: it plans
+a plain request many times and synthesizes it a few times, and says whether the XML machinery was
+imported by the plain path. With ``--baseline REF`` the same plain trial runs for git ``REF``'s
+code (a worktree of it), alternated with this checkout's in the same run. This checkout then also
+times the SSML path: parsing a document that uses every element, planning it, applying a lexicon
+to a plain text, and synthesizing the document beside the same words as plain text.
+
+What could make the figures wrong: other work on the machine (the load average is printed; on a
+shared 2 vCPU machine it moves these by tens of per cent; run it under ``flock /tmp/bench.lock``);
+hibari's synthesis time dominates a request, so the plan figures are the ones that show a change.
+
+    flock /tmp/bench.lock python -m loadtest.bench_ssml --baseline main --trials 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from function.local import cpu_model
+from loadtest.revisions import REPO, worktree
+
+LEXICONS = REPO / "tests" / "data" / "lexicons"
+PLAIN = "The quick brown fox jumps over the lazy dog, and Siobhan met the W3C at 4 pm."
+SSML = (
+    '<speak xml:lang="en-US"><p><s>The quick brown fox <phoneme alphabet="ipa" ph="ˈdʒʌmps">jumps</phoneme>'
+    ' over the lazy dog,</s><break time="300ms"/><s>and <sub alias="Siobhan">Siobhan</sub> met the '
+    '<say-as interpret-as="characters">W3C</say-as> at <prosody rate="90%">4 pm</prosody>.</s></p>'
+    '<lang xml:lang="en-GB">Cheers.</lang></speak>'
+)
+# Run in the measured tree's own interpreter session; argv: "plain" or "ssml", the lexicon dir.
+TRIAL = """
+import json, sys, time
+started = time.perf_counter()
+from function import pipeline
+from function.config import Settings
+from function.registry import Engines
+from function.schema import SynthesizeRequest
+imported = time.perf_counter() - started
+mode, lexicon_dir, plain, ssml = sys.argv[1:5]
+settings = Settings(engines="hibari", threads=1)
+engines = Engines(settings)
+def plan(body, cfg=settings):
+    return pipeline.plan(SynthesizeRequest.model_validate(body), engines, cfg, max_chars=4096, timeout_s=300)
+def median_us(call, n):
+    times = []
+    for _ in range(n):
+        t = time.perf_counter(); call(); times.append(time.perf_counter() - t)
+    return sorted(times)[n // 2] * 1e6
+def synth_ms(made, n=5):
+    return median_us(lambda: pipeline.synthesize(made, 200), n) / 1000
+out = {"import_ms": imported * 1000, "plain_plan_us": median_us(lambda: plan({"text": plain}), 2000)}
+plain_plan = plan({"text": plain})
+plain_plan.engine.ensure_loaded()
+out["plain_synth_ms"] = synth_ms(plain_plan)
+xml_modules = ("xml.sax", "defusedxml", "function.ssml")
+out["xml_imported_by_plain"] = float(any(m in sys.modules for m in xml_modules))
+if mode == "ssml":
+    from function import ssml as parser
+    out["ssml_parse_us"] = median_us(lambda: parser.parse(ssml, max_bytes=65536, max_chars=4096), 2000)
+    out["ssml_plan_us"] = median_us(lambda: plan({"ssml": ssml}), 2000)
+    lexical = Settings(engines="hibari", threads=1, lexicon_dir=lexicon_dir)
+    out["lexicon_plan_us"] = median_us(lambda: plan({"text": plain, "lexicons": ["names"]}, lexical), 2000)
+    out["ssml_synth_ms"] = synth_ms(plan({"ssml": ssml}))
+    words = plan({"ssml": ssml}).text
+    out["same_words_plain_synth_ms"] = synth_ms(plan({"text": words}))
+print(json.dumps(out))
+"""
+
+
+def trial(tree: Path, mode: str) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run(
+        [sys.executable, "-c", TRIAL, mode, str(LEXICONS), PLAIN, SSML],
+        cwd=tempfile.gettempdir(), env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--baseline", help="git ref measured alongside, e.g. main")
+    parser.add_argument("--trials", type=int, default=5)
+    args = parser.parse_args(argv)
+    trees = {"this": REPO}
+    with tempfile.TemporaryDirectory(prefix="bench-ssml-") as tmp, contextlib.ExitStack() as stack:
+        if args.baseline:
+            trees["baseline"] = stack.enter_context(worktree(args.baseline, Path(tmp) / "baseline"))
+        load = os.getloadavg()
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+        for _ in range(args.trials):
+            for name, tree in trees.items():  # alternated
+                runs[name].append(trial(tree, "ssml" if name == "this" else "plain"))
+    print(f"{cpu_model()}, {os.cpu_count()} CPUs, load {load} -> {os.getloadavg()}, {args.trials} trials")
+    for name, results in runs.items():
+        medians = {key: round(statistics.median(r[key] for r in results), 1) for key in results[0]}
+        print(f"{name:9} " + "  ".join(f"{key} {value}" for key, value in medians.items()))
+
+
+if __name__ == "__main__":
+    main()

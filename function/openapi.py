@@ -142,6 +142,11 @@ def document(settings: Settings) -> dict[str, Any]:
     )
     for model in ("SynthesizeRequest", "SpeakRequest"):
         schemas[model]["properties"]["ssml"]["description"] = markup
+        # text or ssml: the model fills an absent text in when ssml is given.
+        required = [name for name in schemas[model]["required"] if name != "text"]
+        schemas[model] = {k: v for k, v in schemas[model].items() if k != "required"}
+        if required:
+            schemas[model]["required"] = required
     schemas["JobRequest"]["properties"]["text"]["description"] = (
         f"the document, at most {settings.job_max_chars} characters (or give input)"
     )

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from function.errors import ApiError, bad_field
 
@@ -31,7 +39,8 @@ class SynthesizeRequest(Body):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     # The text to speak; or SSML, in ``ssml`` or here with ``text_type`` "ssml" (Polly's name).
-    text: str = ""
+    # Required unless ``ssml`` is given (``_text_optional_with_ssml``).
+    text: str
     # Kept as sent: SSML offsets (speech marks) count from the caller's first character.
     ssml: Annotated[str, StringConstraints(strip_whitespace=False)] | None = None
     text_type: Literal["text", "ssml"] = "text"
@@ -45,6 +54,13 @@ class SynthesizeRequest(Body):
     speed: float = Field(default=1.0, strict=True, allow_inf_nan=False)
     format: str = "wav"
     language: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_optional_with_ssml(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "ssml" in data and "text" not in data:
+            return {**data, "text": ""}
+        return data
 
     def markup(self) -> tuple[str, str] | None:
         """The SSML and the field it came in (``ssml``, or ``text`` with ``text_type`` "ssml"),

@@ -13,7 +13,7 @@ import requests
 
 from tests.audio_checks import assert_speech, decode
 from tests.conftest import FunctionServer, ServerFactory
-from tests.test_events import Bucket, acknowledged, bucket, event_server, eventarc_pubsub  # noqa: F401
+from tests.test_events import OUTPUT, Bucket, acknowledged, event_env, eventarc_pubsub
 
 RATE = 24_000
 BOMB = (
@@ -92,7 +92,11 @@ def test_jobs_refuse_ssml_and_the_openai_route_stays_plain(
     assert openai.status_code == 200
 
 
-def test_a_pubsub_message_with_ssml_becomes_audio(event_server: FunctionServer, bucket: Bucket) -> None:  # noqa: F811
+def test_a_pubsub_message_with_ssml_becomes_audio(start_server: ServerFactory, gcs: str) -> None:
+    bucket = Bucket(gcs, "tts-ssml-events")  # its own: test_events' bucket fixture makes "tts-events"
+    event_server = start_server(
+        target="synthesize_event", **event_env(gcs, output=f"gs://{bucket.name}/{OUTPUT}")
+    )
     name = f"ssml/{uuid.uuid4().hex}"
     ssml = '<speak>Events take <sub alias="S S M L">SSML</sub> too.<break time="500ms"/>Done.</speak>'
     acknowledged(eventarc_pubsub({"ssml": ssml, "output": name}).to(event_server))

@@ -103,3 +103,18 @@ def test_a_pubsub_message_with_ssml_becomes_audio(start_server: ServerFactory, g
     record = bucket.manifest(f"{name}.wav.json")
     assert record["status"] == "succeeded" and record["chars"] == len("Events take S S M L too.\nDone.")
     assert_speech(bucket.audio(f"{name}.wav"), RATE, min_s=2)
+
+
+def test_hibari_reads_lang_en_gb_by_british_rules(server: FunctionServer) -> None:
+    from function.document import Segment
+    from function.engines.hibari import HibariEngine
+
+    engine = HibariEngine()
+    engine.load()
+    tomato = Segment("tomato", 0, 6)
+    assert "ɑː" in engine.segment_phonemes(tomato, "heart", "en-GB")
+    assert "ɑː" not in engine.segment_phonemes(tomato, "heart", None)
+    british = post(server, {"ssml": '<speak>I say <lang xml:lang="en-GB">tomato</lang></speak>'})
+    american = post(server, {"ssml": '<speak>I say <lang xml:lang="en-US">tomato</lang></speak>'})
+    assert british.status_code == american.status_code == 200
+    assert british.content != american.content

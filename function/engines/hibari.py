@@ -11,6 +11,7 @@ import json
 import re
 import unicodedata
 from importlib import metadata, resources
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +56,7 @@ class HibariEngine(Engine):
         registry = resources.files("hibari").joinpath("assets/voices.json").read_text("utf-8")
         self._registry: dict[str, dict] = json.loads(registry)
         self._sessions: dict[str, object] = {}
+        self._g2ps: dict[bool, Any] = {}
         self._version = metadata.version("hibari-tts")
 
     @property
@@ -117,13 +119,24 @@ class HibariEngine(Engine):
         unknown = unknown_symbols(misaki_ipa(phoneme.ph), model_vocab())
         return f"hibari has no phoneme for {unknown!r} (in {phoneme.ph!r})" if unknown else None
 
+    # <lang xml:lang="en-GB"> (or en-US) picks hibari's British (or American) rules for its words.
+    reads_lang_by_phonemes = True
+
     def segment_phonemes(self, segment: Segment, voice: str, lang: str | None) -> str:
         if segment.phoneme is not None:
             return misaki_ipa(segment.phoneme.ph)
         if not segment.text.strip():
             return " "
-        g2p = self._sessions[voice].g2p  # type: ignore[attr-defined]
+        g2p = self._sessions[voice].g2p if lang is None else self._g2p(lang.lower() == "en-gb")  # type: ignore[attr-defined]
         return g2p(" ".join(self.pieces(segment.text)))
+
+    def _g2p(self, british: bool) -> Any:
+        """hibari's G2P with British or American rules, built on first use (~0.35 s each)."""
+        if british not in self._g2ps:
+            from hibari.g2p import G2P
+
+            self._g2ps[british] = G2P(british=british)
+        return self._g2ps[british]
 
     def synthesize_phonemes(self, phonemes: str, voice: str, speed: float) -> np.ndarray:
         tts = self._sessions[voice]

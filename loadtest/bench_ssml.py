@@ -16,19 +16,10 @@ hibari's synthesis time dominates a request, so the plan figures are the ones th
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
-import os
-import statistics
-import subprocess
-import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from function.local import cpu_model
-from loadtest.revisions import REPO, worktree
+from loadtest.revisions import REPO, compare, in_tree
 
 LEXICONS = REPO / "tests" / "data" / "lexicons"
 PLAIN = "The quick brown fox jumps over the lazy dog, and Siobhan met the W3C at 4 pm."
@@ -78,35 +69,14 @@ print(json.dumps(out))
 """
 
 
-def trial(tree: Path, mode: str) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run(
-        [sys.executable, "-c", TRIAL, mode, str(LEXICONS), PLAIN, SSML],
-        cwd=tempfile.gettempdir(), env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def trial(name: str, tree: Path) -> dict[str, float]:
+    """The baseline's plain path, or this checkout's plain and SSML paths."""
+    mode = "plain" if name == "baseline" else "ssml"
+    return in_tree(tree, TRIAL, mode, str(LEXICONS), PLAIN, SSML)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--baseline", help="git ref measured alongside, e.g. main")
-    parser.add_argument("--trials", type=int, default=5)
-    args = parser.parse_args(argv)
-    trees = {"this": REPO}
-    with tempfile.TemporaryDirectory(prefix="bench-ssml-") as tmp, contextlib.ExitStack() as stack:
-        if args.baseline:
-            trees["baseline"] = stack.enter_context(worktree(args.baseline, Path(tmp) / "baseline"))
-        load = os.getloadavg()
-        runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-        for _ in range(args.trials):
-            for name, tree in trees.items():  # alternated
-                runs[name].append(trial(tree, "ssml" if name == "this" else "plain"))
-    print(f"{cpu_model()}, {os.cpu_count()} CPUs, load {load} -> {os.getloadavg()}, {args.trials} trials")
-    for name, results in runs.items():
-        medians = {key: round(statistics.median(r[key] for r in results), 1) for key in results[0]}
-        print(f"{name:9} " + "  ".join(f"{key} {value}" for key, value in medians.items()))
+    compare(trial, __doc__, argv, digits=1)
 
 
 if __name__ == "__main__":

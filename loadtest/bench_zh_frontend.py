@@ -15,19 +15,10 @@ average), so per-text times are for sentences, not paragraphs.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
-import os
-import statistics
-import subprocess
-import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from function.local import cpu_model
-from loadtest.revisions import REPO, worktree
+from loadtest.revisions import REPO, compare, in_tree
 
 DATA = REPO / "tests" / "kokoro" / "data"
 KOKORO_DIR = REPO / "models" / "kokoro-82m"
@@ -51,35 +42,12 @@ print(json.dumps({"import_s": imported - start, "build_s": built - imported, "te
 """
 
 
-def trial(tree: Path) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run(
-        [sys.executable, "-c", TRIAL, str(KOKORO_DIR), str(DATA)],
-        cwd=tempfile.gettempdir(), env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def trial(_: str, tree: Path) -> dict[str, float]:
+    return in_tree(tree, TRIAL, str(KOKORO_DIR), str(DATA))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--baseline", help="git ref measured alongside, e.g. aa2080e")
-    parser.add_argument("--trials", type=int, default=5)
-    args = parser.parse_args(argv)
-    trees = {"this": REPO}
-    with tempfile.TemporaryDirectory(prefix="zh-frontend-") as tmp, contextlib.ExitStack() as stack:
-        if args.baseline:
-            trees["baseline"] = stack.enter_context(worktree(args.baseline, Path(tmp) / "baseline"))
-        load = os.getloadavg()
-        runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-        for _ in range(args.trials):
-            for name, tree in trees.items():  # alternated
-                runs[name].append(trial(tree))
-    print(f"{cpu_model()}, {os.cpu_count()} CPUs, load {load} -> {os.getloadavg()}, {args.trials} trials")
-    for name, results in runs.items():
-        medians = {key: round(statistics.median(r[key] for r in results), 3) for key in results[0]}
-        print(f"{name:9} " + "  ".join(f"{key} {value}" for key, value in medians.items()))
+    compare(trial, __doc__, argv)
 
 
 if __name__ == "__main__":

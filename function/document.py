@@ -87,6 +87,8 @@ class Document:
     language: str | None = None
     # (name, sha256 of its file) of each lexicon applied: part of the audio key.
     lexicons: tuple[tuple[str, str], ...] = field(default=())
+    # The request field it came from ("ssml", or "text" with text_type "ssml"): errors name it.
+    source: str = "ssml"
 
     @property
     def utterances(self) -> list[Utterance]:
@@ -127,4 +129,4 @@ def _keyed(item: Item) -> dict[str, object]:
 
 def plain(text: str) -> Document:
     """A plain text as a document of one utterance (what lexicons are applied to)."""
-    return Document((Utterance((Segment(text, 0, len(text)),)),))
+    return Document((Utterance((Segment(text, 0, len(text)),)),), source="text")

@@ -18,6 +18,7 @@ from function.sayas import read_out
 
 def prepare(engine: Engine, document: Document, voice: Voice, speed: float) -> Document:
     low, high = engine.speed_range
+    source = document.source
 
     def checked(utterance: Utterance) -> Utterance:
         if utterance.rate != 1.0 and not low <= speed * utterance.rate <= high:
@@ -27,24 +28,29 @@ def prepare(engine: Engine, document: Document, voice: Voice, speed: float) -> D
                 utterance.start,
                 f"rate {utterance.rate:g} at speed {speed:g} is {speed * utterance.rate:g}, outside "
                 f"{engine.name}'s {low:g}-{high:g}",
+                source,
             )
         if utterance.lang is not None and not voice.reads(base_language(utterance.lang)):
             raise refusal(
-                engine, "lang", utterance.start, f"voice {voice.id!r} does not read {utterance.lang!r}"
+                engine,
+                "lang",
+                utterance.start,
+                f"voice {voice.id!r} does not read {utterance.lang!r}",
+                source,
             )
         language = base_language(utterance.lang or voice.language)
-        segments = tuple(segment_for(engine, voice, s, language) for s in utterance.segments)
+        segments = tuple(segment_for(engine, voice, s, language, source) for s in utterance.segments)
         return replace(utterance, segments=segments)
 
     return document.with_utterances(checked)
 
 
-def segment_for(engine: Engine, voice: Voice, segment: Segment, language: str) -> Segment:
+def segment_for(engine: Engine, voice: Voice, segment: Segment, language: str, source: str) -> Segment:
     if segment.say_as is not None:
         try:
             text = read_out(segment.text, segment.say_as, segment.say_as_format, language)
         except ValueError as exc:
-            raise refusal(engine, "say-as", segment.start, str(exc)) from None
+            raise refusal(engine, "say-as", segment.start, str(exc), source) from None
         return replace(segment, text=text, say_as=None, say_as_format=None)
     phoneme = segment.phoneme
     if phoneme is None:
@@ -59,14 +65,14 @@ def segment_for(engine: Engine, voice: Voice, segment: Segment, language: str) -
         return segment
     if segment.source.startswith("lexicon:"):
         return replace(segment, phoneme=None)
-    raise refusal(engine, "phoneme", segment.start, problem)
+    raise refusal(engine, "phoneme", segment.start, problem, source)
 
 
-def refusal(engine: Engine, element: str, offset: int, problem: str) -> ApiError:
+def refusal(engine: Engine, element: str, offset: int, problem: str, field: str) -> ApiError:
     return ApiError(
         400,
         "unsupported_ssml",
         f"engine {engine.name} cannot honour <{element}> at offset {offset}: {problem}",
-        field="ssml",
+        field=field,
         extra={"engine": engine.name, "element": element, "offset": offset},
     )

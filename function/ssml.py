@@ -122,7 +122,7 @@ class _Builder(xml.sax.handler.ContentHandler):
         self._language: str | None = None
 
     def document(self) -> Document:
-        return Document(tuple(self._items), self._language)
+        return Document(tuple(self._items), self._language, source=self._field)
 
     # -- positions and errors ---------------------------------------------------------------------
 

@@ -220,7 +220,9 @@ def test_any_string_parses_or_is_a_400(source: str) -> None:
         assert isinstance(document.text, str)
 
 
-_WORDS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=40)
+_WORDS = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Cn")), min_size=1, max_size=40
+).filter(str.strip)
 
 
 @settings(max_examples=200, deadline=None)

@@ -152,10 +152,15 @@ def plan(
     caller has resolved it already (events name their output after it)."""
     document = read_document(request, settings, max_chars=max_chars, max_bytes=settings.ssml_max_bytes)
     text = normalize_text(request.text if document is None else document.text)
+    named, has, markup = "text", "has", ""
+    if document is not None:  # SSML's limits count what it speaks; its markup has a limit of its own
+        named, has = document.source, "speaks"
+        markup = f" (and the markup's own limit is {settings.ssml_max_bytes} bytes)"
     if not text:
-        raise bad_field("text", "is empty", code="empty_text")
+        raise bad_field(named, "is empty" if document is None else "speaks nothing", code="empty_text")
     if len(text) > max_chars:
-        raise bad_field("text", f"has {len(text)} characters; the limit is {max_chars}", code="text_too_long")
+        limit = f"{has} {len(text)} characters; the limit is {max_chars}{markup}"
+        raise bad_field(named, limit, code="text_too_long")
     language = request.language or (document.language if document else None)
     chosen = route(engines, text, request.voice, language, settings.default_voice)
     engine, voice = chosen.engine, chosen.voice
@@ -178,8 +183,10 @@ def plan(
     spoken = request.text if engine.takes_raw_text and document is None else text
     if document is not None:
         document = engine.prepared(document, voice, speed)
-    made = Plan(spoken, engine, voice, speed, fmt, "", document=document)
-    return replace(made, audio_key=audio_key(engine, voice, made.key_text, speed, fmt))
+    key_text = spoken if document is None else document.key()  # Plan.key_text, before the Plan
+    return Plan(
+        spoken, engine, voice, speed, fmt, audio_key(engine, voice, key_text, speed, fmt), document=document
+    )
 
 
 def resolve_format(name: str, field_name: str) -> AudioFormat:

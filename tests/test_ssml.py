@@ -77,6 +77,22 @@ def test_markup_limit_names_both_limits() -> None:
     assert "1024 bytes" in caught.value.message and "300-character" in caught.value.message
 
 
+def test_the_characters_spoken_count_against_the_character_limit() -> None:
+    with pytest.raises(ApiError) as caught:
+        pipeline.plan(
+            SynthesizeRequest(ssml=f'<speak><sub alias="{"word " * 30}">x</sub></speak>'),
+            Engines(Settings()),
+            Settings(),
+            max_chars=100,
+            timeout_s=300,
+        )
+    assert caught.value.code == "text_too_long" and caught.value.field == "ssml"
+    assert (
+        "speaks 149 characters; the limit is 100" in caught.value.message
+        and "65536 bytes" in caught.value.message
+    )
+
+
 def test_elements_become_utterances_breaks_and_offsets_into_the_source() -> None:
     source = (
         '<speak xml:lang="zh-CN">我住在<phoneme alphabet="pinyin" ph="chóng qìng">重庆</phoneme>。'

@@ -17,10 +17,10 @@ def read_document(
     request: SynthesizeRequest, settings: Settings, *, max_chars: int, max_bytes: int
 ) -> Document | None:
     """The document ``request`` asks to be spoken, None when it is plain text as it stands."""
+    names = settings.lexicons if request.lexicons is None else request.lexicons
+    if request.ssml is None and request.text_type == "text" and not names:
+        return None  # plain text: the common case, decided in three comparisons
     markup = request.markup()
-    names = list(settings.lexicons) if request.lexicons is None else request.lexicons
-    if markup is None and not names:
-        return None
     from function import document, lexicons
 
     if markup is not None:

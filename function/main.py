@@ -19,7 +19,7 @@ import functions_framework
 from flask import Request, Response
 from werkzeug.exceptions import NotFound
 
-from function import auth, events, jobs, openapi, pipeline, streaming, web
+from function import auth, events, jobs, openapi, page, pipeline, streaming, web
 from function.config import HEALTH_ROUTE, get_settings
 from function.errors import renamed_fields
 from function.logs import configure
@@ -139,10 +139,15 @@ ROUTES: dict[tuple[str, str], web.Handler] = {
     ("GET", "/health"): health_route,
     ("GET", "/openapi.json"): openapi_route,
 }
+# GET /, the page's files and the stored audio it fetches: unless the deployment turns the page off.
+ROUTES.update(page.routes(settings, store))
 
 
-# Health stays open (probes carry no key); every other route needs a key when keys are configured.
+# Health stays open (probes carry no key), and the page's files (its API calls send the key the
+# user types); every other route needs a key when keys are configured.
 open_paths = {path for (_, path), handler in ROUTES.items() if handler is health_route}
+if settings.page:
+    open_paths |= page.OPEN_PATHS
 guard = auth.guard(keys, settings.api_key_bearer, open_paths)
 
 

@@ -34,6 +34,23 @@ ERROR = {
     },
 }
 
+# One speech mark (function.marks; docs: README "Speech marks").
+MARK = {
+    "type": "object",
+    "required": ["type", "start_s", "end_s", "start_sample", "end_sample", "start", "end", "value"],
+    "properties": {
+        "type": {"enum": ["sentence", "word"]},
+        "start_s": {"type": "number", "minimum": 0},
+        "end_s": {"type": "number", "minimum": 0},
+        "start_sample": {"type": "integer", "minimum": 0},
+        "end_sample": {"type": "integer", "minimum": 0},
+        "start": {"type": "integer", "minimum": 0},
+        "end": {"type": "integer", "minimum": 0},
+        "value": {"type": "string"},
+    },
+}
+MARKS_URIS = {"marks_uri": {"type": "string"}, "subtitles_uri": {"type": ["string", "null"]}}
+
 RESULT = {
     "type": "object",
     "required": ["uri", "object", "format", "sample_rate", "duration_s", "voice", "engine", "cached", "url"],
@@ -52,6 +69,8 @@ RESULT = {
         "model_version": {"type": "string"},
         "cached": {"type": "boolean"},
         "cold_start": {"type": "boolean"},
+        "marks": {"type": "array", "items": MARK},
+        **MARKS_URIS,
     },
 }
 
@@ -84,6 +103,7 @@ JOB = {
         "uri": {"type": "string"},
         "manifest": {"type": "string"},
         "status_url": {"type": "string"},
+        **MARKS_URIS,
     },
 }
 
@@ -230,6 +250,45 @@ def document(settings: Settings) -> dict[str, Any]:
                     "responses": {"200": _json("OpenAPI 3.1", {"type": "object"})},
                 }
             },
+            **(_page_paths() if settings.page else {}),
         },
         "components": {"schemas": schemas},
+    }
+
+
+def _page_paths() -> dict[str, Any]:
+    """The stored audio the page fetches (``function.page.stored``), behind the same keys: the
+    page's own files are not API and are left out."""
+    stored = {kind: AUDIO for kind in AUDIO_TYPES} | {"application/json": {"schema": {"type": "object"}}}
+    return {
+        "/audio/{name}": {
+            "get": {
+                "summary": "Stored audio by its content address (the object a synthesis named), or "
+                "the speech marks stored beside it",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "the stored object", "content": stored},
+                    "400": _error("not a content address"),
+                    "404": _error("no such object"),
+                },
+            }
+        },
+        "/jobs/{job_id}/audio": {
+            "get": {
+                "summary": "A finished job's audio, for the key that submitted it",
+                "parameters": [
+                    {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the job's audio",
+                        "content": {kind: AUDIO for kind in AUDIO_TYPES},
+                    },
+                    "404": _error("no such job"),
+                    "409": _error("the job has not succeeded"),
+                },
+            }
+        },
     }

@@ -10,10 +10,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
-from function import audio
+from function import audio, marks, subtitles
 from function.audio import FORMATS, UNSUPPORTED, AudioFormat
 from function.config import Settings
 from function.document import Document
@@ -55,11 +56,21 @@ class Plan:
     scope: str = ""
     # SSML or lexicons: what is spoken, element by element (``text`` is what it says, in characters).
     document: Document | None = None
+    # Speech marks and subtitles asked for (not part of the audio key: they are stored beside the
+    # audio), and the caller's text their offsets count in.
+    marks: tuple[str, ...] = ()
+    subtitles: str | None = None
+    source: str = ""
 
     @property
     def key_text(self) -> str:
         """What the audio key hashes for the text: the text, or the document's own key."""
         return self.text if self.document is None else self.document.key()
+
+    @property
+    def marked(self) -> bool:
+        """Whether the request wants marks or subtitles: then they are made and stored with the audio."""
+        return bool(self.marks or self.subtitles)
 
     @property
     def object_name(self) -> str:
@@ -83,6 +94,17 @@ class Plan:
         """What a log line says about the request before its audio exists: never the text."""
         return self.described() | {"chars": len(self.text)}
 
+    def headers(self, cold_start: bool) -> dict[str, str]:
+        """What an audio response says about how it is made, streamed or not (the page shows it):
+        the engine and voice routing chose, the characters spoken, whether it loaded the model.
+        The voice id is percent-encoded UTF-8: a header is Latin-1, and CosyVoice's ids are Chinese."""
+        return {
+            "X-Audio-Engine": self.engine.name,
+            "X-Audio-Voice": quote(self.voice.id, safe=""),
+            "X-Audio-Chars": str(len(self.text)),
+            "X-Audio-Cold-Start": str(cold_start).lower(),
+        }
+
 
 @dataclass(frozen=True)
 class Result:
@@ -95,6 +117,7 @@ class Result:
     duration_s: float
     timings: dict[str, float] = field(default_factory=dict)
     audio: bytes | None = None
+    marks: marks.Marked | None = None
 
     def _fields(self) -> dict[str, Any]:
         """What every entry point says about the audio: where, what, how, and the timings."""
@@ -108,14 +131,22 @@ class Result:
             "cached": self.cached,
             "cold_start": "load_ms" in self.timings,
         }
-        return fields | self._rounded_timings()
+        return fields | self._marks_fields() | self._rounded_timings()
+
+    def _marks_fields(self) -> dict[str, Any]:
+        if self.marks is None:
+            return {}
+        return {"marks_uri": self.marks.uri, "subtitles_uri": self.marks.subtitles_uri}
 
     def _rounded_timings(self) -> dict[str, float]:
         return rounded(self.timings)
 
     def response_body(self, url: str | None) -> dict[str, Any]:
         """The JSON response (HTTP), with ``url``: a signed URL of the audio when the store gives one."""
-        return self._fields() | {"url": url}
+        body = self._fields() | {"url": url}
+        if self.marks is not None and self.plan.marks:
+            body["marks"] = marks.shown(self.marks.doc["marks"], self.plan.marks)
+        return body
 
     def headers(self) -> dict[str, str]:
         """An audio response's headers: where the audio is stored and what it is."""
@@ -124,7 +155,17 @@ class Result:
             "X-Audio-Cached": str(self.cached).lower(),
             "X-Audio-Duration-S": str(self.duration_s),
             "X-Audio-Sample-Rate": str(self.sample_rate),
-        }
+            **self.plan.headers("load_ms" in self.timings),
+        } | self.marks_headers()
+
+    def marks_headers(self) -> dict[str, str]:
+        """Where the marks and subtitles are stored, when the request asked for them."""
+        if self.marks is None:
+            return {}
+        headers = {"X-Marks-Uri": self.marks.uri}
+        if self.marks.subtitles_uri is not None:
+            headers["X-Subtitles-Uri"] = self.marks.subtitles_uri
+        return headers
 
     def log_fields(self) -> dict[str, Any]:
         """The request's log line: the fields less the MIME type, and the characters (never the text)."""
@@ -184,9 +225,21 @@ def plan(
     if document is not None:
         document = engine.prepared(document, voice, speed)
     key_text = spoken if document is None else document.key()  # Plan.key_text, before the Plan
-    return Plan(
+    planned = Plan(
         spoken, engine, voice, speed, fmt, audio_key(engine, voice, key_text, speed, fmt), document=document
     )
+    if request.marks is None and request.subtitles is None:
+        return planned
+    kinds = tuple(kind for kind in marks.KINDS if kind in (request.marks or ()))
+    if "word" in kinds and not engine.times_words():
+        raise bad_field(
+            "marks",
+            f"word marks are not available from engine {engine.name} (sentence marks are)",
+            code="unsupported_marks",
+        )
+    # An SSML document's pieces carry their own offsets into the markup (the marks' source).
+    source = request.ssml if request.ssml is not None else request.text
+    return replace(planned, marks=kinds, subtitles=request.subtitles, source=source)
 
 
 def resolve_format(name: str, field_name: str) -> AudioFormat:
@@ -257,17 +310,48 @@ def execute(
     timings: dict[str, float] = {}
     existing = lookup(store, target, timings)
     if existing is not None:
-        return from_store(plan, existing, store, timings, want_audio)
+        result = from_store(plan, existing, store, timings, want_audio)
+        if not plan.marked:
+            return result
+        doc = marks.read_marks(store, target)
+        if doc is None:  # the audio was stored without marks: spoken again for them (same samples)
+            recorder = marks.Recorder()
+            spoken(plan, settings, timings, recorder)
+            doc = marks.from_recorder(recorder, plan.source, plan.engine)
+        return with_marks(result, doc, store)
 
-    prepare(plan.engine, timings)
-    started = time.perf_counter()
-    samples = synthesize(plan, settings.sentence_pause_ms)
-    timings["synthesis_ms"] = elapsed_ms(started)
-
+    recorder = marks.Recorder() if plan.marked else None
+    samples = spoken(plan, settings, timings, recorder)
     started = time.perf_counter()
     data, rate = audio.encode(samples, plan.engine.sample_rate, plan.format)
     timings["encode_ms"] = elapsed_ms(started)
-    return save(plan, store, target, Encoded(data, rate, len(samples)), timings, want_audio)
+    result = save(plan, store, target, Encoded(data, rate, len(samples)), timings, want_audio)
+    if recorder is None:
+        return result
+    return with_marks(result, marks.from_recorder(recorder, plan.source, plan.engine), store)
+
+
+def spoken(
+    plan: Plan, settings: Settings, timings: dict[str, float], recorder: marks.Recorder | None
+) -> np.ndarray:
+    """The plan's samples, the model loaded first if need be (``load_ms``, ``synthesis_ms``)."""
+    prepare(plan.engine, timings)
+    started = time.perf_counter()
+    samples = synthesize(plan, settings.sentence_pause_ms, recorder)
+    timings["synthesis_ms"] = elapsed_ms(started)
+    return samples
+
+
+def with_marks(result: Result, doc: dict[str, Any], store: ObjectStore) -> Result:
+    """``result`` with its marks (``doc``) and the subtitles asked for, each stored write-once
+    beside the audio (already there when a cache hit or another instance stored them)."""
+    plan, name = result.plan, result.stored.name
+    metadata = {AUDIO_KEY_METADATA: plan.audio_key}
+    stored = marks.write_marks(store, name, doc, metadata)
+    cues = None
+    if plan.subtitles is not None:
+        cues = subtitles.write(store, name, doc, plan.subtitles, metadata).uri
+    return replace(result, marks=marks.Marked(doc, stored.uri, cues))
 
 
 @dataclass(frozen=True)
@@ -344,9 +428,13 @@ def load(engine: Engine) -> float | None:
     return load_ms
 
 
-def synthesize(plan: Plan, pause_ms: int) -> np.ndarray:
-    """The whole text as the engine speaks it; never empty or silent (nothing is stored if it is)."""
-    return audible(plan, list(spoken_chunks(plan, pause_ms / 1000, streamed=False)))
+def synthesize(plan: Plan, pause_ms: int, recorder: marks.Recorder | None = None) -> np.ndarray:
+    """The whole text as the engine speaks it; never empty or silent (nothing is stored if it is).
+    ``recorder`` hears where each piece and word falls (speech marks)."""
+    if recorder is None:
+        return audible(plan, list(spoken_chunks(plan, pause_ms / 1000, streamed=False)))
+    with plan.engine.listening(recorder):
+        return audible(plan, list(spoken_chunks(plan, pause_ms / 1000, streamed=False)))
 
 
 def spoken_chunks(plan: Plan, pause_s: float, *, streamed: bool) -> Iterator[np.ndarray]:

@@ -33,6 +33,10 @@ class Body(BaseModel):
         return value
 
 
+MarkKind = Literal["sentence", "word"]
+SubtitleFormat = Literal["vtt", "srt"]
+
+
 class SynthesizeRequest(Body):
     """POST /synthesize, and the data of a Pub/Sub synthesis message."""
 
@@ -54,6 +58,10 @@ class SynthesizeRequest(Body):
     speed: float = Field(default=1.0, strict=True, allow_inf_nan=False)
     format: str = "wav"
     language: str | None = Field(default=None, min_length=1)
+    # Speech marks (function.marks): when each sentence / word is said, stored beside the audio.
+    marks: list[MarkKind] | None = Field(default=None, min_length=1, max_length=2)
+    # Subtitles made from the sentence marks (function.subtitles), stored beside the audio.
+    subtitles: SubtitleFormat | None = None
 
     @model_validator(mode="before")
     @classmethod

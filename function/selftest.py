@@ -21,7 +21,7 @@ from function.schema import SynthesizeRequest
 
 SENTENCES = {
     "en": "This voice was checked when the image was built.",
-    "zh": "这个声音在构建镜像时检查过。",
+    "zh": "这个声音在构建镜像时检查过3次。",
     "yue": "呢把聲喺建立映像嗰陣檢查過。",
     "ja": "この声はイメージを作るときに確認されました。",
     "ko": "이 목소리는 이미지를 만들 때 확인되었습니다.",

@@ -17,12 +17,12 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
-from function import audio, frame, pipeline
+from function import audio, frame, marks, pipeline, subtitles
 from function.config import Settings
 from function.pipeline import Encoded, Plan, Result
 from function.schema import StreamFormat
@@ -34,6 +34,8 @@ SSE_CONTENT_TYPE = "text/event-stream"
 
 # How a stream ended, for its log line: the fields, and a failure after the first byte.
 StreamEnd = Callable[[Mapping[str, Any], frame.Failure | None], None]
+# What a stream's source yields: audio bytes, or a speech mark (an SSE event; raw audio skips it).
+Sent = bytes | dict[str, Any]
 
 
 class AudioStream:
@@ -52,7 +54,7 @@ class AudioStream:
         self.failure: frame.Failure | None = None
         self.content_type = SSE_CONTENT_TYPE if mode == "sse" else plan.format.content_type
         self.headers: dict[str, str] = {}
-        self._source: Iterator[bytes] = iter(())
+        self._source: Iterator[Sent] = iter(())
         self._reference = ""
         self._end: StreamEnd | None = None
         self._over = False
@@ -68,7 +70,7 @@ class AudioStream:
             self.disconnected = True
             self._finish()
 
-    def begin(self, source: Iterator[bytes], headers: dict[str, str]) -> None:
+    def begin(self, source: Iterator[Sent], headers: dict[str, str]) -> None:
         """What the stream sends, and the response headers that say what it is."""
         self._source, self.headers = source, headers
 
@@ -98,6 +100,10 @@ class AudioStream:
     def _run(self) -> Iterator[bytes]:
         try:
             for data in self._source:
+                if isinstance(data, dict):  # a speech mark: an event of its own, SSE only
+                    if self.mode == "sse":
+                        yield _event({"type": "speech.mark", "mark": data})
+                    continue
                 if self.ttfb_ms is None:
                     self.ttfb_ms = round(pipeline.elapsed_ms(self.started), 1)
                 self.chunks += 1
@@ -137,8 +143,13 @@ def open_stream(
     stream.plan, existing = _find(plan, store, stream.timings)
     plan = stream.plan
     if existing is not None:
-        stream.result = pipeline.from_store(plan, existing, store, stream.timings, want_audio=True)
-        stream.begin(_stored(stream.result.audio or b""), stream.result.headers())
+        if plan.marked:  # the stored marks, or (audio stored without them) marks made for it
+            stream.result = pipeline.execute(plan, store, settings, want_audio=True)
+        else:
+            stream.result = pipeline.from_store(plan, existing, store, stream.timings, want_audio=True)
+        result = stream.result
+        sent = marks.shown(result.marks.doc["marks"], plan.marks) if result.marks is not None else []
+        stream.begin(_chain(*sent, _stored(result.audio or b"")), result.headers())
         return stream
     pipeline.prepare(plan.engine, stream.timings)
     source = _synthesized(stream, store, settings, client_gone)
@@ -146,6 +157,11 @@ def open_stream(
     rate = audio.output_rate(plan.format, plan.engine.sample_rate)
     uri = store.uri(plan.object_name)
     headers = {"X-Audio-Uri": uri, "X-Audio-Cached": "false", "X-Audio-Sample-Rate": str(rate)}
+    headers |= plan.headers("load_ms" in stream.timings)
+    if plan.marked:  # where they will be once the audio is stored
+        headers["X-Marks-Uri"] = store.uri(marks.marks_name(plan.object_name))
+        if plan.subtitles is not None:
+            headers["X-Subtitles-Uri"] = store.uri(subtitles.subtitles_name(plan.object_name, plan.subtitles))
     stream.begin(_chain(first, source), headers)
     return stream
 
@@ -163,9 +179,32 @@ def _find(plan: Plan, store: ObjectStore, timings: dict[str, float]) -> tuple[Pl
 
 def _synthesized(
     stream: AudioStream, store: ObjectStore, settings: Settings, client_gone: Callable[[], bool]
-) -> Iterator[bytes]:
-    """Encode and yield each chunk as the engine speaks it (a piece, a pause, or part of a piece);
-    store the complete file at the end."""
+) -> Iterator[Sent]:
+    """Encode and yield each chunk as the engine speaks it (a piece, a pause, or part of a piece),
+    and the marks of each piece once it is spoken, when the plan asks for them; store the complete
+    file (and its marks) at the end."""
+    plan = stream.plan
+    if not plan.marked:
+        tail = yield from _spoken(stream, store, settings, client_gone, None)
+    else:
+        recorder, marker = marks.Recorder(), marks.Marker(plan.source, plan.engine.sample_rate)
+        with plan.engine.listening(recorder):
+            tail = yield from _spoken(stream, store, settings, client_gone, (recorder, marker))
+        if stream.result is not None:  # stored before the last bytes go out, as the audio is
+            doc = marker.document(plan.engine.name, recorder.samples)
+            stream.result = pipeline.with_marks(stream.result, doc, store)
+    if tail:
+        yield tail
+
+
+def _spoken(
+    stream: AudioStream,
+    store: ObjectStore,
+    settings: Settings,
+    client_gone: Callable[[], bool],
+    marking: tuple[marks.Recorder, marks.Marker] | None,
+) -> Generator[Sent, None, bytes]:
+    """``_synthesized``'s work; returns the encoder's last bytes, once the audio is stored."""
     plan, timings = stream.plan, stream.timings
     engine = plan.engine
     encoder = audio.Encoder(engine.sample_rate, plan.format)
@@ -174,10 +213,13 @@ def _synthesized(
     while True:
         if chunks and client_gone():
             stream.disconnected = True  # stop before the next chunk; nothing is stored
-            return
+            return b""
         started = time.perf_counter()
         chunk = next(pieces, None)
         _add(timings, "synthesis_ms", started)
+        if marking is not None:  # the pieces this chunk (or the end) completed
+            recorder, marker = marking
+            yield from marks.shown(marker.add(recorder.flush(final=chunk is None)), plan.marks)
         if chunk is None:
             break
         chunks.append(chunk)
@@ -192,8 +234,7 @@ def _synthesized(
     _add(timings, "encode_ms", started)
     encoded = Encoded(encoder.file, encoder.rate, len(samples))
     stream.result = pipeline.save(plan, store, plan.object_name, encoded, timings, want_audio=False)
-    if tail:
-        yield tail
+    return tail
 
 
 def _stored(data: bytes) -> Iterator[bytes]:
@@ -201,10 +242,14 @@ def _stored(data: bytes) -> Iterator[bytes]:
         yield data[start : start + STORED_CHUNK_BYTES]
 
 
-def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from rest
+def _chain(*sent: Sent | Iterator[Sent]) -> Iterator[Sent]:
+    """What a stream sends: single items (empty audio left out) and iterators, in order."""
+    for item in sent:
+        if isinstance(item, bytes | dict):
+            if item:
+                yield item
+        else:
+            yield from item
 
 
 def _delta(data: bytes) -> bytes:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from loadtest.revisions import REPO, compare, in_tree
+from loadtest.revisions import REPO, compare, run_in
 
 LEXICONS = REPO / "tests" / "data" / "lexicons"
 PLAIN = "The quick brown fox jumps over the lazy dog, and Siobhan met the W3C at 4 pm."
@@ -87,7 +87,7 @@ print(json.dumps(out))
 def trial(name: str, tree: Path) -> dict[str, float]:
     """The baseline's plain path, or this checkout's plain and SSML paths."""
     mode = "plain" if name == "baseline" else "ssml"
-    return in_tree(tree, TRIAL, mode, str(LEXICONS), PLAIN, SSML)
+    return run_in(tree, TRIAL, mode, str(LEXICONS), PLAIN, SSML)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from loadtest.revisions import REPO, compare, in_tree
+from loadtest.revisions import REPO, compare, run_in
 
 DATA = REPO / "tests" / "kokoro" / "data"
 KOKORO_DIR = REPO / "models" / "kokoro-82m"
@@ -43,7 +43,7 @@ print(json.dumps({"import_s": imported - start, "build_s": built - imported, "te
 
 
 def trial(_: str, tree: Path) -> dict[str, float]:
-    return in_tree(tree, TRIAL, str(KOKORO_DIR), str(DATA))
+    return run_in(tree, TRIAL, str(KOKORO_DIR), str(DATA))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -9,11 +9,14 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
+from pathlib import Path
 
 import requests
 
 from function.config import HEALTH_ROUTE
 from function.local import REPO, free_port
+from loadtest.processes import Measured
 
 BUILD = REPO / "tests" / "image" / "build.sh"  # the build recipe lives beside the tests that run it
 # Written by base.sh: runc, cgroupfs and the ulimits this machine allows.
@@ -42,7 +45,17 @@ def build(engines: str = "hibari,kokoro", *options: str) -> str:
 class Container:
     """One instance of the image: `podman run` as Cloud Run would start it."""
 
-    def __init__(self, image: str, target: str = "synthesize", **env: str) -> None:
+    def __init__(
+        self,
+        image: str,
+        target: str = "synthesize",
+        *,
+        cpus: float | None = None,
+        volumes: Sequence[str] = (),
+        **env: str,
+    ) -> None:
+        """``cpus``: the CPU time the container may use (``--cpus``: a CFS quota, as Cloud Run's
+        vCPU limit), unlimited when None; ``volumes``: ``host:container`` bind mounts."""
         self.target = target
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -54,6 +67,8 @@ class Container:
             # Cloud Run's file system for the code: read-only, /tmp the one writable place. Only
             # /tmp: podman would otherwise mount tmpfs on /run and /var/tmp as well.
             "--read-only", "--read-only-tmpfs=false", "--tmpfs=/tmp:rw,mode=1777,size=512m",
+            *([f"--cpus={cpus}"] if cpus else []),
+            *(f"--volume={volume}" for volume in volumes),
             *(f"--env={key}={value}" for key, value in settings.items()),
             image,
         )  # fmt: skip
@@ -91,3 +106,34 @@ class Container:
 
     def remove(self) -> None:
         podman("rm", "--force", "--time=0", self.name, check=False)
+
+    def host_pid(self) -> int | None:
+        """The host PID of the container's first process, None once it has stopped."""
+        done = podman("inspect", "--format={{.State.Pid}}", self.name, check=False)
+        pid = int(done.stdout.strip() or 0) if done.returncode == 0 else 0
+        return pid or None
+
+
+class ContainerGroup(Measured):
+    """Containers a load test starts (``loadtest.deployments.start_container_fleet``), read and
+    stopped like its processes: their processes are the host's, seen through the container's PID."""
+
+    def __init__(self, log_dir: Path) -> None:
+        super().__init__()
+        self.log_dir = log_dir
+        self.containers: list[Container] = []
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, image: str, cpus: float | None, volumes: Sequence[str], **env: str) -> Container:
+        container = Container(image, cpus=cpus, volumes=volumes, **env)
+        self.containers.append(container)
+        return container
+
+    def root_pids(self) -> list[int]:
+        return [pid for container in self.containers if (pid := container.host_pid())]
+
+    def stop(self) -> None:
+        self.tree()  # remember the processes, so alive() can tell that they are gone
+        for container in self.containers:
+            (self.log_dir / f"{container.name}.log").write_text(container.logs())
+            container.remove()

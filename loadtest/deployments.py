@@ -3,6 +3,8 @@
 fleet:    N functions-framework processes (one worker, one thread: one request at a time, as
           Cloud Run with concurrency=1) behind HAProxy, ``maxconn 1`` per instance, a bounded
           queue and a queue timeout like Cloud Run's pending-request queue.
+container-fleet: the same with containers of the production image (``--cpus`` each, as Cloud Run
+          limits an instance's vCPU) as the instances.
 baseline: one process, FastAPI + uvicorn, requests handed to a thread pool (``loadtest.baseline``),
           its queue unbounded as in the guide; bounded-pool: the same with the fleet's bounded
           queue and queue timeout.
@@ -21,7 +23,8 @@ from pathlib import Path
 from types import TracebackType
 
 from function.local import ONE_AT_A_TIME, free_port, health_url, serve_command, wait_healthy
-from loadtest.processes import ProcessGroup, require
+from loadtest.containers import ContainerGroup
+from loadtest.processes import Measured, ProcessGroup, require
 
 HAPROXY_HINT = "install it with: apt-get update && apt-get install -y haproxy"
 
@@ -30,11 +33,11 @@ HAPROXY_HINT = "install it with: apt-get update && apt-get install -y haproxy"
 class Deployment:
     name: str
     url: str
-    servers: ProcessGroup
+    servers: Measured
     proxy: ProcessGroup | None = None
     instance_urls: list[str] = field(default_factory=list)
 
-    def groups(self) -> list[ProcessGroup]:
+    def groups(self) -> list[Measured]:
         return [self.servers] + ([self.proxy] if self.proxy else [])
 
     def alive(self) -> list[int]:
@@ -174,18 +177,64 @@ def start_fleet(
             wait_healthy(health_url(url), process, log=log)
             warm(url)
         deployment.instance_urls = [url for url, _, _ in started]
-        port = free_port()
-        config = log_dir / "fleet" / "haproxy.cfg"
-        config.write_text(
-            haproxy_config(port, deployment.instance_urls, max_queue, queue_timeout_s, per_caller)
-        )
-        process, log = proxy.start("haproxy", [haproxy, "-db", "-f", str(config)])
-        deployment.url = f"http://127.0.0.1:{port}"
-        wait_healthy(health_url(deployment.url), process, log=log)
+        front(deployment, proxy, haproxy, max_queue, queue_timeout_s, per_caller)
     except BaseException:
         deployment.stop()
         raise
     return deployment
+
+
+def start_container_fleet(
+    instances: int,
+    image: str,
+    output_dir: Path,
+    log_dir: Path,
+    cpus_per_instance: float,
+    max_queue: int,
+    queue_timeout_s: float,
+    engine_threads: int = 1,
+) -> Deployment:
+    """The fleet as containers of the production image (``loadtest.containers``), each limited to
+    ``cpus_per_instance`` of CPU time as Cloud Run limits an instance's vCPU, behind the same
+    HAProxy. They share ``output_dir`` (mounted as their bucket) like the process fleet; the image
+    brings its own engines and models (the caller's TTS_* settings do not reach it)."""
+    haproxy = require("haproxy", HAPROXY_HINT)
+    servers = ContainerGroup(log_dir / "container-fleet")
+    proxy = ProcessGroup(log_dir / "container-fleet")
+    deployment = Deployment("container-fleet", "", servers, proxy)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        output_dir.chmod(0o777)  # the image's runtime user (not root) writes the audio
+        env = {**engine_env(Path("/audio"), engine_threads), "PYTHONUNBUFFERED": "1"}
+        started = [
+            servers.start(image, cpus_per_instance, [f"{output_dir}:/audio"], **env) for _ in range(instances)
+        ]
+        for container in started:
+            container.wait_healthy(timeout_s=300)
+            warm(container.url)
+        deployment.instance_urls = [container.url for container in started]
+        front(deployment, proxy, haproxy, max_queue, queue_timeout_s)
+    except BaseException:
+        deployment.stop()
+        raise
+    return deployment
+
+
+def front(
+    deployment: Deployment,
+    proxy: ProcessGroup,
+    haproxy: str,
+    max_queue: int,
+    queue_timeout_s: float,
+    per_caller: RateLimit | None = None,
+) -> None:
+    """HAProxy in front of the deployment's instances (``haproxy_config``), healthy: its URL."""
+    port = free_port()
+    config = proxy.log_dir / "haproxy.cfg"
+    config.write_text(haproxy_config(port, deployment.instance_urls, max_queue, queue_timeout_s, per_caller))
+    process, log = proxy.start("haproxy", [haproxy, "-db", "-f", str(config)])
+    deployment.url = f"http://127.0.0.1:{port}"
+    wait_healthy(health_url(deployment.url), process, log=log)
 
 
 def start_baseline(

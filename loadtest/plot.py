@@ -7,7 +7,13 @@ from pathlib import Path
 
 from loadtest.stats import Step
 
-COLOURS = {"fleet": "tab:blue", "baseline": "tab:red", "bounded-pool": "tab:orange", "target": "tab:green"}
+COLOURS = {
+    "fleet": "tab:blue",
+    "container-fleet": "tab:purple",
+    "baseline": "tab:red",
+    "bounded-pool": "tab:orange",
+    "target": "tab:green",
+}
 # Each percentile its own line style and marker, so p95 and p99 stay apart in the legend and in print.
 PERCENTILES = (("p50_ms", ":", "o"), ("p95_ms", "-", "s"), ("p99_ms", "--", "^"))
 

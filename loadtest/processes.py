@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -21,40 +22,28 @@ def require(program: str, install_hint: str) -> str:
     return path
 
 
-class ProcessGroup:
-    """Starts processes and stops every one of them on exit, also on Ctrl-C, SIGTERM and errors."""
+class Measured(ABC):
+    """Servers a load test started, whatever started them (processes here, containers in
+    ``loadtest.containers``): what it reads of them (CPU time, peak memory, which processes are
+    still alive) and how it stops them."""
 
-    def __init__(self, log_dir: Path, cpus: Sequence[int] | None = None) -> None:
-        self.log_dir = log_dir
-        self.cpus = set(cpus) if cpus else None
-        self.processes: list[subprocess.Popen] = []
+    def __init__(self) -> None:
         self.seen_pids: set[int] = set()
-        log_dir.mkdir(parents=True, exist_ok=True)
 
-    def start(
-        self, name: str, args: Sequence[str], env: dict[str, str] | None = None
-    ) -> tuple[subprocess.Popen, Path]:
-        log = self.log_dir / f"{name}.log"
-        cpus = self.cpus
-        with log.open("w") as out:
-            process = subprocess.Popen(
-                list(args),
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                # Own session: a terminal's Ctrl-C reaches only us, and we stop the children in order.
-                start_new_session=True,
-                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
-            )
-        self.processes.append(process)
-        return process, log
+    @abstractmethod
+    def root_pids(self) -> list[int]:
+        """The host PIDs of the processes started, without their descendants."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop every one of them (and their descendants)."""
 
     def tree(self) -> list[psutil.Process]:
         """Every live process started here, with descendants (gunicorn's worker, for one)."""
         found: list[psutil.Process] = []
-        for process in self.processes:
+        for pid in self.root_pids():
             try:
-                parent = psutil.Process(process.pid)
+                parent = psutil.Process(pid)
                 found += [parent, *parent.children(recursive=True)]
             except psutil.NoSuchProcess:
                 continue
@@ -84,6 +73,41 @@ class ProcessGroup:
                     peaks.append(int(line.split()[1]) * 1024)
         return peaks
 
+    def alive(self) -> list[int]:
+        return [pid for pid in self.seen_pids if psutil.pid_exists(pid) and _not_zombie(pid)]
+
+
+class ProcessGroup(Measured):
+    """Starts processes and stops every one of them on exit, also on Ctrl-C, SIGTERM and errors."""
+
+    def __init__(self, log_dir: Path, cpus: Sequence[int] | None = None) -> None:
+        super().__init__()
+        self.log_dir = log_dir
+        self.cpus = set(cpus) if cpus else None
+        self.processes: list[subprocess.Popen] = []
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(
+        self, name: str, args: Sequence[str], env: dict[str, str] | None = None
+    ) -> tuple[subprocess.Popen, Path]:
+        log = self.log_dir / f"{name}.log"
+        cpus = self.cpus
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                list(args),
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                # Own session: a terminal's Ctrl-C reaches only us, and we stop the children in order.
+                start_new_session=True,
+                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+            )
+        self.processes.append(process)
+        return process, log
+
+    def root_pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
+
     def stop(self) -> None:
         self.tree()  # remember descendants before their parents go
         for process in reversed(self.processes):
@@ -100,9 +124,6 @@ class ProcessGroup:
                 psutil.Process(pid).kill()
             except psutil.NoSuchProcess:
                 continue
-
-    def alive(self) -> list[int]:
-        return [pid for pid in self.seen_pids if psutil.pid_exists(pid) and _not_zombie(pid)]
 
     def __enter__(self) -> ProcessGroup:
         return self

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from function.local import cpu_model
 
@@ -52,9 +53,9 @@ def alternated(
         print(f"{name:9} " + "  ".join(f"{key} {value}" for key, value in medians.items()))
 
 
-def in_tree(tree: Path, script: str, *args: str) -> dict[str, float]:
-    """``script`` run by a fresh interpreter on ``tree``'s code (imports cold, as in a new
-    instance); the JSON object its last line of output prints."""
+def run_in(tree: Path, script: str, *args: str) -> Any:
+    """Run the Python ``script`` in a fresh process on ``tree``'s code (its ``function`` package
+    first on the path); the JSON its last line of output prints."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     out = subprocess.run(
         [sys.executable, "-c", script, *args],

@@ -3,6 +3,7 @@ same CPUs, same engine threads, same offered load; or Locust alone against a dep
 
     python -m loadtest.run --instances 2 --users 2,4,8,16 --duration 30
     python -m loadtest.run --scenario mixed,isolation --users 4,16 --duration 20
+    python -m loadtest.run --architectures container-fleet,fleet,baseline --users 2,4 --duration 30
     python -m loadtest.run --target https://tts-xyz.a.run.app --users 1,4,16 --duration 60
 
 The headline is goodput: requests answered successfully within a deadline, per second and as a
@@ -34,7 +35,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from function.local import cpu_model
-from loadtest.deployments import Deployment, start_baseline, start_fleet
+from loadtest.containers import build
+from loadtest.deployments import Deployment, start_baseline, start_container_fleet, start_fleet
 from loadtest.goodput import deadlines, unloaded_ms
 from loadtest.plot import draw
 from loadtest.processes import exit_on_sigterm
@@ -43,7 +45,7 @@ from loadtest.traffic import SCENARIOS, long_users
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest"
-ARCHITECTURES = ("fleet", "baseline", "bounded-pool")
+ARCHITECTURES = ("fleet", "container-fleet", "baseline", "bounded-pool")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -72,8 +74,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--architectures",
         default="fleet,baseline",
-        help="any of fleet, baseline (unbounded queue), bounded-pool (the pool with the fleet's "
-        "--max-queue and --queue-timeout)",
+        help="any of fleet, container-fleet (the fleet as containers of the production image), "
+        "baseline (unbounded queue), bounded-pool (the pool with the fleet's --max-queue and "
+        "--queue-timeout)",
+    )
+    p.add_argument(
+        "--image",
+        default=None,
+        help="container-fleet: the image to run (default: build the default one, tests/image/build.sh)",
+    )
+    p.add_argument(
+        "--container-cpus", type=float, default=1.0, help="container-fleet: CPU limit of each container"
     )
     p.add_argument("--user-classes", default="", help="Locust user classes (default: all of the scenario)")
     p.add_argument("--scenario", default="mixed", help="comma-separated: mixed, isolation")
@@ -229,7 +240,11 @@ def write(
         "unloaded_ms": unloaded,  # per architecture and kind: median, one request at a time
         "steps": [s.row() for s in steps],  # per architecture, scenario, traffic and load: medians
         "rounds": [s.row() for s in rounds],
-        "ratios": ratios(steps, "fleet", "baseline") + ratios(steps, "fleet", "bounded-pool"),
+        "ratios": [
+            *ratios(steps, "fleet", "baseline"),
+            *ratios(steps, "fleet", "bounded-pool"),
+            *ratios(steps, "fleet", "container-fleet"),
+        ],
         "peak_rss_mib": memory,  # all server processes of each architecture together
         "started_pids": sorted(pids),  # all stopped; lets a test check
     }
@@ -316,6 +331,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 scratch / "fleet-audio",
                 out / "logs",
                 cpus,
+                args.max_queue,
+                args.queue_timeout,
+                args.engine_threads,
+            ),
+            "container-fleet": lambda scratch: start_container_fleet(
+                args.instances,
+                args.image or build(),
+                scratch / "container-fleet-audio",
+                out / "logs",
+                args.container_cpus,
                 args.max_queue,
                 args.queue_timeout,
                 args.engine_threads,

@@ -53,8 +53,11 @@ locals {
     TTS_REQUEST_TIMEOUT_S = tostring(var.http_timeout_s)
     TTS_EVENT_TIMEOUT_S   = tostring(var.event_timeout_s)
     TTS_THREADS           = tostring(var.cpu)
-    TTS_LOG_LEVEL         = var.log_level
-    TTS_GCP_PROJECT       = var.project_id
+    # What the page (GET /) prices a request at: this instance's vCPUs. Its memory is
+    # TTS_INSTANCE_MEMORY_MIB, default 3072 (the default engines' memory): not set from here.
+    TTS_INSTANCE_VCPU = tostring(var.cpu)
+    TTS_LOG_LEVEL     = var.log_level
+    TTS_GCP_PROJECT   = var.project_id
     # The push subscription's last attempt: recorded as a failed manifest instead of dead-lettered.
     TTS_MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
   }

@@ -31,6 +31,8 @@ RESULT = {
 # ...when it was synthesized rather than found in storage (plus load_ms on the cold start).
 SYNTHESIZED = RESULT | {"synthesis_ms", "encode_ms", "upload_ms"}
 ERROR = {"error", "error_field"}
+# ...and when it asked for speech marks or subtitles: where they are stored (null when none).
+MARKED = {"marks_uri", "subtitles_uri"}
 
 # Jobs (function.jobs): POST /jobs (and an event that became a job) names the job it submitted...
 JOB_SUBMITTED = {"job_id", "parts", "chars", "engine"}

@@ -43,7 +43,7 @@ def test_openapi_document_is_served_from_the_request_models(fuzz_server: Functio
     assert schemas["SynthesizeRequest"]["additionalProperties"] is False
     assert set(schemas["SynthesizeRequest"]["properties"]) == {
         *("text", "voice", "speed", "format", "language"),
-        *("ssml", "text_type", "lexicons"),
+        *("ssml", "text_type", "lexicons", "marks", "subtitles"),
     }
     assert schemas["OpenAISpeechRequest"]["required"] == ["model", "input", "voice"]
     assert set(document["paths"]) == {
@@ -51,6 +51,8 @@ def test_openapi_document_is_served_from_the_request_models(fuzz_server: Functio
         "/v1/audio/speech",
         "/jobs",
         "/jobs/{job_id}",
+        "/jobs/{job_id}/audio",
+        "/audio/{name}",
         "/voices",
         "/healthz",
         "/openapi.json",

@@ -171,6 +171,13 @@ def test_the_request_log_line_has_exactly_the_contracted_fields(server: Function
     assert set(line["httpRequest"]) == contract.HTTP_REQUEST
     assert line["severity"] == "INFO" and line["cached"] is False and line["cold_start"] is False
 
+    marked = {"X-Request-Id": uuid.uuid4().hex}
+    body = {"text": f"Marks of {uuid.uuid4().hex[:6]}.", "marks": ["sentence"], "subtitles": "vtt"}
+    assert post(server, body, headers=marked).ok
+    line = request_line(server, marked["X-Request-Id"])
+    assert set(line) == contract.HTTP | contract.SYNTHESIZED | contract.MARKED
+    assert line["marks_uri"].endswith(".marks.json") and line["subtitles_uri"].endswith(".vtt")
+
     failed = {"X-Request-Id": uuid.uuid4().hex}
     assert post(server, {"text": "Hi.", "voice": "nobody"}, headers=failed).status_code == 400
     line = request_line(server, failed["X-Request-Id"])

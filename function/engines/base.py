@@ -14,12 +14,13 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 
-from function.document import Break, Document, Phoneme, Segment, Utterance
+from function.document import Break, Document, Phoneme, Segment, Spanned, Utterance
 from function.text import split_sentences
 
 # Instances serve one request at a time; the lock only keeps a misconfigured multi-threaded
@@ -55,6 +56,31 @@ class Voice:
         return self.speaks(language) or base_language(language) in self.also_reads
 
 
+@dataclass(frozen=True)
+class TimedWord:
+    """A word the engine spoke, as its front end wrote it, and where: samples from the start of
+    the audio it was reported with (``Listener.words``)."""
+
+    text: str
+    start: int
+    end: int
+
+
+class Listener(Protocol):
+    """Told what an engine speaks while it speaks (speech marks, ``function.marks``): each piece as
+    it begins, each chunk's length in order (the pauses between pieces apart), and the words of
+    the next chunk where the engine knows their timing. Set for one synthesis with
+    ``Engine.listening``."""
+
+    def piece(self, text: str) -> None: ...
+
+    def audio(self, samples: int) -> None: ...
+
+    def pause(self, samples: int) -> None: ...
+
+    def words(self, words: list[TimedWord]) -> None: ...
+
+
 class EngineLoadError(RuntimeError):
     """The model could not be loaded; the request may succeed later (a 503, or a retried event)."""
 
@@ -73,6 +99,8 @@ class Engine(ABC):
     # pieces then equal upstream's for full-width spaces, CR line ends, combining accents). Limits
     # still count the normalised text; the cache key is made of the text the engine receives.
     takes_raw_text: ClassVar[bool] = False
+    # Told what is spoken, while ``listening``; None (the plain path) costs one check per chunk.
+    listener: Listener | None = None
 
     @property
     @abstractmethod
@@ -82,6 +110,11 @@ class Engine(ABC):
     @abstractmethod
     def voices(self) -> list[Voice]:
         """The voices available without loading the model."""
+
+    def times_words(self) -> bool:
+        """Whether ``synthesize`` tells the listener when each word is said (``TimedWord``); the
+        others give sentence marks only (``function.marks``)."""
+        return False
 
     @property
     def default_voice(self) -> str:
@@ -149,15 +182,47 @@ class Engine(ABC):
         (storage keeps it under its own key), None when they are the same samples."""
         return None
 
+    @contextmanager
+    def listening(self, listener: Listener) -> Iterator[None]:
+        """Tell ``listener`` what this engine speaks until the block ends (one synthesis at a time:
+        instances serve one request at a time)."""
+        self.listener = listener
+        try:
+            yield
+        finally:
+            self.listener = None
+
     def _spoken(
-        self, text: str, pause_s: float, say: Callable[[str], Iterable[np.ndarray]]
+        self,
+        text: str,
+        pause_s: float,
+        say: Callable[[str], Iterable[np.ndarray]],
+        span: tuple[int, int] | None = None,
     ) -> Iterator[np.ndarray]:
-        """The chunks ``say`` gives for each piece of ``text``, with ``pause_s`` of silence between pieces."""
+        """The chunks ``say`` gives for each piece of ``text``, with ``pause_s`` of silence between
+        pieces; the listener, if any, hears of each piece and chunk as they are yielded (each piece
+        as coming from ``span`` of the caller's input when given: an SSML utterance's)."""
         pause = np.zeros(round(pause_s * self.sample_rate), dtype=np.float32)
         for index, piece in enumerate(self.pieces(text)):
             if index and len(pause):
+                self._silence(pause)
                 yield pause
-            yield from say(piece)
+            told = piece if span is None else Spanned(piece, span)
+            yield from self._heard(told, lambda piece=piece: say(piece))
+
+    def _heard(self, piece: str, chunks: Callable[[], Iterable[np.ndarray]]) -> Iterator[np.ndarray]:
+        """The chunks ``chunks()`` makes, the listener (if any) told of ``piece`` before they are
+        made (an engine reports its words while it speaks) and of each chunk's length."""
+        if self.listener is not None:
+            self.listener.piece(piece)
+        for chunk in chunks():
+            if self.listener is not None:
+                self.listener.audio(len(chunk))
+            yield chunk
+
+    def _silence(self, samples: np.ndarray) -> None:
+        if self.listener is not None:
+            self.listener.pause(len(samples))
 
     # -- SSML and lexicons (function.document): what pipeline.plan checks, and how it is spoken ----
 
@@ -186,10 +251,13 @@ class Engine(ABC):
         after_speech = False
         for item in document.items:
             if isinstance(item, Break):
-                yield np.zeros(round(item.seconds * self.sample_rate), dtype=np.float32)
+                silence = np.zeros(round(item.seconds * self.sample_rate), dtype=np.float32)
+                self._silence(silence)
+                yield silence
                 after_speech = False
                 continue
             if after_speech and len(pause):
+                self._silence(pause)
                 yield pause
             after_speech = True
             yield from self.speak_utterance(item, voice, round(speed * item.rate, 3), pause_s)
@@ -201,10 +269,12 @@ class Engine(ABC):
         (aliases and say-as already written out) piece by piece, as plain text is spoken."""
         if utterance.has_phonemes or (utterance.lang is not None and self.reads_lang_by_phonemes):
             phonemes = " ".join(self.segment_phonemes(s, voice, utterance.lang) for s in utterance.segments)
-            yield self.synthesize_phonemes(phonemes, voice, speed)
+            spoken = Spanned(" ".join(utterance.text.split()), (utterance.start, utterance.end))
+            yield from self._heard(spoken, lambda: (self.synthesize_phonemes(phonemes, voice, speed),))
             return
         text = " ".join(utterance.text.split())
-        yield from self._spoken(text, pause_s, lambda piece: (self.synthesize(piece, voice, speed),))
+        say = lambda piece: (self.synthesize(piece, voice, speed),)  # noqa: E731
+        yield from self._spoken(text, pause_s, say, (utterance.start, utterance.end))
 
     # An engine that speaks phonemes picks the G2P of an utterance's <lang> itself.
     reads_lang_by_phonemes: ClassVar[bool] = False

@@ -28,6 +28,7 @@ from function import audio
 from function.audio import FORMATS
 from function.errors import ApiError
 from function.jobs.layout import JOBS, JSON, Job, finished_at, job_dir, notified_marker
+from function.jobs.marked import store_marks
 from function.jobs.publish import Message, Publisher
 from function.storage import ObjectStore, StorageError, StoredObject
 
@@ -64,6 +65,8 @@ def assemble(job: Job, store: ObjectStore, publisher: Publisher | None, deadline
         "sample_rate": int(metadata["sample_rate"]),
         "duration_s": round(frames / job.sample_rate, 3),
     }
+    if job.marks or job.subtitles:
+        record |= store_marks(job, store)
     return finish(job, store, publisher, record)
 
 

@@ -21,8 +21,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from function.errors import ApiError
+from function.marks import marks_name
 from function.namespaces import SERVICE_PREFIX
 from function.storage import ObjectStore, StoredObject
+from function.subtitles import subtitles_name
 
 # The service's own namespace (function.namespaces): no caller-named output can fall into it.
 JOBS = SERVICE_PREFIX
@@ -88,6 +90,11 @@ class Job:
     owner: str | None = None
     # Whose cache its parts' audio is in (``function.pipeline.cache_scope``): "" shared.
     scope: str = ""
+    # Speech marks and subtitles for the whole document (``function.jobs.marked``), and where each
+    # part begins in the job's text (their character offsets count from there).
+    marks: tuple[str, ...] = ()
+    subtitles: str | None = None
+    part_starts: tuple[int, ...] = ()
 
     @property
     def parts(self) -> int:
@@ -101,7 +108,8 @@ class Job:
         if store.stat(record_name(job_id)) is None:
             return None
         record = json.loads(store.read(record_name(job_id)))
-        return cls(**record | {"part_objects": tuple(record["part_objects"])})
+        tuples = {name: tuple(record.get(name, ())) for name in ("part_objects", "marks", "part_starts")}
+        return cls(**record | tuples)
 
     @classmethod
     def find(cls, store: ObjectStore, job_id: str, caller: str | None = None) -> Job:
@@ -137,4 +145,11 @@ class Job:
             "voice": self.voice,
             "uri": store.uri(self.output),
             "manifest": store.uri(self.manifest),
-        }
+        } | self._marks_uris(store)
+
+    def _marks_uris(self, store: ObjectStore) -> dict[str, str]:
+        """Where the document's marks and subtitles will be, when the job asked for them."""
+        uris = {"marks_uri": store.uri(marks_name(self.output))} if self.marks or self.subtitles else {}
+        if self.subtitles is not None:
+            uris["subtitles_uri"] = store.uri(subtitles_name(self.output, self.subtitles))
+        return uris

@@ -18,6 +18,7 @@ from function.jobs.layout import JSON, Job, job_dir, manifest_name, record_name
 from function.jobs.publish import Message, Publisher
 from function.jobs.request import refuse_markup
 from function.jobs.split import split_parts
+from function.marks import Locator
 from function.registry import Engines
 from function.routing import route
 from function.schema import SynthesizeRequest
@@ -90,6 +91,8 @@ def submit(
     chosen = route(engines, text, request.voice, request.language, settings.default_voice)
     size = part_chars(chosen.engine, settings)
     scope = pipeline.cache_scope(owner, settings)
+    # Subtitles alone need the parts' sentence marks.
+    part_marks = request.marks or (["sentence"] if request.subtitles else None)
     plans = [
         pipeline.scoped(
             pipeline.plan(
@@ -99,6 +102,7 @@ def submit(
                     speed=request.speed,
                     format=PART_FORMAT,
                     language=request.language,
+                    marks=part_marks,
                 ),
                 engines,
                 settings,
@@ -109,8 +113,9 @@ def submit(
         )
         for part in split_parts(text, size)
     ]
+    marked = (*(request.marks or ()), request.subtitles) if part_marks else ()
     job_id = _job_id(
-        [p.audio_key for p in plans], fmt.name, output, manifest, settings.sentence_pause_ms, owner
+        [p.audio_key for p in plans], fmt.name, output, manifest, settings.sentence_pause_ms, owner, marked
     )
     if output is None and manifest is None:  # its results live under its own id: it can run again
         job_id = _next_attempt(store, job_id)
@@ -133,6 +138,9 @@ def submit(
         origin=origin or {},
         owner=owner,
         scope=scope,
+        marks=first.marks,
+        subtitles=request.subtitles,
+        part_starts=part_starts(text, [p.text for p in plans]) if part_marks else (),
     )
     store.create(record_name(job_id), job.to_json(), JSON, {"job_id": job_id})
     messages = [
@@ -164,7 +172,15 @@ def _check_encoding(fmt: str, chars: int, speed: float, settings: Settings) -> N
 
 
 def _part_request(plan: pipeline.Plan) -> dict[str, Any]:
-    return {"text": plan.text, "voice": plan.voice.id, "speed": plan.speed, "format": PART_FORMAT}
+    request = {"text": plan.text, "voice": plan.voice.id, "speed": plan.speed, "format": PART_FORMAT}
+    return request | ({"marks": list(plan.marks)} if plan.marks else {})
+
+
+def part_starts(text: str, parts: list[str]) -> tuple[int, ...]:
+    """Where each part begins in the job's text (parts join its sentences with line breaks where
+    the text may have a blank: found by alignment, as a piece is in a request's text)."""
+    locator = Locator(text)
+    return tuple(locator.piece(part)[0] for part in parts)
 
 
 def _next_attempt(store: ObjectStore, job_id: str) -> str:
@@ -182,8 +198,15 @@ def _next_attempt(store: ObjectStore, job_id: str) -> str:
 
 
 def _job_id(
-    keys: list[str], fmt: str, output: str | None, manifest: str | None, pause_ms: int, owner: str | None
+    keys: list[str],
+    fmt: str,
+    output: str | None,
+    manifest: str | None,
+    pause_ms: int,
+    owner: str | None,
+    marked: tuple[str | None, ...] = (),
 ) -> str:
-    # Without an owner, the material (and so the id) is what it was before jobs had owners.
-    material = json.dumps([keys, fmt, output, manifest, pause_ms, *([owner] if owner else [])])
+    # Without an owner or marks, the material (and so the id) is what it was before either existed.
+    extra = [*([owner] if owner else []), *([list(marked)] if marked else [])]
+    material = json.dumps([keys, fmt, output, manifest, pause_ms, *extra])
     return hashlib.sha256(material.encode()).hexdigest()[:32]

@@ -221,7 +221,8 @@ def test_the_models_are_baked_where_the_runtime_looks_for_them(envs) -> None:
     cosyvoice = iac.stage_named(parser, "model-cosyvoice")
     assert 'python -m function.engines.cosyvoice.convert "$MODEL_DIR"' in " ".join(iac.runs(cosyvoice))
     kokoro = " ".join(iac.runs(iac.stage_named(parser, "model-kokoro")))
-    assert 'python" -m function.engines.kokoro.assets "$KOKORO_DIR" --write-model' in kokoro
+    assert 'python" -m function.engines.kokoro.assets "$KOKORO_DIR"' in kokoro
+    assert "--write-model" not in kokoro  # the timed and static models are what the engine reads
 
 
 def test_the_kokoro_build_uses_a_pinned_node_that_never_reaches_the_runtime() -> None:
@@ -237,7 +238,7 @@ def test_the_kokoro_build_uses_a_pinned_node_that_never_reaches_the_runtime() ->
     assert not any(args["KOKORO_FETCH"] in i["value"] for i in runtime_stage())
 
 
-def test_the_build_drops_the_kokoro_model_parts_it_baked_into_model_onnx() -> None:
+def test_the_build_drops_the_kokoro_model_parts_it_baked_into_its_models() -> None:
     from function.engines.kokoro.files import MODEL_PARTS
 
     build = iac.stage_named(iac.dockerfile(), "build")

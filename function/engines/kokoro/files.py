@@ -7,6 +7,8 @@ A model directory (built by ``python -m function.engines.kokoro.assets DIR``)::
     DIR/jieba.cache      jieba's prefix dictionary, built once so no request pays for it
     DIR/model.onnx       optional: the ONNX model; without it the PyPI model parts are used
     DIR/model.static.onnx  optional: the int8 model with static decoder convolutions (quantize.py)
+    DIR/model.timed.onnx   optional: the int8 model that also outputs its phonemes' durations
+                           (timing.py; the static model outputs them too when this is there)
 
 Everything here is stdlib only: the engine reads the manifest at construction (cheaply) and
 checks the files against it in ``load()``.
@@ -46,6 +48,7 @@ MANIFEST = "manifest.json"
 VOICES_DIR = "voices"
 MODEL_FILE = "model.onnx"
 STATIC_FILE = "model.static.onnx"
+TIMED_FILE = "model.timed.onnx"
 JIEBA_CACHE = "jieba.cache"
 MANIFEST_FORMAT = 1
 
@@ -62,6 +65,7 @@ class Manifest:
     voices: dict[str, str]  # voice id -> sha256 of its .bin file
     kokoro_js: str = KOKORO_JS
     static_sha256: str | None = None  # of STATIC_FILE, when the build made one
+    timed_sha256: str | None = None  # of TIMED_FILE, when the build made one
 
     def to_json(self) -> str:
         data = {
@@ -73,6 +77,8 @@ class Manifest:
         # Only when present, so the manifests of directories built without one keep their digest.
         if self.static_sha256:
             data["static_model_sha256"] = self.static_sha256
+        if self.timed_sha256:
+            data["timed_model_sha256"] = self.timed_sha256
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @property
@@ -100,6 +106,7 @@ class Manifest:
             dict(data["voices"]),
             data.get("kokoro_js", KOKORO_JS),
             data.get("static_model_sha256"),
+            data.get("timed_model_sha256"),
         )
 
 
@@ -148,9 +155,10 @@ def model_source(model_dir: Path, expected_sha256: str | None = None) -> tuple[s
     return source, sha256
 
 
-def static_model(model_dir: Path, expected_sha256: str) -> str:
-    """The path of ``model_dir``'s statically quantised model, checked against the manifest's hash."""
-    path = Path(model_dir) / STATIC_FILE
+def built_model(model_dir: Path, name: str, expected_sha256: str) -> str:
+    """The path of a model the build made in ``model_dir`` (``STATIC_FILE``, ``TIMED_FILE``),
+    checked against the manifest's hash."""
+    path = Path(model_dir) / name
     if not path.is_file() or sha256_file(path) != expected_sha256:
         raise ModelDirError(f"kokoro: {path} is missing or does not match {MANIFEST}; rebuild the model dir")
     return str(path)

@@ -71,6 +71,14 @@ class EnglishG2P:
     def __call__(self, text: str) -> str:
         return self._g2p(text)
 
+    def words(self, text: str) -> list[tuple[str, str]]:
+        """``text`` as the G2P's tokens (words, numbers read out, punctuation), each with its
+        phonemes: in order they spell what ``__call__`` gives, less its blanks (speech marks)."""
+        from hibari.g2p.normalize import normalize
+
+        tokens = self._g2p.phonemize_tokens(self._g2p.tokenize(normalize(text)))
+        return [(token.text, self._g2p.unk if token.phonemes is None else token.phonemes) for token in tokens]
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -84,7 +92,8 @@ class Reading:
 class MandarinG2P:
     """Mandarin (with English words inside it) to phonemes, for the zf_/zm_ voices."""
 
-    def __init__(self, english: Callable[[str], str]) -> None:
+    def __init__(self, english: Callable[[], EnglishG2P]) -> None:
+        # The American G2P, built on its first use (see ``TextFrontEnd``).
         self._english = english
         self._normalize = ChineseNormalizer()
         self._read = PinyinReader()
@@ -114,7 +123,7 @@ class MandarinG2P:
             return _SPACE_BEFORE_PUNCT.sub("", " ".join(_pinyin_phonemes(text).split()))
         if not is_chinese(text):
             # Plain English given to a Mandarin voice: the English G2P reads it, digits included.
-            return self._english(text)
+            return self._english()(text)
         parts = [
             self._letters(part) if is_latin else self._mandarin(part)
             for part, is_latin in _split_latin(self._normalize(text))
@@ -122,8 +131,29 @@ class MandarinG2P:
         joined = " ".join(p for p in parts if p)
         return _SPACE_BEFORE_PUNCT.sub("", " ".join(joined.split()))
 
+    def words(self, text: str) -> list[tuple[str, str]]:
+        """``text`` as words with their phonemes (a jieba word or a Latin word each; punctuation
+        apart): in order they spell what ``__call__`` gives, less its blanks (speech marks)."""
+        if pinyin_syllables(text) is not None:
+            return [
+                (word, _pinyin_phonemes(word))
+                for word in re.split(r"(\s+|[,.!?;:，。！？、；：]+)", text)
+                if word.strip()
+            ]
+        if not is_chinese(text):
+            return self._english().words(text)
+        words: list[tuple[str, str]] = []
+        for part, is_latin in _split_latin(self._normalize(text)):
+            if is_latin and part.strip() in ("A", "a"):
+                words.append((part.strip(), _LETTER_A))
+            elif is_latin:
+                words.extend(self._english().words(part))
+            elif part.strip():
+                words.extend((w.text, _word_phonemes(w)) for w in self._read(ZHG2P.map_punctuation(part)))
+        return words
+
     def _letters(self, run: str) -> str:
-        return _LETTER_A if run.strip() in ("A", "a") else self._english(run)
+        return _LETTER_A if run.strip() in ("A", "a") else self._english()(run)
 
     def _mandarin(self, text: str) -> str:
         if not text.strip():
@@ -205,7 +235,7 @@ class TextFrontEnd:
         use_jieba_cache(jieba_cache)
         self.vocab = model_vocab()
         self._english: dict[bool, EnglishG2P] = {}
-        self.mandarin = MandarinG2P(lambda text: self.english(british=False)(text))
+        self.mandarin = MandarinG2P(lambda: self.english(british=False))
 
     def english(self, british: bool) -> EnglishG2P:
         if british not in self._english:
@@ -217,6 +247,12 @@ class TextFrontEnd:
         if language == "zh-CN":
             return self.mandarin(text)
         return self.english(british=language == "en-GB")(text)
+
+    def words(self, text: str, language: str) -> list[tuple[str, str]]:
+        """``phonemes``' words: each with its phonemes, in the order they are spoken."""
+        if language == "zh-CN":
+            return self.mandarin.words(text)
+        return self.english(british=language == "en-GB").words(text)
 
     def tokens(self, phonemes: str) -> str:
         """The phonemes the model has ids for (anything else would be dropped by the vocab anyway)."""

@@ -118,3 +118,21 @@ def test_hibari_reads_lang_en_gb_by_british_rules(server: FunctionServer) -> Non
     american = post(server, {"ssml": '<speak>I say <lang xml:lang="en-US">tomato</lang></speak>'})
     assert british.status_code == american.status_code == 200
     assert british.content != american.content
+
+
+def test_sentence_marks_of_ssml_point_into_the_markup(server: FunctionServer) -> None:
+    ssml = (
+        '<speak><s>Hello <sub alias="World Wide Web">WWW</sub>.</s><break time="700ms"/>'
+        '<s>Say <phoneme ph="təˈmɑːtoʊ">tomato</phoneme>.</s></speak>'
+    )
+    response = requests.post(
+        f"{server.url}/synthesize", json={"ssml": ssml, "marks": ["sentence"]}, timeout=120
+    )
+    assert response.status_code == 200, response.text
+    marks = response.json()["marks"]
+    assert [m["value"] for m in marks] == [
+        'Hello <sub alias="World Wide Web">WWW</sub>.',
+        'Say <phoneme ph="təˈmɑːtoʊ">tomato</phoneme>.',
+    ]
+    # The break is the silence between the two sentences, to the sample.
+    assert marks[1]["start_sample"] - marks[0]["end_sample"] == round(0.7 * RATE)

@@ -52,6 +52,12 @@ class Settings(BaseModel):
     max_chars: int = Field(default=4096, ge=1)
     max_event_chars: int = Field(default=100_000, ge=1)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    # SSML (function.ssml): the markup's own limit; the characters it speaks count against max_chars.
+    ssml_max_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Pronunciation lexicons (function.lexicons): a directory of W3C PLS files (<name>.pls), and
+    # the ones every request uses unless it names its own (comma-separated names).
+    lexicon_dir: Path | None = None
+    lexicons: tuple[str, ...] = ()
     # The HTTP request timeout the platform enforces (Cloud Run timeout, gunicorn --timeout).
     request_timeout_s: int = Field(default=300, ge=1, le=3600)
     # The event service's timeout; must fit inside the Pub/Sub ack deadline (600 s at most).
@@ -122,6 +128,13 @@ class Settings(BaseModel):
             if not value:
                 raise ValueError("name at least one engine")
             return tuple(dict.fromkeys(value))  # duplicates would only shadow their own voices
+        return value
+
+    @field_validator("lexicons", mode="before")
+    @classmethod
+    def _names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
         return value
 
     @field_validator("jobs_push_urls", mode="before")

@@ -156,6 +156,17 @@ def document(settings: Settings) -> dict[str, Any]:
         ("OpenAISpeechRequest", "input"),
     ):
         schemas[model]["properties"][text]["description"] = limits
+    markup = (
+        f'SSML (<speak>…</speak>) instead of text, or in text with text_type "ssml": at most '
+        f"{settings.ssml_max_bytes} bytes of markup; what it speaks counts against the character limit"
+    )
+    for model in ("SynthesizeRequest", "SpeakRequest"):
+        schemas[model]["properties"]["ssml"]["description"] = markup
+        # text or ssml: the model fills an absent text in when ssml is given.
+        required = [name for name in schemas[model]["required"] if name != "text"]
+        schemas[model] = {k: v for k, v in schemas[model].items() if k != "required"}
+        if required:
+            schemas[model]["required"] = required
     schemas["JobRequest"]["properties"]["text"]["description"] = (
         f"the document, at most {settings.job_max_chars} characters (or give input)"
     )

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
@@ -16,9 +17,11 @@ import numpy as np
 from function import audio, marks, subtitles
 from function.audio import FORMATS, UNSUPPORTED, AudioFormat
 from function.config import Settings
+from function.document import Document
 from function.engines.base import Engine, EngineLoadError, Voice
 from function.errors import ApiError, bad_field
 from function.logs import fields
+from function.markup import read_document
 from function.namespaces import content_address
 from function.registry import Engines
 from function.routing import route
@@ -51,11 +54,18 @@ class Plan:
     variant: str = ""
     # Whose cache the audio is in: a caller's key id where keys scope the cache, "" shared.
     scope: str = ""
+    # SSML or lexicons: what is spoken, element by element (``text`` is what it says, in characters).
+    document: Document | None = None
     # Speech marks and subtitles asked for (not part of the audio key: they are stored beside the
     # audio), and the caller's text their offsets count in.
     marks: tuple[str, ...] = ()
     subtitles: str | None = None
     source: str = ""
+
+    @property
+    def key_text(self) -> str:
+        """What the audio key hashes for the text: the text, or the document's own key."""
+        return self.text if self.document is None else self.document.key()
 
     @property
     def marked(self) -> bool:
@@ -181,12 +191,19 @@ def plan(
     """Route the request to an engine and voice and check it against this deployment (voices,
     languages, speeds, formats, limits), or raise a 400. ``fmt``: the request's format, when the
     caller has resolved it already (events name their output after it)."""
-    text = normalize_text(request.text)
+    document = read_document(request, settings, max_chars=max_chars, max_bytes=settings.ssml_max_bytes)
+    text = normalize_text(request.text if document is None else document.text)
+    named, has, markup = "text", "has", ""
+    if document is not None:  # SSML's limits count what it speaks; its markup has a limit of its own
+        named, has = document.source, "speaks"
+        markup = f" (and the markup's own limit is {settings.ssml_max_bytes} bytes)"
     if not text:
-        raise bad_field("text", "is empty", code="empty_text")
+        raise bad_field(named, "is empty" if document is None else "speaks nothing", code="empty_text")
     if len(text) > max_chars:
-        raise bad_field("text", f"has {len(text)} characters; the limit is {max_chars}", code="text_too_long")
-    chosen = route(engines, text, request.voice, request.language, settings.default_voice)
+        limit = f"{has} {len(text)} characters; the limit is {max_chars}{markup}"
+        raise bad_field(named, limit, code="text_too_long")
+    language = request.language or (document.language if document else None)
+    chosen = route(engines, text, request.voice, language, settings.default_voice)
     engine, voice = chosen.engine, chosen.voice
     low, high = engine.speed_range
     if not low <= request.speed <= high:
@@ -204,8 +221,13 @@ def plan(
             code="text_too_long_for_timeout",
         )
     speed = round(request.speed, 3)
-    spoken = request.text if engine.takes_raw_text else text
-    planned = Plan(spoken, engine, voice, speed, fmt, audio_key(engine, voice, spoken, speed, fmt))
+    spoken = request.text if engine.takes_raw_text and document is None else text
+    if document is not None:
+        document = engine.prepared(document, voice, speed)
+    key_text = spoken if document is None else document.key()  # Plan.key_text, before the Plan
+    planned = Plan(
+        spoken, engine, voice, speed, fmt, audio_key(engine, voice, key_text, speed, fmt), document=document
+    )
     if request.marks is None and request.subtitles is None:
         return planned
     kinds = tuple(kind for kind in marks.KINDS if kind in (request.marks or ()))
@@ -215,7 +237,9 @@ def plan(
             f"word marks are not available from engine {engine.name} (sentence marks are)",
             code="unsupported_marks",
         )
-    return replace(planned, marks=kinds, subtitles=request.subtitles, source=request.text)
+    # An SSML document's pieces carry their own offsets into the markup (the marks' source).
+    source = request.ssml if request.ssml is not None else request.text
+    return replace(planned, marks=kinds, subtitles=request.subtitles, source=source)
 
 
 def resolve_format(name: str, field_name: str) -> AudioFormat:
@@ -264,7 +288,7 @@ def scoped(plan: Plan, scope: str) -> Plan:
     """The plan with its audio in ``scope``'s cache (``cache_scope``)."""
     if not scope:
         return plan
-    key = audio_key(plan.engine, plan.voice, plan.text, plan.speed, plan.format, plan.variant, scope)
+    key = audio_key(plan.engine, plan.voice, plan.key_text, plan.speed, plan.format, plan.variant, scope)
     return replace(plan, audio_key=key, scope=scope)
 
 
@@ -272,9 +296,9 @@ def streamed(plan: Plan) -> Plan | None:
     """The plan of the audio a stream synthesizes when the engine's streamed audio differs from
     its whole audio (its own key and object: write-once never mixes the two); None when it does not."""
     variant = plan.engine.streamed_variant(plan.speed)
-    if variant is None:
+    if variant is None or plan.document is not None:  # a document is streamed as it is spoken whole
         return None
-    key = audio_key(plan.engine, plan.voice, plan.text, plan.speed, plan.format, variant, plan.scope)
+    key = audio_key(plan.engine, plan.voice, plan.key_text, plan.speed, plan.format, variant, plan.scope)
     return replace(plan, audio_key=key, variant=variant)
 
 
@@ -407,11 +431,20 @@ def load(engine: Engine) -> float | None:
 def synthesize(plan: Plan, pause_ms: int, recorder: marks.Recorder | None = None) -> np.ndarray:
     """The whole text as the engine speaks it; never empty or silent (nothing is stored if it is).
     ``recorder`` hears where each piece and word falls (speech marks)."""
-    engine = plan.engine
     if recorder is None:
-        return audible(plan, list(engine.speak(plan.text, plan.voice.id, plan.speed, pause_ms / 1000)))
-    with engine.listening(recorder):
-        return audible(plan, list(engine.speak(plan.text, plan.voice.id, plan.speed, pause_ms / 1000)))
+        return audible(plan, list(spoken_chunks(plan, pause_ms / 1000, streamed=False)))
+    with plan.engine.listening(recorder):
+        return audible(plan, list(spoken_chunks(plan, pause_ms / 1000, streamed=False)))
+
+
+def spoken_chunks(plan: Plan, pause_s: float, *, streamed: bool) -> Iterator[np.ndarray]:
+    """The engine's chunks for the plan: its document's, or its text's (for a stream, as the
+    engine streams: ``speak_streamed``)."""
+    engine, voice = plan.engine, plan.voice.id
+    if plan.document is not None:
+        return engine.speak_document(plan.document, voice, plan.speed, pause_s)
+    speak = engine.speak_streamed if streamed else engine.speak
+    return speak(plan.text, voice, plan.speed, pause_s)
 
 
 def audible(plan: Plan, chunks: list[np.ndarray]) -> np.ndarray:

@@ -3,9 +3,17 @@ the deployment's limits live in ``function.pipeline``."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from function.errors import ApiError, bad_field
 
@@ -34,7 +42,16 @@ class SynthesizeRequest(Body):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    # The text to speak; or SSML, in ``ssml`` or here with ``text_type`` "ssml" (Polly's name).
+    # Required unless ``ssml`` is given (``_text_optional_with_ssml``).
     text: str
+    # Kept as sent: SSML offsets (speech marks) count from the caller's first character.
+    ssml: Annotated[str, StringConstraints(strip_whitespace=False)] | None = None
+    text_type: Literal["text", "ssml"] = "text"
+    # Pronunciation lexicons by name (function.lexicons); absent: the deployment's TTS_LEXICONS.
+    lexicons: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None = Field(
+        default=None, max_length=16
+    )
     # Absent or null: the default voice. "" is not a voice name.
     voice: str | None = Field(default=None, min_length=1)
     # A number, strictly: JSON true and "1.5" are not speeds (integers are); NaN and infinities neither.
@@ -45,6 +62,22 @@ class SynthesizeRequest(Body):
     marks: list[MarkKind] | None = Field(default=None, min_length=1, max_length=2)
     # Subtitles made from the sentence marks (function.subtitles), stored beside the audio.
     subtitles: SubtitleFormat | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_optional_with_ssml(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "ssml" in data and "text" not in data:
+            return {**data, "text": ""}
+        return data
+
+    def markup(self) -> tuple[str, str] | None:
+        """The SSML and the field it came in (``ssml``, or ``text`` with ``text_type`` "ssml"),
+        None for plain text; a 400 when the request sends both or neither."""
+        if self.ssml is not None:
+            if self.text or self.text_type == "ssml":
+                raise bad_field("ssml", 'send the SSML in ssml, or in text with text_type "ssml", not both')
+            return self.ssml, "ssml"
+        return (self.text, "text") if self.text_type == "ssml" else None
 
 
 # How a streamed response carries the audio: the bytes themselves (chunked), or OpenAI's

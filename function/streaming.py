@@ -208,7 +208,7 @@ def _spoken(
     plan, timings = stream.plan, stream.timings
     engine = plan.engine
     encoder = audio.Encoder(engine.sample_rate, plan.format)
-    pieces = engine.speak_streamed(plan.text, plan.voice.id, plan.speed, settings.sentence_pause_ms / 1000)
+    pieces = pipeline.spoken_chunks(plan, settings.sentence_pause_ms / 1000, streamed=True)
     chunks: list[np.ndarray] = []
     while True:
         if chunks and client_gone():

@@ -15,16 +15,10 @@ average), so per-text times are for sentences, not paragraphs.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import os
-import statistics
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from function.local import cpu_model
-from loadtest.revisions import REPO, run_in, worktree
+from loadtest.revisions import REPO, compare, run_in
 
 DATA = REPO / "tests" / "kokoro" / "data"
 KOKORO_DIR = REPO / "models" / "kokoro-82m"
@@ -48,30 +42,12 @@ print(json.dumps({"import_s": imported - start, "build_s": built - imported, "te
 """
 
 
-def trial(tree: Path) -> dict[str, float]:
+def trial(_: str, tree: Path) -> dict[str, float]:
     return run_in(tree, TRIAL, str(KOKORO_DIR), str(DATA))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--baseline", help="git ref measured alongside, e.g. aa2080e")
-    parser.add_argument("--trials", type=int, default=5)
-    args = parser.parse_args(argv)
-    trees = {"this": REPO}
-    with tempfile.TemporaryDirectory(prefix="zh-frontend-") as tmp, contextlib.ExitStack() as stack:
-        if args.baseline:
-            trees["baseline"] = stack.enter_context(worktree(args.baseline, Path(tmp) / "baseline"))
-        load = os.getloadavg()
-        runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-        for _ in range(args.trials):
-            for name, tree in trees.items():  # alternated
-                runs[name].append(trial(tree))
-    print(f"{cpu_model()}, {os.cpu_count()} CPUs, load {load} -> {os.getloadavg()}, {args.trials} trials")
-    for name, results in runs.items():
-        medians = {key: round(statistics.median(r[key] for r in results), 3) for key in results[0]}
-        print(f"{name:9} " + "  ".join(f"{key} {value}" for key, value in medians.items()))
+    compare(trial, __doc__, argv)
 
 
 if __name__ == "__main__":

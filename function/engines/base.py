@@ -20,6 +20,7 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
+from function.document import Break, Document, Phoneme, Segment, Spanned, Utterance
 from function.text import split_sentences
 
 # Instances serve one request at a time; the lock only keeps a misconfigured multi-threaded
@@ -192,19 +193,96 @@ class Engine(ABC):
             self.listener = None
 
     def _spoken(
-        self, text: str, pause_s: float, say: Callable[[str], Iterable[np.ndarray]]
+        self,
+        text: str,
+        pause_s: float,
+        say: Callable[[str], Iterable[np.ndarray]],
+        span: tuple[int, int] | None = None,
     ) -> Iterator[np.ndarray]:
         """The chunks ``say`` gives for each piece of ``text``, with ``pause_s`` of silence between
-        pieces; the listener, if any, hears of each piece and chunk as they are yielded."""
+        pieces; the listener, if any, hears of each piece and chunk as they are yielded (each piece
+        as coming from ``span`` of the caller's input when given: an SSML utterance's)."""
         pause = np.zeros(round(pause_s * self.sample_rate), dtype=np.float32)
         for index, piece in enumerate(self.pieces(text)):
             if index and len(pause):
-                if self.listener is not None:
-                    self.listener.pause(len(pause))
+                self._silence(pause)
                 yield pause
+            told = piece if span is None else Spanned(piece, span)
+            yield from self._heard(told, lambda piece=piece: say(piece))
+
+    def _heard(self, piece: str, chunks: Callable[[], Iterable[np.ndarray]]) -> Iterator[np.ndarray]:
+        """The chunks ``chunks()`` makes, the listener (if any) told of ``piece`` before they are
+        made (an engine reports its words while it speaks) and of each chunk's length."""
+        if self.listener is not None:
+            self.listener.piece(piece)
+        for chunk in chunks():
             if self.listener is not None:
-                self.listener.piece(piece)
-            for chunk in say(piece):
-                if self.listener is not None:
-                    self.listener.audio(len(chunk))
-                yield chunk
+                self.listener.audio(len(chunk))
+            yield chunk
+
+    def _silence(self, samples: np.ndarray) -> None:
+        if self.listener is not None:
+            self.listener.pause(len(samples))
+
+    # -- SSML and lexicons (function.document): what pipeline.plan checks, and how it is spoken ----
+
+    def phoneme_alphabets(self, voice: Voice) -> frozenset[str]:
+        """The ``<phoneme>`` alphabets ``voice`` honours; none by default (an engine that reads
+        characters through its own front end cannot take a pronunciation)."""
+        return frozenset()
+
+    def phoneme_problem(self, phoneme: Phoneme, voice: Voice) -> str | None:
+        """Why ``voice`` cannot say ``phoneme`` (a symbol it has no id for), None when it can."""
+        return None
+
+    def prepared(self, document: Document, voice: Voice, speed: float) -> Document:
+        """``document`` as this engine speaks it with ``voice`` (say-as written out), or a 400
+        naming the element this engine cannot honour: decided before anything is synthesized."""
+        from function.speaking import prepare
+
+        return prepare(self, document, voice, speed)
+
+    def speak_document(
+        self, document: Document, voice: str, speed: float, pause_s: float
+    ) -> Iterator[np.ndarray]:
+        """A document's audio: each utterance at its rate, ``pause_s`` between utterances, and
+        exactly the break's silence where the caller put a ``<break>``."""
+        pause = np.zeros(round(pause_s * self.sample_rate), dtype=np.float32)
+        after_speech = False
+        for item in document.items:
+            if isinstance(item, Break):
+                silence = np.zeros(round(item.seconds * self.sample_rate), dtype=np.float32)
+                self._silence(silence)
+                yield silence
+                after_speech = False
+                continue
+            if after_speech and len(pause):
+                self._silence(pause)
+                yield pause
+            after_speech = True
+            yield from self.speak_utterance(item, voice, round(speed * item.rate, 3), pause_s)
+
+    def speak_utterance(
+        self, utterance: Utterance, voice: str, speed: float, pause_s: float
+    ) -> Iterator[np.ndarray]:
+        """One utterance: with pronunciations, as phonemes (``segment_phonemes``), else its text
+        (aliases and say-as already written out) piece by piece, as plain text is spoken."""
+        if utterance.has_phonemes or (utterance.lang is not None and self.reads_lang_by_phonemes):
+            phonemes = " ".join(self.segment_phonemes(s, voice, utterance.lang) for s in utterance.segments)
+            spoken = Spanned(" ".join(utterance.text.split()), (utterance.start, utterance.end))
+            yield from self._heard(spoken, lambda: (self.synthesize_phonemes(phonemes, voice, speed),))
+            return
+        text = " ".join(utterance.text.split())
+        say = lambda piece: (self.synthesize(piece, voice, speed),)  # noqa: E731
+        yield from self._spoken(text, pause_s, say, (utterance.start, utterance.end))
+
+    # An engine that speaks phonemes picks the G2P of an utterance's <lang> itself.
+    reads_lang_by_phonemes: ClassVar[bool] = False
+
+    def segment_phonemes(self, segment: Segment, voice: str, lang: str | None) -> str:
+        """A segment in the model's phoneme alphabet: engines with ``phoneme_alphabets`` implement it."""
+        raise NotImplementedError(f"{self.name} does not speak phonemes")
+
+    def synthesize_phonemes(self, phonemes: str, voice: str, speed: float) -> np.ndarray:
+        """A phoneme string (the model's alphabet) to samples: engines with ``phoneme_alphabets``."""
+        raise NotImplementedError(f"{self.name} does not speak phonemes")

@@ -11,16 +11,22 @@ import json
 import re
 import unicodedata
 from importlib import metadata, resources
+from typing import Any
 
 import numpy as np
 
+from function.document import Phoneme, Segment
 from function.engines.base import Engine, EngineLoadError, Voice
+from function.engines.kokoro.chunking import fit_phonemes
+from function.phonetics import misaki_ipa, model_vocab, unknown_symbols
 from function.text import split_sentences
 
 # OpenAI's built-in voices, spread over hibari's voices by gender; only installed voices are used.
 _OPENAI_FEMALE = ("alloy", "coral", "nova", "sage", "shimmer", "ballad", "marin")
 _OPENAI_MALE = ("ash", "echo", "fable", "onyx", "verse", "cedar")
 
+# hibari reads this many phonemes at once (its own MAX_PHONEMES).
+_MAX_PHONEMES = 500
 # hibari names numbers up to its largest scale word (decillion): 36 digits. A longer run of digits
 # (commas between them included) is an identifier, not a quantity: it is read digit by digit.
 _MAX_NUMBER_DIGITS = 36
@@ -50,6 +56,7 @@ class HibariEngine(Engine):
         registry = resources.files("hibari").joinpath("assets/voices.json").read_text("utf-8")
         self._registry: dict[str, dict] = json.loads(registry)
         self._sessions: dict[str, object] = {}
+        self._g2ps: dict[bool, Any] = {}
         self._version = metadata.version("hibari-tts")
 
     @property
@@ -101,7 +108,47 @@ class HibariEngine(Engine):
 
     def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
         tts = self._sessions[voice]
-        # hibari mixes in noise; a seed derived from the input keeps the output deterministic,
-        # which content-addressed objects rely on.
-        seed = int.from_bytes(hashlib.sha256(f"{voice}|{speed}|{text}".encode()).digest()[:8], "little")
-        return np.asarray(tts(text, speed=speed, seed=seed), dtype=np.float32)
+        return np.asarray(tts(text, speed=speed, seed=_seed(voice, speed, text)), dtype=np.float32)
+
+    # -- pronunciations (SSML <phoneme alphabet="ipa">, lexicons): hibari speaks Kokoro's alphabet --
+
+    def phoneme_alphabets(self, voice: Voice) -> frozenset[str]:
+        return frozenset({"ipa"})
+
+    def phoneme_problem(self, phoneme: Phoneme, voice: Voice) -> str | None:
+        unknown = unknown_symbols(misaki_ipa(phoneme.ph), model_vocab())
+        return f"hibari has no phoneme for {unknown!r} (in {phoneme.ph!r})" if unknown else None
+
+    # <lang xml:lang="en-GB"> (or en-US) picks hibari's British (or American) rules for its words.
+    reads_lang_by_phonemes = True
+
+    def segment_phonemes(self, segment: Segment, voice: str, lang: str | None) -> str:
+        if segment.phoneme is not None:
+            return misaki_ipa(segment.phoneme.ph)
+        if not segment.text.strip():
+            return " "
+        g2p = self._sessions[voice].g2p if lang is None else self._g2p(lang.lower() == "en-gb")  # type: ignore[attr-defined]
+        return g2p(" ".join(self.pieces(segment.text)))
+
+    def _g2p(self, british: bool) -> Any:
+        """hibari's G2P with British or American rules, built on first use (~0.35 s each)."""
+        if british not in self._g2ps:
+            from hibari.g2p import G2P
+
+            self._g2ps[british] = G2P(british=british)
+        return self._g2ps[british]
+
+    def synthesize_phonemes(self, phonemes: str, voice: str, speed: float) -> np.ndarray:
+        tts = self._sessions[voice]
+        text = " ".join(phonemes.split())
+        audio = [
+            tts.from_phonemes(chunk, speed=speed, seed=_seed(voice, speed, chunk))  # type: ignore[attr-defined]
+            for chunk in fit_phonemes(text, _MAX_PHONEMES)
+        ]
+        return np.concatenate(audio).astype(np.float32) if audio else np.zeros(0, np.float32)
+
+
+def _seed(voice: str, speed: float, text: str) -> int:
+    """hibari mixes in noise; a seed derived from the input keeps the output deterministic, which
+    content-addressed objects rely on."""
+    return int.from_bytes(hashlib.sha256(f"{voice}|{speed}|{text}".encode()).digest()[:8], "little")

@@ -16,6 +16,7 @@ from function.errors import bad_field
 from function.jobs.claim import publish_once
 from function.jobs.layout import JSON, Job, job_dir, manifest_name, record_name
 from function.jobs.publish import Message, Publisher
+from function.jobs.request import refuse_markup
 from function.jobs.split import split_parts
 from function.marks import Locator
 from function.registry import Engines
@@ -78,6 +79,7 @@ def submit(
     destination is the same job, so re-sending it publishes nothing new. With an ``owner`` (the
     caller's key id) the id is derived from it too: another key sending the same document gets a
     job of its own, and learns nothing from its id."""
+    refuse_markup(request)
     text = normalize_text(text)
     if not text:
         raise bad_field("text", "is empty", code="empty_text")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from function.document import Phoneme, Segment
 from function.engines.base import Engine, EngineLoadError, TimedWord, Voice
 from function.engines.kokoro import catalogue
 from function.engines.kokoro.chunking import fit_phonemes, fit_text, sentences, stream_parts
@@ -34,6 +35,7 @@ from function.engines.kokoro.files import (
     read_voice,
 )
 from function.engines.kokoro.timing import DURATIONS, word_spans
+from function.phonetics import misaki_ipa, model_vocab, numbered_pinyin, unknown_symbols
 
 if TYPE_CHECKING:
     from function.engines.kokoro.frontend import TextFrontEnd
@@ -213,6 +215,44 @@ class KokoroEngine(Engine):
         frontend = self._text_frontend()
         return frontend.tokens(frontend.phonemes(text, catalogue.language(voice)))
 
+    # -- pronunciations (SSML <phoneme>, lexicons) and <lang> ---------------------------------------
+
+    reads_lang_by_phonemes: ClassVar[bool] = True
+
+    def phoneme_alphabets(self, voice: Voice) -> frozenset[str]:
+        # Kokoro speaks one phoneme alphabet for both languages: a Mandarin voice says IPA too.
+        return frozenset({"pinyin", "ipa"} if voice.language == "zh-CN" else {"ipa"})
+
+    def phoneme_problem(self, phoneme: Phoneme, voice: Voice) -> str | None:
+        try:
+            phonemes = self._pronounced(phoneme)
+        except ValueError as exc:
+            return str(exc)
+        unknown = unknown_symbols(phonemes, model_vocab())
+        return f"Kokoro has no phoneme for {unknown!r} (in {phoneme.ph!r})" if unknown else None
+
+    def _pronounced(self, phoneme: Phoneme) -> str:
+        if phoneme.alphabet == "ipa":
+            return misaki_ipa(phoneme.ph)
+        from function.engines.kokoro.frontend import pinyin_phonemes
+
+        return pinyin_phonemes(numbered_pinyin(phoneme.ph))
+
+    def segment_phonemes(self, segment: Segment, voice: str, lang: str | None) -> str:
+        if segment.phoneme is not None:
+            return self._pronounced(segment.phoneme)
+        if not segment.text.strip():
+            return " "
+        return self._text_frontend().phonemes(segment.text, _g2p_language(lang, catalogue.language(voice)))
+
+    def synthesize_phonemes(self, phonemes: str, voice: str, speed: float) -> np.ndarray:
+        from function.engines.kokoro.frontend import joined
+
+        self.load()
+        chunks = fit_phonemes(self._text_frontend().tokens(joined([phonemes])))
+        audio = [self._infer(chunk, voice, speed)[0] for chunk in chunks]
+        return np.concatenate(audio) if audio else np.zeros(0, np.float32)
+
     def speak_streamed(self, text: str, voice: str, speed: float, pause_s: float) -> Iterator[np.ndarray]:
         """``speak``, with the first piece said in parts cut at its clause marks (``stream_parts``):
         the first audio is a short clause's instead of a whole sentence's. Each part is trimmed
@@ -283,6 +323,17 @@ class KokoroEngine(Engine):
         audio = np.asarray(outputs[0], dtype=np.float32).reshape(-1)
         start, end = edges(audio, self.sample_rate)
         return audio[start:end], outputs[1] if self._timed else None, start
+
+
+def _g2p_language(lang: str | None, voice_language: str) -> str:
+    """The front end's language for text inside <lang xml:lang>: British rules for en-GB, else
+    American for English; Mandarin for Chinese; the voice's own without a <lang>."""
+    if lang is None:
+        return voice_language
+    tag = lang.lower()
+    if tag.startswith("zh"):
+        return "zh-CN"
+    return "en-GB" if tag == "en-gb" else "en-US"
 
 
 def _take(words: list[tuple[str, str]], phonemes: int) -> list[tuple[str, str]]:

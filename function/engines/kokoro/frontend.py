@@ -14,11 +14,9 @@ the first text with a digit is read.
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from misaki.zh import ZHG2P
 from function.engines.kokoro.normalize import ChineseNormalizer, has_han, is_chinese
 from function.engines.kokoro.pinyin import PinyinReader, Word
 from function.languages import pinyin_syllables
+from function.phonetics import model_vocab
 
 # Latin words, with the spaces, apostrophes, hyphens and light punctuation between them, so that
 # "Hello, how are you" reaches the English G2P as one phrase.
@@ -36,19 +35,6 @@ _SPACE_BEFORE_PUNCT = re.compile(r"\s+(?=[,.!?;:)”…])")
 # A lone "A" or "a" is the English article to the G2P; in Chinese text it is the letter (A股,
 # 维生素A, A4纸): its name in Kokoro's English phonemes, stressed as a spelled letter is.
 _LETTER_A = "ˈA"
-
-
-def load_vocab() -> dict[str, int]:
-    """Kokoro v1.0's phoneme vocabulary (hibari ships Kokoro's own vocab.json).
-
-    Found with find_spec rather than importlib.resources, which would import the hibari package
-    (and scipy) for one JSON file.
-    """
-    spec = importlib.util.find_spec("hibari")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("hibari-tts is not installed")
-    path = Path(next(iter(spec.submodule_search_locations))) / "assets" / "vocab.json"
-    return json.loads(path.read_text("utf-8"))
 
 
 def use_jieba_cache(cache: Path) -> None:
@@ -208,11 +194,30 @@ def _word_phonemes(word: Word) -> str:
 
 def _syllable(pinyin: str) -> str:
     try:
-        return ZHG2P.py2ipa(pinyin).replace(chr(815), "")
-    except (ValueError, AssertionError):
+        return pinyin_ipa(pinyin)
+    except ValueError:
         # pinyin_to_ipa rejects a few readings pypinyin gives rare characters (兙, 瓩: 10 of the
         # 20,902 in U+4E00-U+9FA5): leave that syllable out rather than fail the request.
         return ""
+
+
+def pinyin_ipa(pinyin: str) -> str:
+    """One tone-numbered syllable in Kokoro's phonemes (misaki's mapping), or ValueError."""
+    try:
+        return ZHG2P.py2ipa(pinyin).replace(chr(815), "")
+    except (ValueError, AssertionError, KeyError, IndexError):
+        raise ValueError(f"{pinyin!r} is not a Mandarin syllable") from None
+
+
+def pinyin_phonemes(syllables: Iterable[str]) -> str:
+    """Tone-numbered syllables (a caller's <phoneme alphabet="pinyin">) as one word's phonemes,
+    tone sandhi not applied: the caller wrote the tones to say."""
+    return "".join(pinyin_ipa(s) for s in syllables) + " "
+
+
+def joined(parts: Iterable[str]) -> str:
+    """Phonemes of consecutive segments as one utterance: blanks folded, none before punctuation."""
+    return _SPACE_BEFORE_PUNCT.sub("", " ".join(" ".join(parts).split()))
 
 
 class TextFrontEnd:
@@ -228,7 +233,7 @@ class TextFrontEnd:
 
     def __init__(self, jieba_cache: Path) -> None:
         use_jieba_cache(jieba_cache)
-        self.vocab = load_vocab()
+        self.vocab = model_vocab()
         self._english: dict[bool, EnglishG2P] = {}
         self.mandarin = MandarinG2P(lambda: self.english(british=False))
 

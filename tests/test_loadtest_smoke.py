@@ -29,6 +29,17 @@ def alive(pid: int) -> bool:
         return False
 
 
+def run_loadtest(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m loadtest.run ARGS`` from the repository, bounded, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "loadtest.run", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def test_goodput_counts_refusals_errors_and_late_answers_as_failures(tmp_path: Path) -> None:
     limits = deadlines(
         ["short-5w", "long-150w"],
@@ -65,29 +76,21 @@ def test_goodput_counts_refusals_errors_and_late_answers_as_failures(tmp_path: P
 def test_fleet_and_baseline_run_writes_figures_and_stops_everything(tmp_path: Path) -> None:
     assert shutil.which("haproxy"), "haproxy missing: apt-get update && apt-get install -y haproxy"
     out = tmp_path / "run"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "loadtest.run",
-            "--instances",
-            "2",
-            "--users",
-            "2",
-            "--duration",
-            "3",
-            "--max-requests",
-            "40",
-            "--scenario",
-            "mixed,isolation",
-            "--calibration-samples",
-            "1",
-            "--out",
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    done = run_loadtest(
+        "--instances",
+        "2",
+        "--users",
+        "2",
+        "--duration",
+        "3",
+        "--max-requests",
+        "40",
+        "--scenario",
+        "mixed,isolation",
+        "--calibration-samples",
+        "1",
+        "--out",
+        str(out),
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr

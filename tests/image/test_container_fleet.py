@@ -5,8 +5,6 @@ same HAProxy as the process fleet, sharing one bucket folder, all of it stopped 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,10 +12,9 @@ from pathlib import Path
 import psutil
 import requests
 
-from function.local import REPO
 from loadtest.containers import Container, ContainerGroup, podman
 from loadtest.deployments import start_container_fleet
-from tests.test_loadtest_smoke import alive
+from tests.test_loadtest_smoke import alive, run_loadtest
 
 # A busy loop in two processes for this long: with a one-CPU limit they get about one CPU-second
 # per second between them, where the host's two vCPUs would give them two.
@@ -95,29 +92,21 @@ def test_container_fleet_limits_each_instance_to_one_cpu_and_serves_through_hapr
 
 def test_load_test_runs_the_container_fleet_beside_the_process_fleet(image: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "loadtest.run",
-            "--architectures",
-            "container-fleet,fleet",
-            "--image",
-            image,
-            "--users",
-            "2",
-            "--duration",
-            "3",
-            "--max-requests",
-            "20",
-            "--calibration-samples",
-            "1",
-            "--out",
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    done = run_loadtest(
+        "--architectures",
+        "container-fleet,fleet",
+        "--image",
+        image,
+        "--users",
+        "2",
+        "--duration",
+        "3",
+        "--max-requests",
+        "20",
+        "--calibration-samples",
+        "1",
+        "--out",
+        str(out),
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr

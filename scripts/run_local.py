@@ -52,7 +52,8 @@ def main() -> None:
             return
         print(
             f"Serving on {url} (Ctrl-C to stop). Try:\n  curl -s -X POST {url}/synthesize "
-            "-H 'Content-Type: application/json' -d '{\"text\": \"Hello again.\"}'",
+            "-H 'Content-Type: application/json' -d '{\"text\": \"Hello again.\"}'\n"
+            f"or open {url}/ in a browser (the page to try voices; TTS_PAGE=false turns it off)",
             flush=True,
         )
         process.wait()

@@ -43,3 +43,14 @@ def assert_speech(
     assert audio.rms >= min_rms, f"RMS {audio.rms:.5f}: silence"
     assert np.isfinite(audio.samples).all()
     assert np.abs(audio.samples).max() <= 1.0
+
+
+def longest_silence_s(samples: np.ndarray, rate: int, threshold: float = 1e-3) -> float:
+    """The longest run of 10 ms windows whose peak stays under ``threshold``, in seconds."""
+    window = rate // 100
+    peaks = np.abs(samples[: len(samples) // window * window]).reshape(-1, window).max(axis=1)
+    longest = current = 0
+    for quiet in peaks < threshold:
+        current = current + 1 if quiet else 0
+        longest = max(longest, current)
+    return longest / 100

@@ -21,7 +21,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from function import auth
 from function.local import REPO, cpu_model
-from tests.audio_checks import assert_speech, decode
+from tests.audio_checks import assert_speech, decode, longest_silence_s
 from tests.browser import fill, load, milliseconds, open_browser, played, speak, stats
 from tests.conftest import FunctionServer, ServerFactory
 from tests.jobs_fleet import document
@@ -30,12 +30,17 @@ ARTIFACTS = REPO / "tests" / "artifacts" / "page"
 KOKORO_RATE = 24_000
 # Three sentences: the first is heard while the others are synthesized.
 CHINESE = "今天天气很好。我们一起去公园散步吧。晚上再回家吃饭，好不好？"
+LEXICONS = REPO / "tests" / "data" / "lexicons"
 
 
 @pytest.fixture(scope="module")
 def deployment(start_server: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> FunctionServer:
-    """The default engines (hibari, Kokoro), and jobs pushed to an event instance."""
-    env = {"TTS_OUTPUT_URI": str(tmp_path_factory.mktemp("page-out")), "TTS_JOB_PART_CHARS": "300"}
+    """The default engines (hibari, Kokoro), the tests' lexicons, and jobs pushed to an event instance."""
+    env = {
+        "TTS_OUTPUT_URI": str(tmp_path_factory.mktemp("page-out")),
+        "TTS_JOB_PART_CHARS": "300",
+        "TTS_LEXICON_DIR": str(LEXICONS),
+    }
     worker = start_server("synthesize_event", **env)
     return start_server(**env, TTS_JOBS_PUSH_URLS=worker.url)
 
@@ -211,6 +216,39 @@ def test_an_unsupported_language_shows_the_apis_own_error(
     screenshot(browser, "03-unsupported-language")
 
 
+def test_ssml_and_lexicons_are_sent_as_the_caller_marked_them_up(
+    browser: WebDriver, deployment: FunctionServer
+) -> None:
+    load(browser, deployment.url)
+    browser.find_element(By.ID, "ssml").click()
+    speak(browser, "heart", '<speak>Ready.<break time="1500ms"/>Go.</speak>')
+    seconds = played(browser)
+    name = browser.find_element(By.ID, "download").get_attribute("download")
+    stored = decode(requests.get(f"{deployment.url}/audio/{name}", timeout=10).content)
+    assert seconds == pytest.approx(stored.duration_s, abs=0.001)
+    # The break is in the audio: silence about as long as the one asked for (10 ms windows).
+    assert longest_silence_s(stored.samples, 24_000) >= 1.45
+    # Markup the API refuses shows its own error, naming the element; so does an unknown lexicon.
+    speak(browser, "heart", "<speak>Hello <blink>there</blink>.</speak>")
+    error = browser.find_element(By.ID, "error")
+    WebDriverWait(browser, 30).until(lambda _: error.is_displayed())
+    assert "invalid_ssml" in error.text and "blink" in error.text
+    browser.find_element(By.ID, "ssml").click()
+    fill(browser, "lexicons", "names, nowhere")
+    speak(browser, "heart", "The W3C writes the standards.")
+    WebDriverWait(browser, 30).until(lambda _: "unknown_lexicon" in error.text)
+    assert "nowhere" in error.text
+    # With the lexicons it has, the alias is read: longer than the letters.
+    fill(browser, "lexicons", "names")
+    speak(browser, "heart", "The W3C writes the standards.")
+    with_alias = played(browser)
+    fill(browser, "lexicons", "")
+    speak(browser, "heart", "The W3C writes the standards.")
+    assert with_alias > played(browser) + 0.5
+    # The refusals above are logged by the browser as failed loads (400s): no script error beside them.
+    assert [e for e in console_errors(browser) if e["source"] != "network"] == []
+
+
 def test_a_job_shows_its_progress_until_the_audio_is_ready(
     browser: WebDriver, deployment: FunctionServer
 ) -> None:
@@ -264,7 +302,7 @@ def test_on_a_phone_the_page_fits_and_is_usable_by_keyboard(deployment: Function
         order = []
         body = phone.find_element(By.TAG_NAME, "body")
         body.send_keys(Keys.TAB)
-        for _ in range(9):
+        for _ in range(11):
             order.append(phone.switch_to.active_element.get_attribute("id"))
             phone.switch_to.active_element.send_keys(Keys.TAB)
         assert order == [
@@ -272,6 +310,8 @@ def test_on_a_phone_the_page_fits_and_is_usable_by_keyboard(deployment: Function
             "use-key",
             "voice",
             "text",
+            "ssml",
+            "lexicons",
             "format",
             "speed",
             "speak",

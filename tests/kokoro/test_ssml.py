@@ -24,7 +24,7 @@ from function.registry import Engines
 from function.schema import SynthesizeRequest
 from function.speaking import prepare
 from loadtest import asr
-from tests.audio_checks import assert_speech, decode
+from tests.audio_checks import assert_speech, decode, longest_silence_s
 from tests.conftest import FunctionServer, ServerFactory
 
 RATE = 24_000
@@ -73,17 +73,6 @@ def post_audio(server: FunctionServer, body: dict[str, object]) -> np.ndarray:
     audio = decode(response.content)
     assert_speech(audio, RATE)
     return audio.samples
-
-
-def longest_silence_s(samples: np.ndarray, threshold: float = 1e-3) -> float:
-    """The longest run of 10 ms windows whose peak stays under ``threshold``, in seconds."""
-    window = RATE // 100
-    peaks = np.abs(samples[: len(samples) // window * window]).reshape(-1, window).max(axis=1)
-    longest = current = 0
-    for quiet in peaks < threshold:
-        current = current + 1 if quiet else 0
-        longest = max(longest, current)
-    return longest / 100
 
 
 @pytest.mark.parametrize(
@@ -178,7 +167,7 @@ def test_break_lengths_are_the_silence_in_the_audio(ssml_server: FunctionServer)
         samples = post_audio(
             ssml_server, {"ssml": f'<speak><s>第一句。</s><break time="{ms}ms"/><s>第二句。</s></speak>'}
         )
-        silences[ms] = longest_silence_s(samples)
+        silences[ms] = longest_silence_s(samples, RATE)
     # Each side keeps Kokoro's 50 ms edge margin (and a little of its own quiet) around the break.
     assert 1.1 <= silences[1500] - silences[300] <= 1.3, silences
     assert 0.3 <= silences[300] <= 0.6, silences

@@ -101,7 +101,13 @@ async function speak(event) {
   $("status").textContent = "Synthesizing…";
   try {
     const body = request($("text").value);
-    if (askMarks) body.marks = ["sentence"];
+    // SSML and lexicons (issue 26): how the caller fixes what a front end reads wrong. A marked-up
+    // text's marks point into its markup, which the transcript does not show: none are asked.
+    const ssml = $("ssml").checked;
+    if (ssml) body.text_type = "ssml";
+    const lexicons = $("lexicons").value.split(",").map((name) => name.trim()).filter(Boolean);
+    if (lexicons.length) body.lexicons = lexicons;
+    if (askMarks && !ssml) body.marks = ["sentence"];
     await synthesize(body, format, context);
   } catch (error) {
     showError($("error"), error.message);

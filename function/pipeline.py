@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
@@ -64,8 +65,8 @@ class Plan:
 
     @property
     def key_text(self) -> str:
-        """What the audio key hashes for the text: the text, or the document's own key."""
-        return self.text if self.document is None else self.document.key()
+        """What the audio key hashes for the text (``spoken_key``)."""
+        return spoken_key(self.text, self.document)
 
     @property
     def marked(self) -> bool:
@@ -224,10 +225,8 @@ def plan(
     spoken = request.text if engine.takes_raw_text and document is None else text
     if document is not None:
         document = engine.prepared(document, voice, speed)
-    key_text = spoken if document is None else document.key()  # Plan.key_text, before the Plan
-    planned = Plan(
-        spoken, engine, voice, speed, fmt, audio_key(engine, voice, key_text, speed, fmt), document=document
-    )
+    key = audio_key(engine, voice, spoken_key(spoken, document), speed, fmt)
+    planned = Plan(spoken, engine, voice, speed, fmt, key, document=document)
     if request.marks is None and request.subtitles is None:
         return planned
     kinds = tuple(kind for kind in marks.KINDS if kind in (request.marks or ()))
@@ -240,6 +239,11 @@ def plan(
     # An SSML document's pieces carry their own offsets into the markup (the marks' source).
     source = request.ssml if request.ssml is not None else request.text
     return replace(planned, marks=kinds, subtitles=request.subtitles, source=source)
+
+
+def spoken_key(text: str, document: Document | None) -> str:
+    """What the audio key hashes for what is spoken: the text, or a document's own key."""
+    return text if document is None else document.key()
 
 
 def resolve_format(name: str, field_name: str) -> AudioFormat:
@@ -431,9 +435,7 @@ def load(engine: Engine) -> float | None:
 def synthesize(plan: Plan, pause_ms: int, recorder: marks.Recorder | None = None) -> np.ndarray:
     """The whole text as the engine speaks it; never empty or silent (nothing is stored if it is).
     ``recorder`` hears where each piece and word falls (speech marks)."""
-    if recorder is None:
-        return audible(plan, list(spoken_chunks(plan, pause_ms / 1000, streamed=False)))
-    with plan.engine.listening(recorder):
+    with plan.engine.listening(recorder) if recorder is not None else nullcontext():
         return audible(plan, list(spoken_chunks(plan, pause_ms / 1000, streamed=False)))
 
 

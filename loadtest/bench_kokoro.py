@@ -209,8 +209,8 @@ def _speak(engine: KokoroEngine, text: str, voice: str) -> np.ndarray:
 
 
 def untrimmed(engine: KokoroEngine, text: str, voice: str) -> np.ndarray:
-    """The model's own output, before ``trim_edges``: the two models' edges are cut a 10 ms window
-    apart now and then, which would misalign the comparison."""
+    """The model's own output, before its silent edges are cut (``edges``): the two models' edges
+    are cut a 10 ms window apart now and then, which would misalign the comparison."""
     feeds = [engine.feed(engine.phonemes(piece, voice), voice, 1.0) for piece in engine.pieces(text)]
     return np.concatenate([engine._session.run(None, feed)[0].reshape(-1) for feed in feeds])
 

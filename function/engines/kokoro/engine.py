@@ -249,9 +249,7 @@ class KokoroEngine(Engine):
         from function.engines.kokoro.frontend import joined
 
         self.load()
-        chunks = fit_phonemes(self._text_frontend().tokens(joined([phonemes])))
-        audio = [self._infer(chunk, voice, speed)[0] for chunk in chunks]
-        return np.concatenate(audio) if audio else np.zeros(0, np.float32)
+        return self._said(fit_phonemes(self._text_frontend().tokens(joined([phonemes]))), voice, speed)
 
     def speak_streamed(self, text: str, voice: str, speed: float, pause_s: float) -> Iterator[np.ndarray]:
         """``speak``, with the first piece said in parts cut at its clause marks (``stream_parts``):
@@ -279,9 +277,13 @@ class KokoroEngine(Engine):
         self.load()
         chunks = fit_phonemes(self.phonemes(text, voice))
         if self.listener is None or not self._timed:
-            audio = [self._infer(chunk, voice, speed)[0] for chunk in chunks]
-            return np.concatenate(audio) if audio else np.zeros(0, np.float32)
+            return self._said(chunks, voice, speed)
         return self._timed_words(text, voice, speed, chunks)
+
+    def _said(self, chunks: list[str], voice: str, speed: float) -> np.ndarray:
+        """The trimmed audio of each chunk of phonemes, joined."""
+        audio = [self._infer(chunk, voice, speed)[0] for chunk in chunks]
+        return np.concatenate(audio) if audio else np.zeros(0, np.float32)
 
     def _timed_words(self, text: str, voice: str, speed: float, chunks: list[str]) -> np.ndarray:
         """``synthesize``'s audio, telling the listener when each word of ``text`` is said."""
@@ -356,12 +358,6 @@ def edges(audio: np.ndarray, sample_rate: int) -> tuple[int, int]:
         return 0, 0
     margin = round(EDGE_MARGIN_S * sample_rate)
     return max(0, int(loud[0]) * window - margin), min(len(audio), (int(loud[-1]) + 1) * window + margin)
-
-
-def trim_edges(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``audio`` without the silence at its edges (``edges``)."""
-    start, end = edges(audio, sample_rate)
-    return audio[start:end]
 
 
 class _Phases:

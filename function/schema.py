@@ -79,6 +79,11 @@ class SynthesizeRequest(Body):
             return self.ssml, "ssml"
         return (self.text, "text") if self.text_type == "ssml" else None
 
+    def markup_field(self) -> str | None:
+        """The field the SSML came in (``markup``), None for plain text."""
+        markup = self.markup()
+        return None if markup is None else markup[1]
+
 
 # How a streamed response carries the audio: the bytes themselves (chunked), or OpenAI's
 # server-sent events (speech.audio.delta with base64 audio, then speech.audio.done).

@@ -195,3 +195,44 @@ def test_a_malformed_ssml_message_is_a_failed_manifest_not_a_retry(events: Funct
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "invalid_ssml" and "<sub> at line 1" in failed["error"]["message"]
     assert not (out / "events" / "bad.wav").exists()
+
+
+def cut(markup: str, max_chars: int = 45) -> list:
+    from function import ssml
+    from function.jobs.markup_parts import markup_parts
+
+    document = ssml.parse(markup, max_bytes=65536, max_chars=10_000)
+    return markup_parts(
+        markup, document, max_chars=max_chars, max_bytes=65536, sample_rate=RATE, pause_ms=200
+    )
+
+
+def test_cuts_reopen_the_elements_around_them_and_never_split_a_reference() -> None:
+    markup = (
+        '<speak xml:lang="en-US"><prosody rate="x-slow"><s>Tom &amp; Jerry ran far from home &amp;</s>'
+        '<break strength="strong"/><break time="100ms"/><s>Then they came back to the house at night.</s>'
+        "</prosody></speak>"
+    )
+    first, second = cut(markup)
+    assert first.ssml == (
+        '<speak xml:lang="en-US"><prosody rate="x-slow"><s>Tom &amp; Jerry ran far from home &amp;</s>'
+        "</prosody></speak>"
+    )
+    assert second.ssml.startswith('<speak xml:lang="en-US"><prosody rate="x-slow"><s>Then')
+    # Offsets into a part map onto the caller's markup by the part's shift.
+    then = second.ssml.index("Then")
+    assert markup[then + second.shift :].startswith("Then they came back")
+    # Two breaks between the parts: their silence, summed (0.7 s + 0.1 s), not the sentence pause.
+    assert (first.pause_samples, second.pause_samples) == (0, round(0.7 * RATE) + round(0.1 * RATE))
+
+
+def test_markup_that_a_cut_would_break_is_refused_at_submission() -> None:
+    from function.errors import ApiError
+
+    cdata = "<speak><![CDATA[One sentence here that is long enough. Then R&D says a long one too.]]></speak>"
+    with pytest.raises(ApiError) as refused:
+        cut(cdata)
+    assert refused.value.code == "invalid_ssml" and "cannot be cut" in refused.value.message
+    with pytest.raises(ApiError) as too_long:
+        cut("<speak><s>" + "word " * 20 + "</s></speak>", max_chars=45)
+    assert too_long.value.code == "text_too_long" and "offset 10" in too_long.value.message

@@ -120,7 +120,9 @@ def _past_reference(source: str, offset: int) -> int:
     ``&amp;`` ends one character into it: every character of a reference has its offset)."""
     amp = source.rfind("&", 0, offset)
     if amp >= 0 and source.find(";", amp, offset) < 0 and source.find("<", amp, offset) < 0:
-        return source.index(";", offset) + 1
+        # A bare "&" can only be inside a CDATA section: ``_check`` refuses a cut there.
+        end = source.find(";", offset)
+        return end + 1 if end >= 0 else offset
     return offset
 
 
@@ -135,7 +137,8 @@ def _pause(between: tuple[Item, ...], sample_rate: int, pause_ms: int) -> int:
 
 def _check(markup: str, items: tuple[Item, ...], document: Document, start: int, max_bytes: int) -> None:
     """The part must say exactly what its slice of the document says (markup the cut could break,
-    such as a CDATA section holding two sentences, is refused here rather than in a part)."""
+    such as a CDATA section holding a bare ``&`` across sentences, is refused here rather than in
+    a part)."""
     from function import ssml  # the XML machinery only for SSML jobs
 
     try:
@@ -147,8 +150,8 @@ def _check(markup: str, items: tuple[Item, ...], document: Document, start: int,
         raise ApiError(
             400,
             "invalid_ssml",
-            f"cannot be cut into parts between utterances at offset {start} (a CDATA section or "
-            "comment across sentences?); send it to /synthesize, or without them",
+            f"cannot be cut into parts between utterances at offset {start} (a CDATA section holding "
+            "& or < across sentences?); write them as &amp; and &lt;",
             field=document.source,
             extra={"offset": start},
         )

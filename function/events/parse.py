@@ -111,7 +111,7 @@ def _input_path(name: str, uri: str, store: ObjectStore, prefix: str) -> PurePos
         raise Ignored(f"{uri} is this function's own output")
     relative = PurePosixPath(name[len(prefix) :])
     if relative.suffix.lower() not in INPUT_SUFFIXES:
-        raise Ignored(f"{uri} is not a {' or '.join(INPUT_SUFFIXES)} file")
+        raise Ignored(f"{uri} is not a {', '.join(INPUT_SUFFIXES[:-1])} or {INPUT_SUFFIXES[-1]} file")
     return relative
 
 

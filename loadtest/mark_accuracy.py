@@ -162,23 +162,23 @@ def edge_errors(audio: np.ndarray, marks: list[Timed]) -> tuple[float, float]:
     return marks[0].start_s - onset, marks[-1].end_s - offset
 
 
-def pauses(audio: np.ndarray) -> list[tuple[float, float]]:
+def pauses(audio: np.ndarray, quiet_db: float = QUIET_DB) -> list[tuple[float, float]]:
     """Where the audio is silent for at least ``MIN_PAUSE_S`` (start, end in seconds, to 1 ms)."""
     power = np.convolve(audio.astype(np.float64) ** 2, np.ones(WINDOW) / WINDOW, mode="same")[::HOP]
     level = np.percentile(power, 95)
-    quiet = np.concatenate(([False], power < level * 10 ** (QUIET_DB / 10), [False]))
+    quiet = np.concatenate(([False], power < level * 10 ** (quiet_db / 10), [False]))
     edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))
     runs = zip(edges[::2], edges[1::2], strict=True)
     return [(a * HOP / RATE, b * HOP / RATE) for a, b in runs if (b - a) * HOP / RATE >= MIN_PAUSE_S]
 
 
-def pause_errors(audio: np.ndarray, marks: list[Timed]) -> dict[str, list[float]]:
+def pause_errors(audio: np.ndarray, marks: list[Timed], quiet_db: float = QUIET_DB) -> dict[str, list[float]]:
     """Signed errors (mark - audio, seconds) where a word boundary touches a pause: the word before
     each pause ends where the sound stops (``pause_end``), the word after starts where it starts
     again (``pause_start``). Each pause is matched to the words around it by time: the last word
     that starts before the pause, and the one after it."""
     errors: dict[str, list[float]] = {"pause_end": [], "pause_start": []}
-    for start, end in pauses(audio):
+    for start, end in pauses(audio, quiet_db):
         before = [i for i, word in enumerate(marks) if word.start_s < start]
         after = before[-1] + 1 if before else 0
         if before:
@@ -206,6 +206,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="write the figures here too")
     parser.add_argument("--no-whisper", action="store_true", help="the pause reference only")
+    parser.add_argument("--quiet-db", type=float, default=QUIET_DB, help="a pause's level under the clip's")
     args = parser.parse_args()
     engine = KokoroEngine(KOKORO_DIR)
     engine.load()
@@ -219,9 +220,9 @@ def main() -> None:
         found: dict[str, list[float]] = {"pause_end": [], "pause_start": []}
         for text in PAUSED[language]:
             audio, marks = marked(engine, text, voice)
-            for kind, errors in pause_errors(audio, marks).items():
+            for kind, errors in pause_errors(audio, marks, args.quiet_db).items():
                 found[kind] += errors
-        row = {"language": language, "voice": voice, "reference": "pauses (audio energy)"}
+        row = {"language": language, "voice": voice, "reference": f"pauses ({args.quiet_db:g} dB)"}
         row |= {kind: summary(errors) for kind, errors in found.items()}
         row["all"] = summary(found["pause_end"] + found["pause_start"])
         results.append(row)

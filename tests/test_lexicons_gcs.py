@@ -15,6 +15,7 @@ import requests
 from function.local import free_port
 from tests.audio_checks import assert_speech, decode
 from tests.conftest import FunctionServer, ServerFactory, gcs_client
+from tests.jobs_fleet import wait_for_job
 from tests.test_events import Bucket, acknowledged
 
 OUTPUTS = "tts-lexicon-audio"
@@ -119,3 +120,37 @@ def test_a_dropped_ssml_file_becomes_audio(start_server: ServerFactory, gcs: str
     manifest = drops.manifest("notes/intro.wav.json")
     assert manifest["status"] == "succeeded" and manifest["chars"] == len("Dropped\nmarkup.")
     assert_speech(drops.audio("notes/intro.wav"), 24_000)
+
+
+def test_a_jobs_bucket_lexicon_is_read_by_every_part(
+    start_server: ServerFactory, gcs: str, inputs: Bucket
+) -> None:
+    env = {
+        "TTS_ENGINES": "hibari",
+        "TTS_OUTPUT_URI": f"gs://{OUTPUTS}/jobs-audio",
+        "TTS_INPUT_BUCKET": INPUTS,
+        "STORAGE_EMULATOR_HOST": gcs,
+        "TTS_JOB_PART_CHARS": "100",
+    }
+    parts = start_server("synthesize_event", **env)
+    front = start_server(**env, TTS_JOBS_PUSH_URLS=parts.url)
+    inputs.upload("lexicons/job.pls", pls("World Wide Web"), "application/pls+xml")
+    text = f"The first part has nothing a lexicon would change at all, not one word.\n{SENTENCE} {SENTENCE}"
+    alias = text.replace("WWW", "World Wide Web")
+    cases = {
+        "plain": (text, None),
+        "read": (text, [f"gs://{INPUTS}/lexicons/job.pls"]),
+        "alias": (alias, None),
+    }
+    done = {}
+    for name, (document, lexicons) in cases.items():
+        body = {"text": document, "lexicons": lexicons, "format": "pcm"}
+        accepted = requests.post(f"{front.url}/jobs", json=body, timeout=60)
+        assert accepted.status_code == 202, accepted.text
+        done[name] = wait_for_job(front.url, accepted.json()["job_id"])
+        assert done[name]["status"] == "succeeded", done[name]
+    # The parts ran on another instance, read the lexicon there and made the audio the job planned:
+    # the alias spoken, to the sample.
+    blobs = {name: inputs.client.bucket(OUTPUTS).blob(d["uri"].split("/", 3)[3]) for name, d in done.items()}
+    audio = {name: blob.download_as_bytes() for name, blob in blobs.items()}
+    assert audio["read"] == audio["alias"] != audio["plain"]

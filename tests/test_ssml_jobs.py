@@ -20,6 +20,7 @@ from tests.audio_checks import assert_speech, decode
 from tests.conftest import FunctionServer, ServerFactory
 from tests.jobs_fleet import wait_for_job, wait_until
 from tests.test_events import acknowledged, eventarc_pubsub
+from tests.test_marks import local
 
 RATE = 24_000
 PAUSE = round(0.2 * RATE)  # the sentence pause's default, between parts without a break
@@ -64,10 +65,6 @@ def parts_runner(start_server: ServerFactory, env: dict[str, str]) -> FunctionSe
 @pytest.fixture(scope="module")
 def front(start_server: ServerFactory, env: dict[str, str], parts_runner: FunctionServer) -> FunctionServer:
     return start_server(**env, TTS_JOBS_PUSH_URLS=parts_runner.url)
-
-
-def local(uri: str) -> Path:
-    return Path(uri.removeprefix("file://"))
 
 
 def job(front: FunctionServer, **body: object) -> requests.Response:

@@ -194,13 +194,13 @@ def test_a_malformed_ssml_message_is_a_failed_manifest_not_a_retry(events: Funct
     assert not (out / "events" / "bad.wav").exists()
 
 
-def cut(markup: str, max_chars: int = 45) -> list:
+def cut(markup: str, max_chars: int = 45, max_bytes: int = 65536) -> list:
     from function import ssml
     from function.jobs.markup_parts import markup_parts
 
     document = ssml.parse(markup, max_bytes=65536, max_chars=10_000)
     return markup_parts(
-        markup, document, max_chars=max_chars, max_bytes=65536, sample_rate=RATE, pause_ms=200
+        markup, document, max_chars=max_chars, max_bytes=max_bytes, sample_rate=RATE, pause_ms=200
     )
 
 
@@ -233,3 +233,12 @@ def test_markup_that_a_cut_would_break_is_refused_at_submission() -> None:
     with pytest.raises(ApiError) as too_long:
         cut("<speak><s>" + "word " * 20 + "</s></speak>", max_chars=45)
     assert too_long.value.code == "text_too_long" and "offset 10" in too_long.value.message
+
+
+def test_parts_fit_the_markup_limit_from_the_first_utterance_on() -> None:
+    sentence = '<s>Say <sub alias="World Wide Web">WWW</sub> {n} times.</s>'
+    markup = "<speak>" + "".join(sentence.format(n=n) for n in range(12)) + "</speak>"
+    parts = cut(markup, max_chars=2000, max_bytes=256)
+    # Half the limit for the caller's markup, the rest for the re-opened tags.
+    assert len(parts) >= 6 and all(len(p.ssml.encode()) <= 256 for p in parts)
+    assert "".join(p.ssml.removeprefix("<speak>").removesuffix("</speak>") for p in parts) == markup[7:-8]

@@ -64,10 +64,11 @@ def markup_parts(
 def _groups(source: str, document: Document, max_chars: int, max_bytes: int) -> list[tuple[int, int]]:
     """The parts as (first, last) item indices of their utterances: filled up to the limits, and
     ended early where the text says (content-defined, as plain parts: ``function.jobs.split``)."""
+    items = document.items
     groups: list[tuple[int, int]] = []
-    first: int | None = None
+    first = last = -1  # the current group's first and last utterance; -1: none yet
     chars = 0
-    for index, item in enumerate(document.items):
+    for index, item in enumerate(items):
         if not isinstance(item, Utterance):
             continue
         size = len(item.text.strip()) + 1
@@ -77,32 +78,21 @@ def _groups(source: str, document: Document, max_chars: int, max_bytes: int) -> 
         if len(source[item.start : item.end].encode()) > max_bytes // 2:
             problem = f"has more markup than a part holds ({max_bytes // 2} bytes)"
             raise _uncuttable(item, problem, document.source)
-        full = (
-            chars + size > max_chars
-            or _markup_bytes(source, document, first or index, index) > max_bytes // 2
-        )
-        if first is not None and full:
-            groups.append((first, _previous_utterance(document.items, index)))
-            first, chars = None, 0
-        if first is None:
-            first = index
+        if first >= 0 and (
+            chars + size > max_chars or len(source[items[first].start : item.end].encode()) > max_bytes // 2
+        ):
+            groups.append((first, last))
+            first = -1
+        if first < 0:
+            first, chars = index, 0
         chars += size
+        last = index
         if chars >= max_chars // 2 and is_boundary(item.text):
-            groups.append((first, index))
-            first, chars = None, 0
-    if first is not None:
-        groups.append((first, _previous_utterance(document.items, len(document.items))))
+            groups.append((first, last))
+            first = -1
+    if first >= 0:
+        groups.append((first, last))
     return groups
-
-
-def _markup_bytes(source: str, document: Document, first: int, last: int) -> int:
-    items = document.items
-    return len(source[items[first].start : items[last].end].encode())
-
-
-def _previous_utterance(items: tuple[Item, ...], index: int) -> int:
-    """The index of the last utterance before ``index``."""
-    return max(i for i in range(index) if isinstance(items[i], Utterance))
 
 
 def _open_at(elements: tuple[Element, ...], offset: int) -> list[Element]:

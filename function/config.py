@@ -58,6 +58,8 @@ class Settings(BaseModel):
     # the ones every request uses unless it names its own (comma-separated names).
     lexicon_dir: Path | None = None
     lexicons: tuple[str, ...] = ()
+    # Lexicons may also be objects under this prefix of the input bucket, named by their gs:// URI.
+    lexicon_prefix: str = "lexicons/"
     # The HTTP request timeout the platform enforces (Cloud Run timeout, gunicorn --timeout).
     request_timeout_s: int = Field(default=300, ge=1, le=3600)
     # The event service's timeout; must fit inside the Pub/Sub ack deadline (600 s at most).
@@ -88,6 +90,8 @@ class Settings(BaseModel):
     job_max_chars: int = Field(default=1_000_000, ge=1)
     job_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     job_part_chars: int = Field(default=2000, ge=100)
+    # An SSML job's markup (each part is cut to fit ssml_max_bytes).
+    job_ssml_max_bytes: int = Field(default=1024 * 1024, ge=1024)
     job_part_budget: float = Field(default=0.5, gt=0, le=1)
     # Where parts and notifications go: Pub/Sub topics ("projects/<p>/topics/<t>") in production;
     # for local runs, event instances to push parts to (comma-separated URLs: a local fleet) and a
@@ -151,7 +155,7 @@ class Settings(BaseModel):
             object.__setattr__(self, "input_bucket", bucket or None)
         return self
 
-    @field_validator("input_prefix")
+    @field_validator("input_prefix", "lexicon_prefix")
     @classmethod
     def _prefix_ends_with_slash(cls, value: str) -> str:
         value = value.strip("/")

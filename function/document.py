@@ -92,6 +92,18 @@ Item = Utterance | Break
 
 
 @dataclass(frozen=True)
+class Element:
+    """An element of the caller's markup that holds others (``speak``, ``p``, ``s``, ``prosody``,
+    ``lang``): its attributes, and where it is (``start``: its ``<``; ``end``: one past its end
+    tag). A job cut inside it re-opens it in the next part (``function.jobs.markup_parts``)."""
+
+    name: str
+    attrs: tuple[tuple[str, str], ...]
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
 class Document:
     """A request as utterances and breaks, in order; ``language`` from ``<speak xml:lang>``."""
 
@@ -101,6 +113,8 @@ class Document:
     lexicons: tuple[tuple[str, str], ...] = field(default=())
     # The request field it came from ("ssml", or "text" with text_type "ssml"): errors name it.
     source: str = "ssml"
+    # The markup's elements that hold others (not part of what is said, nor of the key).
+    elements: tuple[Element, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def utterances(self) -> list[Utterance]:

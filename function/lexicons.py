@@ -1,10 +1,12 @@
 """Pronunciation lexicons: W3C PLS files (the format Polly takes) that say how a word is read.
 
 A deployment bakes them into a directory (``TTS_LEXICON_DIR``: ``<name>.pls``, parsed once, at
-first use) and may name some that every request uses (``TTS_LEXICONS``); a request names its own
-(``lexicons``). A lexeme's grapheme is matched in the caller's text before any normalisation, so
-an entry beats every rule of every front end: it becomes a ``<phoneme>`` (pinyin, ``x-pinyin``,
-or IPA) or a ``<sub>`` (``<alias>``) segment. Earlier lexicons win; a longer grapheme wins over a
+first use), or keeps them in its input bucket under ``TTS_LEXICON_PREFIX`` (named by their gs://
+URI, read on every use so an edit takes effect at once: ``from_bucket``), and may name some that
+every request uses (``TTS_LEXICONS``); a request names its own (``lexicons``). A lexeme's
+grapheme is matched in the caller's text before any normalisation, so an entry beats every rule
+of every front end: it becomes a ``<phoneme>`` (pinyin, ``x-pinyin``, or IPA) or a ``<sub>``
+(``<alias>``) segment. Earlier lexicons win; a longer grapheme wins over a
 shorter one at the same place. Parsed with defusedxml (no DTDs, no entities), like SSML.
 """
 
@@ -14,8 +16,10 @@ import hashlib
 import re
 import threading
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
+from function.config import Settings
 from function.document import Alphabet, Document, Phoneme, Segment, Utterance
 from function.errors import ApiError, bad_field
 from function.phonetics import numbered_pinyin
@@ -112,6 +116,44 @@ class Library:
 
 
 _libraries: dict[Path | None, Library] = {}
+
+
+def resolve(name: str, settings: Settings) -> Lexicon:
+    """The lexicon ``name`` names: an object in the input bucket (a gs:// URI), or a baked-in one."""
+    if name.startswith("gs://"):
+        return from_bucket(name, settings)
+    return library(settings.lexicon_dir).get(name)
+
+
+def from_bucket(uri: str, settings: Settings) -> Lexicon:
+    """The lexicon stored at ``uri``: only under the lexicon prefix of the deployment's input
+    bucket (never another bucket), at most ``MAX_LEXICON_BYTES``. Read on each use (an edited
+    object is a new content hash, so new audio keys, at once); parsed once per content. A missing
+    object is a 400 ``unknown_lexicon``; storage trouble raises (a 503, or an event's retry)."""
+    from function.jobs.request import input_store
+
+    bucket, _, path = uri.removeprefix("gs://").partition("/")
+    prefix = settings.lexicon_prefix
+    if settings.input_bucket is None or bucket != settings.input_bucket or not path.startswith(prefix):
+        where = f"gs://{settings.input_bucket}/{prefix}<name>" if settings.input_bucket else "none here"
+        raise bad_field("lexicons", f"{uri[:200]!r} is not a lexicon of this deployment's bucket ({where})")
+    inputs = input_store(bucket)
+    stored = inputs.stat(path)
+    if stored is None:
+        raise bad_field("lexicons", f"unknown lexicon {uri!r}: no such object", code="unknown_lexicon")
+    if stored.size > MAX_LEXICON_BYTES:
+        raise ApiError(
+            400,
+            "invalid_lexicon",
+            f"lexicon {uri!r}: has {stored.size} bytes; the limit is {MAX_LEXICON_BYTES}",
+            field="lexicons",
+        )
+    return _parsed(uri, inputs.read(path))
+
+
+@lru_cache(maxsize=32)
+def _parsed(name: str, content: bytes) -> Lexicon:
+    return parse(name, content)
 
 
 def library(directory: Path | None) -> Library:

@@ -31,8 +31,7 @@ def read_document(
     else:
         read = document.plain(request.text)
     if names:
-        library = lexicons.library(settings.lexicon_dir)
-        read = lexicons.apply(read, [library.get(name) for name in dict.fromkeys(names)])
+        read = lexicons.apply(read, [lexicons.resolve(name, settings) for name in dict.fromkeys(names)])
         if markup is None and not any(s.source for s in read.segments):
             return None  # no entry matched: the plain text, with its plain audio key
     return read

@@ -168,8 +168,18 @@ def document(settings: Settings) -> dict[str, Any]:
         if required:
             schemas[model]["required"] = required
     schemas["JobRequest"]["properties"]["text"]["description"] = (
-        f"the document, at most {settings.job_max_chars} characters (or give input)"
+        f"the document, at most {settings.job_max_chars} characters (or give ssml, or input)"
     )
+    schemas["JobRequest"]["properties"]["ssml"]["description"] = (
+        f"the document as SSML: at most {settings.job_ssml_max_bytes} bytes of markup, cut into parts "
+        "between utterances; what it speaks counts against the character limit"
+    )
+    lexicons = (
+        "pronunciation lexicons, by name (baked in) or as "
+        f"gs://<input bucket>/{settings.lexicon_prefix}<name> (read on each use)"
+    )
+    for model in ("SynthesizeRequest", "SpeakRequest", "JobRequest"):
+        schemas[model]["properties"]["lexicons"]["description"] = lexicons
     # Streams (SSE) carry the audio base64 in JSON events; the schema describes one event, as
     # OpenAPI tools read a text/event-stream (its fields: docs/streaming.md).
     audio = {"content": {kind: AUDIO for kind in AUDIO_TYPES} | {SSE_CONTENT_TYPE: {"schema": SSE_EVENT}}}

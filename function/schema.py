@@ -48,8 +48,9 @@ class SynthesizeRequest(Body):
     # Kept as sent: SSML offsets (speech marks) count from the caller's first character.
     ssml: Annotated[str, StringConstraints(strip_whitespace=False)] | None = None
     text_type: Literal["text", "ssml"] = "text"
-    # Pronunciation lexicons by name (function.lexicons); absent: the deployment's TTS_LEXICONS.
-    lexicons: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None = Field(
+    # Pronunciation lexicons by name, or by gs:// URI in the input bucket (function.lexicons);
+    # absent: the deployment's TTS_LEXICONS. A URI: "gs://" + bucket (63) + "/" + name (1024).
+    lexicons: list[Annotated[str, StringConstraints(min_length=1, max_length=1100)]] | None = Field(
         default=None, max_length=16
     )
     # Absent or null: the default voice. "" is not a voice name.
@@ -78,6 +79,11 @@ class SynthesizeRequest(Body):
                 raise bad_field("ssml", 'send the SSML in ssml, or in text with text_type "ssml", not both')
             return self.ssml, "ssml"
         return (self.text, "text") if self.text_type == "ssml" else None
+
+    def markup_field(self) -> str | None:
+        """The field the SSML came in (``markup``), None for plain text."""
+        markup = self.markup()
+        return None if markup is None else markup[1]
 
 
 # How a streamed response carries the audio: the bytes themselves (chunked), or OpenAI's

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from defusedxml import DefusedXmlException
 from defusedxml.sax import parseString
 
-from function.document import Alphabet, Break, Document, Item, Phoneme, Segment, Utterance
+from function.document import Alphabet, Break, Document, Element, Item, Phoneme, Segment, Utterance
 from function.errors import ApiError
 from function.phonetics import numbered_pinyin
 from function.text import split_sentences
@@ -120,9 +120,11 @@ class _Builder(xml.sax.handler.ContentHandler):
         self._chars: list[str] = []  # text not yet in a segment, and where each character is
         self._offsets: list[int] = []
         self._language: str | None = None
+        self._holders: list[Element] = []  # elements that hold others, as they close
 
     def document(self) -> Document:
-        return Document(tuple(self._items), self._language, source=self._field)
+        elements = tuple(sorted(self._holders, key=lambda e: e.start))
+        return Document(tuple(self._items), self._language, source=self._field, elements=elements)
 
     # -- positions and errors ---------------------------------------------------------------------
 
@@ -189,7 +191,8 @@ class _Builder(xml.sax.handler.ContentHandler):
             self._leaf(self._stack.pop(), end)
             return
         self._flush_text()
-        self._stack.pop()
+        frame = self._stack.pop()
+        self._holders.append(Element(name, tuple(frame.attrs.items()), frame.start, end))
         if name in ("p", "s", "prosody", "lang", "speak"):
             self._end_utterance()
 

@@ -14,7 +14,16 @@ clip often starts early (it has no silence model): reported apart, not hidden. W
 recogniser, each clip's first word start and last word end are also compared with where its
 sound begins and ends (``sound_onset`` / ``sound_offset``).
 
-    python -m loadtest.mark_accuracy [--json loadtest/results/mark_accuracy.json]
+Two Whisper models disagree with each other by more than the 50 ms goal, so Whisper cannot judge
+it. An exact reference exists wherever a word boundary touches a pause: there the audio's own
+energy says where the sound stops and starts again (``pause_errors``: the energy of a 10 ms window
+slid in 1 ms steps, quiet below ``QUIET_DB`` under the clip's level, pauses of at least
+``MIN_PAUSE_S``, the clip's leading and trailing silence included). The word before a pause ends
+where the sound stops, the word after it starts where the sound starts again: ``pause_end`` and
+``pause_start`` compare the marks there (the texts in ``PAUSED`` have commas and full stops inside
+one piece, so pauses fall between words, not only at the clip's edges).
+
+    python -m loadtest.mark_accuracy [--json loadtest/results/mark_accuracy.json] [--no-whisper]
 """
 
 from __future__ import annotations
@@ -55,6 +64,26 @@ CHINESE = (
     "火车晚点了，所以我们沿着河边走了一会儿。",
     "每年冬天，村里都会在老广场上举办集市。",
 )
+# Pauses inside one piece (commas, full stops): word boundaries the audio's energy can time.
+PAUSED = {
+    "en": (
+        "When the rain stopped, we walked home. The streets were quiet, and the air was cold.",
+        "First, open the box. Then, take out the manual, and read it carefully.",
+        "Yes, I remember the house. It was small, white, and close to the sea.",
+        "After dinner, she wrote a letter. Later, she posted it at the station.",
+    ),
+    "zh": (
+        "雨停了以后，我们走回家。街上很安静，空气也很冷。",
+        "首先，打开盒子。然后，拿出说明书，仔细阅读。",
+        "是的，我记得那座房子。它很小，是白色的，离海很近。",
+        "晚饭以后，她写了一封信。后来，她在车站把信寄了出去。",
+    ),
+}
+# A pause: every 10 ms window at least this far below the clip's level (its 95th-percentile window).
+QUIET_DB = -35.0
+MIN_PAUSE_S = 0.1
+WINDOW = RATE // 100  # 10 ms
+HOP = RATE // 1000  # 1 ms
 # (language, voice, texts, Whisper model key for asr.load_model, Whisper language)
 CASES = (
     ("en", "af_heart", ENGLISH, "en", "en"),
@@ -133,6 +162,32 @@ def edge_errors(audio: np.ndarray, marks: list[Timed]) -> tuple[float, float]:
     return marks[0].start_s - onset, marks[-1].end_s - offset
 
 
+def pauses(audio: np.ndarray, quiet_db: float = QUIET_DB) -> list[tuple[float, float]]:
+    """Where the audio is silent for at least ``MIN_PAUSE_S`` (start, end in seconds, to 1 ms)."""
+    power = np.convolve(audio.astype(np.float64) ** 2, np.ones(WINDOW) / WINDOW, mode="same")[::HOP]
+    level = np.percentile(power, 95)
+    quiet = np.concatenate(([False], power < level * 10 ** (quiet_db / 10), [False]))
+    edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))
+    runs = zip(edges[::2], edges[1::2], strict=True)
+    return [(a * HOP / RATE, b * HOP / RATE) for a, b in runs if (b - a) * HOP / RATE >= MIN_PAUSE_S]
+
+
+def pause_errors(audio: np.ndarray, marks: list[Timed], quiet_db: float = QUIET_DB) -> dict[str, list[float]]:
+    """Signed errors (mark - audio, seconds) where a word boundary touches a pause: the word before
+    each pause ends where the sound stops (``pause_end``), the word after starts where it starts
+    again (``pause_start``). Each pause is matched to the words around it by time: the last word
+    that starts before the pause, and the one after it."""
+    errors: dict[str, list[float]] = {"pause_end": [], "pause_start": []}
+    for start, end in pauses(audio, quiet_db):
+        before = [i for i, word in enumerate(marks) if word.start_s < start]
+        after = before[-1] + 1 if before else 0
+        if before:
+            errors["pause_end"].append(marks[before[-1]].end_s - start)
+        if after < len(marks) and marks[after].end_s > end:
+            errors["pause_start"].append(marks[after].start_s - end)
+    return errors
+
+
 def summary(errors: list[float]) -> dict[str, Any]:
     if not errors:
         return {"n": 0}
@@ -150,11 +205,29 @@ def summary(errors: list[float]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--no-whisper", action="store_true", help="the pause reference only")
+    parser.add_argument("--quiet-db", type=float, default=QUIET_DB, help="a pause's level under the clip's")
     args = parser.parse_args()
     engine = KokoroEngine(KOKORO_DIR)
     engine.load()
     results = []
-    for language, voice, texts, model_key, whisper_language in CASES:
+    for language, voice in (
+        ("en", "af_heart"),
+        ("en", "am_michael"),
+        ("zh", "zf_xiaobei"),
+        ("zh", "zm_yunjian"),
+    ):
+        found: dict[str, list[float]] = {"pause_end": [], "pause_start": []}
+        for text in PAUSED[language]:
+            audio, marks = marked(engine, text, voice)
+            for kind, errors in pause_errors(audio, marks, args.quiet_db).items():
+                found[kind] += errors
+        row = {"language": language, "voice": voice, "reference": f"pauses ({args.quiet_db:g} dB)"}
+        row |= {kind: summary(errors) for kind, errors in found.items()}
+        row["all"] = summary(found["pause_end"] + found["pause_start"])
+        results.append(row)
+        print(json.dumps(row))
+    for language, voice, texts, model_key, whisper_language in () if args.no_whisper else CASES:
         errors: dict[str, list[float]] = {"start": [], "end": [], "first_start": []}
         onsets: list[float] = []
         offsets: list[float] = []

@@ -319,8 +319,8 @@ def test_dropped_json_request_picks_voice_and_format(event_server: FunctionServe
     ("name", "event_type", "why"),
     [
         ("elsewhere/{id}.txt", FINALIZED, "outside the input prefix"),
-        ("inputs/{id}.md", FINALIZED, "is not a .txt or .json file"),
-        ("inputs/{id}.wav", FINALIZED, "is not a .txt or .json file"),
+        ("inputs/{id}.md", FINALIZED, "is not a .txt, .ssml or .json file"),
+        ("inputs/{id}.wav", FINALIZED, "is not a .txt, .ssml or .json file"),
         ("inputs/{id}.txt", "google.cloud.storage.object.v1.deleted", "is not handled"),
     ],
 )

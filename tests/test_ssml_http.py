@@ -1,12 +1,11 @@
 """SSML through the default deployment (hibari) over HTTP and Pub/Sub: honoured where hibari can
 (IPA phonemes, breaks, sub, say-as, rate), a 400 naming the engine and element where it cannot
-(pinyin), hostile markup refused fast, and /jobs and the OpenAI route refusing or ignoring it."""
+(pinyin), hostile markup refused fast, and the OpenAI route ignoring it (jobs: test_ssml_jobs)."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 import requests
@@ -70,14 +69,8 @@ def test_hostile_markup_is_a_fast_400(server: FunctionServer) -> None:
     assert "<foo>" in tail.json()["error"]["message"]
 
 
-def test_jobs_refuse_ssml_and_the_openai_route_stays_plain(
-    server: FunctionServer, start_server: ServerFactory, tmp_path: Path
-) -> None:
-    # Parts are published nowhere: the request is refused before any is.
-    jobs = start_server(TTS_OUTPUT_URI=str(tmp_path), TTS_JOBS_PUSH_URLS="http://127.0.0.1:9")
-    for body in ({"ssml": "<speak>hi</speak>"}, {"text": "<speak>hi</speak>", "text_type": "ssml"}):
-        job = requests.post(f"{jobs.url}/jobs", json=body, timeout=30)
-        assert job.status_code == 400 and job.json()["error"]["field"] == "ssml", job.text
+def test_the_openai_route_stays_plain(server: FunctionServer) -> None:
+    # SSML on /jobs and events: tests/test_ssml_jobs.py.
     openai = requests.post(
         f"{server.url}/v1/audio/speech",
         json={

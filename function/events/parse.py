@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
-INPUT_SUFFIXES = (".txt", ".json")
+INPUT_SUFFIXES = (".txt", ".ssml", ".json")
 _DECIMAL = re.compile(r"[0-9]{1,20}")
 DEFAULT_FORMAT = FORMATS[EventRequest.model_fields["format"].default]
 
@@ -75,7 +75,8 @@ def _why(exc: BaseException) -> str:
 
 
 def dropped_file(data: Any, source: Source, store: ObjectStore, settings: Settings) -> Task:
-    """A file dropped under the input prefix (a .txt is the text, a .json a request): its audio
+    """A file dropped under the input prefix (a .txt is the text, an .ssml its SSML, a .json a
+    request): its audio
     is named after it, unless the request names an output."""
     bucket, name = (data.get("bucket"), data.get("name")) if isinstance(data, dict) else (None, None)
     if not (isinstance(bucket, str) and bucket and isinstance(name, str) and name):
@@ -110,7 +111,7 @@ def _input_path(name: str, uri: str, store: ObjectStore, prefix: str) -> PurePos
         raise Ignored(f"{uri} is this function's own output")
     relative = PurePosixPath(name[len(prefix) :])
     if relative.suffix.lower() not in INPUT_SUFFIXES:
-        raise Ignored(f"{uri} is not a {' or '.join(INPUT_SUFFIXES)} file")
+        raise Ignored(f"{uri} is not a {', '.join(INPUT_SUFFIXES[:-1])} or {INPUT_SUFFIXES[-1]} file")
     return relative
 
 
@@ -135,10 +136,12 @@ def _size(size: Any) -> int:
 
 
 def _request_in(content: bytes, suffix: str) -> EventRequest:
-    """A .txt file's text, or a .json file's request."""
+    """A .txt file's text, an .ssml file's markup, or a .json file's request."""
     text = decode_text(content)
     if suffix == ".txt":
         return EventRequest(text=text)
+    if suffix == ".ssml":
+        return EventRequest(ssml=text)
     try:
         body = json.loads(text)
     except (ValueError, RecursionError) as exc:

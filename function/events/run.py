@@ -13,13 +13,14 @@ from function.events.outcome import Outcome
 from function.events.task import Source, Task, job_manifest
 from function.frame import Failure
 from function.jobs.layout import finished_at
+from function.jobs.request import inline_document
 from function.logs import fields
 from function.registry import Engines
 from function.storage import ObjectStore, StoredObject
 
 log = logging.getLogger("function.event")
 # Refusals of a text that one event cannot synthesize: with jobs configured, it becomes a job.
-TOO_LONG_FOR_ONE_EVENT = {"text_too_long", "text_too_long_for_timeout"}
+TOO_LONG_FOR_ONE_EVENT = {"text_too_long", "text_too_long_for_timeout", "ssml_too_long"}
 
 
 def run(task: Task, store: ObjectStore, engines: Engines, settings: Settings) -> Outcome:
@@ -53,7 +54,7 @@ def _as_job(
     try:
         submitted = jobs.submit(
             task.request,
-            task.request.text,
+            inline_document(task.request),
             store,
             engines,
             settings,

@@ -111,23 +111,32 @@ def notify(job: Job, store: ObjectStore, publisher: Publisher | None, manifest: 
 
 
 def _with_pauses(job: Job, store: ObjectStore) -> list[str]:
-    """The parts' objects with the pause object between them."""
-    samples = round(job.pause_ms / 1000 * job.sample_rate)
-    if not samples:
-        return list(job.part_objects)
-    # Shared by every job at this rate and pause. Before namespaces were reserved a caller could
-    # write this name (issue 24), so it is used only when it holds the silence; else the job's own.
-    shared = f"{JOBS}pause-{job.sample_rate}-{job.pause_ms}ms.pcm"
+    """The parts' objects with the pause object before each that has one."""
+    silences: dict[int, str] = {}
+    sources: list[str] = []
+    for n, name in enumerate(job.part_objects):
+        samples = job.pause_before(n)
+        if samples:
+            if samples not in silences:
+                silences[samples] = _silence(job, store, samples)
+            sources.append(silences[samples])
+        sources.append(name)
+    return sources
+
+
+def _silence(job: Job, store: ObjectStore, samples: int) -> str:
+    """An object of ``samples`` samples of silence. Shared by every job at this rate and length.
+    Before namespaces were reserved a caller could write its name (issue 24), so it is used only
+    when it holds the silence; else the job's own."""
+    shared = f"{JOBS}pause-{job.sample_rate}-{samples * 1000 / job.sample_rate:.10g}ms.pcm"
     silence = bytes(samples * PCM_BYTES)
     pause = next(
-        (name for name in (shared, f"{job_dir(job.id)}pause.pcm") if _holds(store, name, silence)), None
+        (name for name in (shared, f"{job_dir(job.id)}pause-{samples}.pcm") if _holds(store, name, silence)),
+        None,
     )
     if pause is None:
         raise ApiError(409, "output_exists", f"{store.uri(shared)} and the job's own pause hold other data")
-    sources: list[str] = []
-    for n, name in enumerate(job.part_objects):
-        sources += [pause, name] if n else [name]
-    return sources
+    return pause
 
 
 def _holds(store: ObjectStore, name: str, data: bytes) -> bool:

@@ -15,6 +15,7 @@ finishes last need, so that no instance keeps any state of its own.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -23,6 +24,7 @@ from typing import Any
 from function.errors import ApiError
 from function.marks import marks_name
 from function.namespaces import SERVICE_PREFIX
+from function.schema import SynthesizeRequest
 from function.storage import ObjectStore, StoredObject
 from function.subtitles import subtitles_name
 
@@ -90,15 +92,28 @@ class Job:
     owner: str | None = None
     # Whose cache its parts' audio is in (``function.pipeline.cache_scope``): "" shared.
     scope: str = ""
-    # Speech marks and subtitles for the whole document (``function.jobs.marked``), and where each
-    # part begins in the job's text (their character offsets count from there).
+    # Speech marks and subtitles for the whole document (``function.jobs.marked``), and what to add
+    # to a part's character offsets for the job's text: where the part begins in it (an SSML
+    # part's: where its verbatim markup begins, less the re-opened tags before it).
     marks: tuple[str, ...] = ()
     subtitles: str | None = None
     part_starts: tuple[int, ...] = ()
+    # Samples of silence before each part (an SSML job's breaks between parts); empty: pause_ms
+    # between every two parts.
+    pauses: tuple[int, ...] = ()
+    # Each part's request, hashed (``request_digest``): a part message is checked against it.
+    # Records written before it existed have none (their parts are checked by their audio address).
+    part_digests: tuple[str, ...] = ()
 
     @property
     def parts(self) -> int:
         return len(self.part_objects)
+
+    def pause_before(self, part: int) -> int:
+        """Samples of silence between part ``part - 1`` and part ``part`` (none before the first)."""
+        if self.pauses:
+            return self.pauses[part]
+        return round(self.pause_ms / 1000 * self.sample_rate) if part else 0
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2).encode()
@@ -108,7 +123,8 @@ class Job:
         if store.stat(record_name(job_id)) is None:
             return None
         record = json.loads(store.read(record_name(job_id)))
-        tuples = {name: tuple(record.get(name, ())) for name in ("part_objects", "marks", "part_starts")}
+        listed = ("part_objects", "marks", "part_starts", "pauses", "part_digests")
+        tuples = {name: tuple(record.get(name, ())) for name in listed}
         return cls(**record | tuples)
 
     @classmethod
@@ -153,3 +169,9 @@ class Job:
         if self.subtitles is not None:
             uris["subtitles_uri"] = store.uri(subtitles_name(self.output, self.subtitles))
         return uris
+
+
+def request_digest(request: SynthesizeRequest) -> str:
+    """A part's request, hashed: every field, as validated (so a message's request hashes alike)."""
+    fields = json.dumps(request.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(fields.encode()).hexdigest()

@@ -1,9 +1,10 @@
 """A job's speech marks and subtitles: its parts' marks joined into the whole document's.
 
 Each part was synthesized with marks (stored beside its audio, ``function.marks``). The job's
-audio is the parts with the pause between them (``function.jobs.assemble``), so each part's marks
-move by the samples before it (its predecessors' and the pauses), and their character offsets by
-where the part begins in the job's text. Written write-once beside the job's audio.
+audio is the parts with the pause between them (``function.jobs.assemble``; an SSML job's breaks
+between parts), so each part's marks move by the samples before it (its predecessors' and the
+pauses), and their character offsets by where the part begins in the job's text (or its markup).
+Written write-once beside the job's audio.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from function.storage import ObjectStore, StorageError
 
 def joined(job: Job, store: ObjectStore) -> dict[str, Any]:
     """The job's marks object, from its parts' (each found beside the part's audio)."""
-    pause = round(job.pause_ms / 1000 * job.sample_rate)
     samples, moved = 0, []
     for number, name in enumerate(job.part_objects):
+        samples += job.pause_before(number)
         part = marks.read_marks(store, name)
         if part is None:  # its part stored the audio first: a retry finds both
             raise StorageError(f"{store.uri(name)} has no marks beside it yet")
@@ -37,14 +38,13 @@ def joined(job: Job, store: ObjectStore) -> dict[str, Any]:
                     "end": mark["end"] + chars,
                 }
             )
-        samples += part["samples"] + pause
-    total = max(0, samples - pause)
+        samples += part["samples"]
     return {
         "format": marks.MARKS_FORMAT,
         "engine": job.engine,
         "sample_rate": job.sample_rate,
-        "samples": total,
-        "duration_s": round(total / job.sample_rate, 6),
+        "samples": samples,
+        "duration_s": round(samples / job.sample_rate, 6),
         "marks": moved,
     }
 

@@ -25,7 +25,7 @@ from function.audio import FORMATS
 from function.config import Settings
 from function.errors import ApiError
 from function.jobs.assemble import assemble, fail, notify
-from function.jobs.layout import JOB_ID, JSON, Job, finished_at, part_name, parts_prefix
+from function.jobs.layout import JOB_ID, JSON, Job, finished_at, part_name, parts_prefix, request_digest
 from function.jobs.publish import publisher
 from function.jobs.submit import PART_ATTRIBUTE, PART_FORMAT
 from function.namespaces import content_address
@@ -101,21 +101,17 @@ def run_part(part: PartMessage, store: ObjectStore, engines: Engines, settings: 
             "duplicate", part, existing.uri, job_status=_complete(job, store, settings, deadline)
         )
     try:
+        # The job sized its parts already: a part is never refused for its length.
         plan = pipeline.plan(
             part.request,
             engines,
             settings,
-            max_chars=len(normalize_text(part.request.text)),
+            max_chars=settings.job_max_chars,
             timeout_s=settings.event_timeout_s,
         )
         plan = pipeline.scoped(plan, job.scope)  # the record's scope, whatever this instance's settings
-        if plan.object_name != job.part_objects[part.part]:  # this instance's engine is not the job's
-            raise ApiError(
-                409,
-                "engine_changed",
-                f"this instance's {plan.engine.name} ({plan.engine.model_version}) is not the job's "
-                f"{job.engine} ({job.model_version})",
-            )
+        if plan.object_name != job.part_objects[part.part]:
+            raise _changed(plan, job)
         started = time.perf_counter()
         result = pipeline.execute(plan, store, settings, want_audio=False)
         service_s = time.perf_counter() - started
@@ -139,6 +135,25 @@ def run_part(part: PartMessage, store: ObjectStore, engines: Engines, settings: 
     return PartOutcome("done", part, manifest, result, job_status=_complete(job, store, settings, deadline))
 
 
+def _changed(plan: pipeline.Plan, job: Job) -> ApiError:
+    """Why the part's audio would not be the audio the job planned: this instance's engine is not
+    the job's, or (the same engine) a lexicon the part uses was edited since the job was submitted."""
+    engine = plan.engine
+    if (engine.name, engine.model_version) != (job.engine, job.model_version):
+        return ApiError(
+            409,
+            "engine_changed",
+            f"this instance's {engine.name} ({engine.model_version}) is not the job's {job.engine} "
+            f"({job.model_version})",
+        )
+    return ApiError(
+        409,
+        "lexicon_changed",
+        "a lexicon this part uses changed after the job was submitted; submit the document again",
+        field="lexicons",
+    )
+
+
 def _job_of(part: PartMessage, store: ObjectStore) -> Job | PartOutcome:
     """The part's job, or the outcome "ignored" when the job's record did not plan this part. The
     record is written before any part is published (storage is strongly consistent): a part of a
@@ -157,6 +172,10 @@ def _not_planned(job: Job, part: PartMessage) -> str | None:
     Checked before anything can fail the job, so a forged part can neither fail nor finish it."""
     if part.parts != job.parts or not 0 <= part.part < job.parts:
         return f"part {part.part} of {part.parts}: the job has {job.parts} parts"
+    if job.part_digests:
+        if request_digest(part.request) != job.part_digests[part.part]:
+            return f"part {part.part} is not the request the job planned"
+        return None
     request = part.request
     # The engine hears the text normalised, or as sent when it takes raw text (pipeline.plan): the
     # planned address binds the exact text either way, so either spelling may match it.

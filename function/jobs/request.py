@@ -16,15 +16,22 @@ BYTES_PER_CHAR = 4
 
 
 class JobRequest(SynthesizeRequest):
-    """The fields of ``POST /synthesize``, with the text given inline or as ``input``."""
+    """The fields of ``POST /synthesize``, with the text (or SSML) given inline or as ``input``."""
 
     text: str | None = None  # type: ignore[assignment]  # optional here: or ``input``
-    input: str | None = Field(default=None, description="gs://<input bucket>/<object>: UTF-8 text")
+    input: str | None = Field(
+        default=None, description='gs://<input bucket>/<object>: UTF-8 text (SSML with text_type "ssml")'
+    )
 
 
 def document_text(request: JobRequest, settings: Settings) -> str:
-    """The document the request names: its ``text``, or the text of its ``input`` object."""
-    refuse_markup(request)
+    """The document the request names: its ``text`` or ``ssml``, or the text of its ``input``
+    object (SSML when ``text_type`` is "ssml")."""
+    if request.ssml is not None:
+        if request.input is not None:
+            raise bad_field("ssml", "give the document as ssml or as input (a gs:// object), not both")
+        request.markup()  # a 400 when text holds a document too
+        return request.ssml
     if (request.text is None) == (request.input is None):
         raise bad_field("text", "give the document as text or as input (a gs:// object), exactly one")
     if request.text is not None:
@@ -33,11 +40,9 @@ def document_text(request: JobRequest, settings: Settings) -> str:
     return read_input(request.input, settings)
 
 
-def refuse_markup(request: SynthesizeRequest) -> None:
-    """Jobs take plain text: parts are cut from it, and an SSML document would lose its markup
-    at the cut (a 400 rather than markup read aloud or ignored)."""
-    if request.ssml is not None or request.text_type == "ssml":
-        raise bad_field("ssml", "is not taken by jobs yet; send the document as text, or SSML to /synthesize")
+def inline_document(request: SynthesizeRequest) -> str:
+    """A synthesis request's document as ``jobs.submit`` takes it: its SSML, or its text."""
+    return request.ssml if request.ssml is not None else request.text
 
 
 def read_input(uri: str, settings: Settings) -> str:

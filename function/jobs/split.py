@@ -37,7 +37,7 @@ def split_parts(text: str, max_chars: int) -> list[str]:
             current, size = [], 0
         size += len(unit) + (1 if current else 0)
         current.append(unit)
-        if size >= max_chars // 2 and _is_boundary(unit):
+        if size >= max_chars // 2 and is_boundary(unit):
             parts.append("\n".join(current))
             current, size = [], 0
     if current:
@@ -45,6 +45,7 @@ def split_parts(text: str, max_chars: int) -> list[str]:
     return [part for part in parts if detect(part) is not None]
 
 
-def _is_boundary(unit: str) -> bool:
+def is_boundary(unit: str) -> bool:
+    """Whether a part may end after ``unit`` (a line, or an SSML job's utterance)."""
     digest = hashlib.sha256(unit.encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:4], "big") % BOUNDARY_MODULUS == 0

@@ -11,12 +11,13 @@ from typing import Any
 
 from function import pipeline
 from function.config import Settings
+from function.document import Document
 from function.engines.base import Engine
 from function.errors import bad_field
 from function.jobs.claim import publish_once
-from function.jobs.layout import JSON, Job, job_dir, manifest_name, record_name
+from function.jobs.layout import JSON, Job, job_dir, manifest_name, record_name, request_digest
+from function.jobs.markup_parts import markup_parts
 from function.jobs.publish import Message, Publisher
-from function.jobs.request import refuse_markup
 from function.jobs.split import split_parts
 from function.marks import Locator
 from function.registry import Engines
@@ -61,6 +62,16 @@ def part_chars(engine: Engine, settings: Settings) -> int:
     return max(1, min(settings.job_part_chars, int(budget_s / seconds_per_char)))
 
 
+@dataclass(frozen=True)
+class Cut:
+    """The job's document as parts: each part's own request fields (its text or its markup), what
+    to add to its character offsets for the job's text, and (an SSML job's) the silence before it."""
+
+    fields: list[dict[str, str]]
+    starts: tuple[int, ...]
+    pauses: tuple[int, ...] = ()
+
+
 def submit(
     request: SynthesizeRequest,
     text: str,
@@ -74,48 +85,67 @@ def submit(
     origin: dict[str, Any] | None = None,
     owner: str | None = None,
 ) -> Submitted:
-    """Record and publish the job for ``text`` (its results at ``output`` and ``manifest``, or under
-    jobs/<id>/). The job id is a content address: the same document with the same settings and
-    destination is the same job, so re-sending it publishes nothing new. With an ``owner`` (the
-    caller's key id) the id is derived from it too: another key sending the same document gets a
-    job of its own, and learns nothing from its id."""
-    refuse_markup(request)
-    text = normalize_text(text)
-    if not text:
-        raise bad_field("text", "is empty", code="empty_text")
-    if len(text) > settings.job_max_chars:
-        raise bad_field(
-            "text", f"has {len(text)} characters; the limit is {settings.job_max_chars}", code="text_too_long"
+    """Record and publish the job for ``text`` (plain text, or the SSML the request says it is; its
+    results at ``output`` and ``manifest``, or under jobs/<id>/). The job id is a content address:
+    the same document with the same settings and destination is the same job, so re-sending it
+    publishes nothing new. With an ``owner`` (the caller's key id) the id is derived from it too:
+    another key sending the same document gets a job of its own, and learns nothing from its id."""
+    markup = request.markup_field()
+    document = None
+    if markup is not None:
+        from function import ssml  # the XML machinery only for SSML jobs
+
+        document = ssml.parse(
+            text, max_bytes=settings.job_ssml_max_bytes, max_chars=settings.job_max_chars, field_name=markup
         )
+        spoken = normalize_text(document.text)
+    else:
+        text = spoken = normalize_text(text)
+    named = markup or "text"
+    if not spoken:
+        raise bad_field(named, "is empty" if markup is None else "speaks nothing", code="empty_text")
+    if len(spoken) > settings.job_max_chars:
+        has = "has" if markup is None else "speaks"
+        limit = f"{has} {len(spoken)} characters; the limit is {settings.job_max_chars}"
+        raise bad_field(named, limit, code="text_too_long")
     fmt = pipeline.resolve_format(request.format, "format")
-    chosen = route(engines, text, request.voice, request.language, settings.default_voice)
+    language = request.language or (document.language if document is not None else None)
+    chosen = route(engines, spoken, request.voice, language, settings.default_voice)
     size = part_chars(chosen.engine, settings)
     scope = pipeline.cache_scope(owner, settings)
     # Subtitles alone need the parts' sentence marks.
     part_marks = request.marks or (["sentence"] if request.subtitles else None)
+    if document is None:
+        parts = split_parts(text, size)
+        cut = Cut([{"text": part} for part in parts], part_starts(text, parts) if part_marks else ())
+    else:
+        cut = _markup_cut(text, document, size, chosen.engine.sample_rate, settings)
+    part_requests = [
+        SynthesizeRequest.model_validate(
+            fields
+            | {"voice": chosen.voice.id, "speed": request.speed, "format": PART_FORMAT}
+            | {"language": request.language, "marks": part_marks, "lexicons": request.lexicons}
+        )
+        for fields in cut.fields
+    ]
     plans = [
         pipeline.scoped(
-            pipeline.plan(
-                SynthesizeRequest(
-                    text=part,
-                    voice=chosen.voice.id,
-                    speed=request.speed,
-                    format=PART_FORMAT,
-                    language=request.language,
-                    marks=part_marks,
-                ),
-                engines,
-                settings,
-                max_chars=size,
-                timeout_s=settings.event_timeout_s,
-            ),
-            scope,
+            pipeline.plan(part, engines, settings, max_chars=size, timeout_s=settings.event_timeout_s), scope
         )
-        for part in split_parts(text, size)
+        for part in part_requests
     ]
     marked = (*(request.marks or ()), request.subtitles) if part_marks else ()
+    # An SSML job's silences and (with marks) offsets depend on its markup, not only on its parts.
+    laid_out = (cut.pauses, cut.starts if part_marks else ()) if document is not None else ()
     job_id = _job_id(
-        [p.audio_key for p in plans], fmt.name, output, manifest, settings.sentence_pause_ms, owner, marked
+        [p.audio_key for p in plans],
+        fmt.name,
+        output,
+        manifest,
+        settings.sentence_pause_ms,
+        owner,
+        marked,
+        laid_out,
     )
     if output is None and manifest is None:  # its results live under its own id: it can run again
         job_id = _next_attempt(store, job_id)
@@ -123,7 +153,7 @@ def submit(
     _check_encoding(fmt.name, sum(len(p.text) for p in plans), first.speed, settings)
     job = Job(
         id=job_id,
-        chars=len(text),
+        chars=len(spoken),
         format=fmt.name,
         engine=first.engine.name,
         model_version=first.engine.model_version,
@@ -140,17 +170,36 @@ def submit(
         scope=scope,
         marks=first.marks,
         subtitles=request.subtitles,
-        part_starts=part_starts(text, [p.text for p in plans]) if part_marks else (),
+        part_starts=cut.starts if part_marks else (),
+        pauses=cut.pauses,
+        part_digests=tuple(request_digest(part) for part in part_requests),
     )
     store.create(record_name(job_id), job.to_json(), JSON, {"job_id": job_id})
     messages = [
         Message(
-            {"job_id": job_id, "part": n, "parts": len(plans), "request": _part_request(p)},
+            {"job_id": job_id, "part": n, "parts": len(plans), "request": part.model_dump(mode="json")},
             {PART_ATTRIBUTE: f"{job_id}/{n}"},
         )
-        for n, p in enumerate(plans)
+        for n, part in enumerate(part_requests)
     ]
     return Submitted(job, published=publish_once(store, job_id, publisher, messages))
+
+
+def _markup_cut(source: str, document: Document, size: int, sample_rate: int, settings: Settings) -> Cut:
+    """An SSML job's parts: its markup cut between utterances (``function.jobs.markup_parts``)."""
+    parts = markup_parts(
+        source,
+        document,
+        max_chars=size,
+        max_bytes=settings.ssml_max_bytes,
+        sample_rate=sample_rate,
+        pause_ms=settings.sentence_pause_ms,
+    )
+    return Cut(
+        [{"ssml": part.ssml} for part in parts],
+        tuple(part.shift for part in parts),
+        tuple(part.pause_samples for part in parts),
+    )
 
 
 def _check_encoding(fmt: str, chars: int, speed: float, settings: Settings) -> None:
@@ -169,11 +218,6 @@ def _check_encoding(fmt: str, chars: int, speed: float, settings: Settings) -> N
             f"at most about {fits} fit; choose wav or pcm (joined without encoding) or split the document",
             code="job_too_long_for_format",
         )
-
-
-def _part_request(plan: pipeline.Plan) -> dict[str, Any]:
-    request = {"text": plan.text, "voice": plan.voice.id, "speed": plan.speed, "format": PART_FORMAT}
-    return request | ({"marks": list(plan.marks)} if plan.marks else {})
 
 
 def part_starts(text: str, parts: list[str]) -> tuple[int, ...]:
@@ -205,8 +249,14 @@ def _job_id(
     pause_ms: int,
     owner: str | None,
     marked: tuple[str | None, ...] = (),
+    laid_out: tuple[tuple[int, ...], ...] = (),
 ) -> str:
-    # Without an owner or marks, the material (and so the id) is what it was before either existed.
-    extra = [*([owner] if owner else []), *([list(marked)] if marked else [])]
+    # Without an owner, marks or markup, the material (and so the id) is what it was before any
+    # of them existed.
+    extra = [
+        *([owner] if owner else []),
+        *([list(marked)] if marked else []),
+        *([laid_out] if laid_out else []),
+    ]
     material = json.dumps([keys, fmt, output, manifest, pause_ms, *extra])
     return hashlib.sha256(material.encode()).hexdigest()[:32]

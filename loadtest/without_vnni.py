@@ -1,0 +1,104 @@
+"""Kokoro's static models on a CPU without VNNI, emulated: does the 8-bit one saturate? (not a test)
+
+    .venv/bin/python loadtest/without_vnni.py --old models-old/kokoro-82m --new models/kokoro-82m
+
+This machine has AVX-512 VNNI, Cloud Run may place an instance on a CPU without it. qemu's user
+mode (Debian's qemu-user) runs this same Python and onnxruntime on an emulated Haswell (AVX2,
+no VNNI: onnxruntime's MLAS then multiplies u8 x s8 with VPMADDUBSW, whose int16 pair sums can
+saturate). Each model (the timed int8 export, the 8-bit static model, the 7-bit one) speaks the
+same loud and long Mandarin feeds natively and emulated; printed per model: the log-mel difference
+(dB) between the emulated and the native audio, and each one's peak. One voice, two sentences:
+emulation is ~30-100x slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+TEXTS = ("注意安全！前方道路正在施工，请绕行！", "他站在山顶上大声喊道：我终于做到了！")
+VOICE = "zf_xiaobei"
+
+
+def feeds(model_dir: Path) -> list[dict[str, np.ndarray]]:
+    from function.engines.kokoro import KokoroEngine
+
+    engine = KokoroEngine(model_dir, 1, static=True)
+    engine.load()
+    return [engine.feed(engine.phonemes(text, VOICE), VOICE, 1.0) for text in TEXTS]
+
+
+def run(models: dict[str, str], inputs: Path, out: Path) -> None:
+    """Each model's audio for the saved feeds, on this (maybe emulated) CPU."""
+    import onnxruntime as ort
+
+    saved = np.load(inputs)
+    count = len({k.split("/")[0] for k in saved.files})
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    audio = {}
+    for name, path in models.items():
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        for i in range(count):
+            feed = {k.split("/")[1]: saved[k] for k in saved.files if k.startswith(f"{i}/")}
+            audio[f"{name}/{i}"] = session.run(None, feed)[0].reshape(-1)
+    np.savez(out, **audio)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--old", type=Path, help="a model dir with the timed and 8-bit static models")
+    parser.add_argument("--new", type=Path, help="a model dir with the 7-bit static model")
+    parser.add_argument("--cpu", default="Haswell-noTSX", help="qemu's CPU model (no VNNI)")
+    parser.add_argument("--run", nargs=3, metavar=("MODELS_JSON", "FEEDS", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        run(json.loads(args.run[0]), Path(args.run[1]), Path(args.run[2]))
+        return 0
+    from function.local import cpu_model
+    from loadtest.bench_kokoro import log_mel
+
+    models = {
+        "int8": str(args.old / "model.timed.onnx"),
+        "static8": str(args.old / "model.static.onnx"),
+        "static7": str(args.new / "model.static.onnx"),
+    }
+    print(f"{cpu_model()} (native) vs qemu -cpu {args.cpu}; load {os.getloadavg()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = Path(tmp) / "feeds.npz"
+        np.savez(inputs, **{f"{i}/{k}": v for i, f in enumerate(feeds(args.new)) for k, v in f.items()})
+        outs = {}
+        for where, prefix in (("native", []), ("emulated", ["qemu-x86_64", "-cpu", args.cpu])):
+            outs[where] = Path(tmp) / f"{where}.npz"
+            command = [
+                *prefix,
+                sys.executable,
+                __file__,
+                "--run",
+                json.dumps(models),
+                str(inputs),
+                str(outs[where]),
+            ]
+            subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+        native, emulated = np.load(outs["native"]), np.load(outs["emulated"])
+        for key in native.files:
+            a, b = native[key], emulated[key]
+            mel = float(np.abs(log_mel(a) - log_mel(b)).mean())
+            print(
+                f"{key:10} mel difference {mel:5.2f} dB  peak native {np.abs(a).max():.3f} "
+                f"emulated {np.abs(b).max():.3f}  max |diff| {np.abs(a - b).max():.4f}"
+            )
+    print(f"load {os.getloadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -194,7 +194,9 @@ RUN case ",$ENGINES," in *,kokoro,*) ;; *) exit 0 ;; esac; \
 # loads no libonnxruntime.so), jieba's pickled HMM tables (7 MB, read only under Jython; CPython
 # imports the same tables as modules), OpenCC's command-line tools, static libraries and C++
 # headers (5 MB: the binding is one self-contained extension module), numpy's distutils and f2py
-# (3 MB: build tools for Fortran and C extensions) and its static libraries and headers. The
+# (3 MB: build tools for Fortran and C extensions), its static libraries, headers and compiled test
+# modules (2 MB: only numpy's removed test suites import them), and type stubs (*.pyi, 2 MB: read
+# by type checkers, never by the interpreter). The
 # self-test at the end of the runtime stage, and tests/image through the container, show that
 # nothing used is gone.
 # DL3059: a step of its own, after the Kokoro step whose ENGINES guard may end that one early.
@@ -209,7 +211,8 @@ RUN python -m pip uninstall -y setuptools pip \
        "$site"/onnxruntime/capi/libonnxruntime.so.* "$site"/jieba/finalseg/*.p "$site"/jieba/posseg/*.p \
        "$site/opencc/clib/bin" "$site/opencc/clib/lib64" "$site/opencc/clib/include" \
        "$site/numpy/distutils" "$site/numpy/f2py" "$site/numpy/_core/include" "$site/numpy/_core/lib" \
-       "$site/numpy/random/lib"
+       "$site/numpy/random/lib" "$site"/numpy/_core/_simd.*.so "$site"/numpy/_core/_*_tests.*.so \
+    && find "$site" -name '*.pyi' -delete
 
 FROM python:3.11.14-slim-bookworm AS runtime
 ARG ENGINES

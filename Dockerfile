@@ -193,7 +193,9 @@ RUN case ",$ENGINES," in *,kokoro,*) ;; *) exit 0 ;; esac; \
 # onnxruntime's C API library (35 MB: the Python binding links its own copy of the runtime and
 # loads no libonnxruntime.so), jieba's pickled HMM tables (7 MB, read only under Jython; CPython
 # imports the same tables as modules), OpenCC's command-line tools, static libraries and C++
-# headers (5 MB: the binding is one self-contained extension module), numpy's distutils and f2py
+# headers (5 MB: the binding is one self-contained extension module), wetext's prefix graphs (22 MB:
+# read only by its StreamNormalizer, which wetext documents as optional and which Kokoro's
+# normaliser does not use; its Normalizer never opens them), numpy's distutils and f2py
 # (3 MB: build tools for Fortran and C extensions), its static libraries, headers and compiled test
 # modules (2 MB: only numpy's removed test suites import them), and type stubs (*.pyi, 2 MB: read
 # by type checkers, never by the interpreter). The
@@ -212,7 +214,7 @@ RUN python -m pip uninstall -y setuptools pip \
        "$site/opencc/clib/bin" "$site/opencc/clib/lib64" "$site/opencc/clib/include" \
        "$site/numpy/distutils" "$site/numpy/f2py" "$site/numpy/_core/include" "$site/numpy/_core/lib" \
        "$site/numpy/random/lib" "$site"/numpy/_core/_simd.*.so "$site"/numpy/_core/_*_tests.*.so \
-    && find "$site" -name '*.pyi' -delete
+    && find "$site" \( -name '*.pyi' -o -path '*/wetext/fsts/*/prefix*.fst' \) -delete
 
 FROM python:3.11.14-slim-bookworm AS runtime
 ARG ENGINES

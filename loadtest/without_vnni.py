@@ -89,11 +89,14 @@ def main() -> int:
             subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
         native, emulated = np.load(outs["native"]), np.load(outs["emulated"])
         for key in native.files:
+            # The encoder's dynamic int8 kernels differ there too, so durations (and the audio's
+            # length) may shift a little, alike for both models: compare over the common length.
             a, b = native[key], emulated[key]
-            mel = float(np.abs(log_mel(a) - log_mel(b)).mean())
+            n = min(len(a), len(b))
+            mel = float(np.abs(log_mel(a[:n]) - log_mel(b[:n])).mean())
             print(
-                f"{key:10} mel difference {mel:5.2f} dB  peak native {np.abs(a).max():.3f} "
-                f"emulated {np.abs(b).max():.3f}  max |diff| {np.abs(a - b).max():.4f}"
+                f"{key:10} samples native {len(a)} emulated {len(b)}  mel difference {mel:5.2f} dB  "
+                f"peak native {np.abs(a).max():.3f} emulated {np.abs(b).max():.3f}"
             )
     print(f"load {os.getloadavg()}")
     return 0

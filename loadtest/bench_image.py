@@ -96,15 +96,16 @@ def venv_cold(text: str) -> tuple[float, float]:
             process.wait(timeout=30)
 
 
-def median_of(runs: list[tuple[float, float]]) -> dict[str, float]:
+def median_of(runs: list[tuple[float, float]]) -> dict[str, float | list[float]]:
     return {
         "ready_s": round(statistics.median(r[0] for r in runs), 2),
         "first_audio_s": round(statistics.median(r[1] for r in runs), 2),
+        "first_audio_runs_s": [round(r[1], 2) for r in runs],  # the spread behind the median
     }
 
 
-def cold_starts(image: str, repeats: int) -> dict[str, dict[str, dict[str, float]]]:
-    results: dict[str, dict[str, dict[str, float]]] = {}
+def cold_starts(image: str, repeats: int) -> dict[str, dict[str, dict[str, float | list[float]]]]:
+    results: dict[str, dict[str, dict[str, float | list[float]]]] = {}
     for language, text in SENTENCES.items():
         ways: dict[str, Callable[[], tuple[float, float]]] = {
             "container": lambda text=text: container_cold(image, text),
@@ -140,7 +141,8 @@ def main() -> None:
     for language, ways in report["cold_start"].items():
         for way, figures in ways.items():
             ready, audio = figures["ready_s"], figures["first_audio_s"]
-            print(f"cold start {language} {way:9}  /healthz {ready:.2f} s  first audio {audio:.2f} s")
+            runs = figures["first_audio_runs_s"]
+            print(f"cold start {language} {way:9}  /healthz {ready:.2f} s  first audio {audio:.2f} s  {runs}")
     if args.out:
         args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 

@@ -222,7 +222,7 @@ def test_the_models_are_baked_where_the_runtime_looks_for_them(envs) -> None:
     assert 'python -m function.engines.cosyvoice.convert "$MODEL_DIR"' in " ".join(iac.runs(cosyvoice))
     kokoro = " ".join(iac.runs(iac.stage_named(parser, "model-kokoro")))
     assert 'python" -m function.engines.kokoro.assets "$KOKORO_DIR"' in kokoro
-    assert "--write-model" not in kokoro  # the timed and static models are what the engine reads
+    assert "--write-model" not in kokoro  # the static model is what the engine reads
 
 
 def test_the_kokoro_build_uses_a_pinned_node_that_never_reaches_the_runtime() -> None:

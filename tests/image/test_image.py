@@ -28,6 +28,9 @@ from tests.test_intelligibility import ENGLISH, MANDARIN, MAX_ENGLISH_WER, MAX_M
 
 RATE = 24_000
 RUNTIME_UID = "10001"
+# The default image's budget (issue 25), uncompressed as podman's store counts it (10^6 bytes), on
+# the stand-in base (128 MB, about python:3.11-slim's size).
+MAX_IMAGE_MB = 500
 # Long enough that SIGTERM lands mid-stream: several sentences, each one piece of the stream.
 LONG = " ".join(ENGLISH)
 
@@ -55,6 +58,14 @@ def test_the_image_is_built_in_docker_format(image: str) -> None:
     assert inspected["ManifestType"] == "application/vnd.docker.distribution.manifest.v2+json"
     assert inspected["Healthcheck"] == {"Test": ["NONE"]}
     assert inspected["Config"]["User"] == f"{RUNTIME_UID}:{RUNTIME_UID}"
+
+
+def test_the_default_image_is_within_its_size_budget_with_one_kokoro_model(image: str) -> None:
+    (inspected,) = json.loads(podman("image", "inspect", image).stdout)
+    assert inspected["Size"] / 1e6 <= MAX_IMAGE_MB, f"{inspected['Size'] / 1e6:.1f} MB"
+    # The 7-bit static model, on every CPU: no timed model, no export, no PyPI parts beside it.
+    listing = podman("run", "--rm", "--entrypoint", "ls", image, "/opt/models/kokoro-82m").stdout.split()
+    assert sorted(listing) == ["jieba.cache", "manifest.json", "model.static.onnx", "voices"]
 
 
 def test_the_container_runs_as_cloud_run_starts_it(http: Container) -> None:

@@ -21,6 +21,8 @@ from function.engines.kokoro.files import (
     MANIFEST,
     MODEL_FILE,
     STATIC_FILE,
+    STATIC_WEIGHT_BITS,
+    TIMED_FILE,
     VOICES_DIR,
     Manifest,
     ModelDirError,
@@ -85,6 +87,24 @@ def test_the_static_model_is_built_checked_and_only_decoder_convolutions_change(
     assert not any(map(statically_quantised, names["ConvInteger"]))
     # The export's one float convolution stays float: its exp() would amplify a static scale's error.
     assert names["Conv"] == ["/decoder/decoder/generator/conv_post/Conv"]
+
+
+def test_the_static_model_has_7_bit_weights_and_replaces_the_timed_one(kokoro_dir: Path) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    manifest = Manifest.read(kokoro_dir)
+    assert manifest.static_weight_bits == STATIC_WEIGHT_BITS == 7
+    assert manifest.timed_sha256 is None and not (kokoro_dir / TIMED_FILE).exists()
+    graph = onnx.load(str(kokoro_dir / STATIC_FILE)).graph
+    weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    convs = [node for node in graph.node if node.op_type == "QLinearConv"]
+    assert len(convs) == 63
+    lowest = min(int(weights[node.input[3]].min()) for node in convs)
+    highest = max(int(weights[node.input[3]].max()) for node in convs)
+    # onnxruntime's reduced int8 range: 2 x 64 x 255 < 32767, so a u8 x s8 pair sum in int16 (the
+    # kernels of CPUs without VNNI) cannot saturate; 8-bit weights reached 2 x 127 x 255.
+    assert -64 <= lowest < -32 and 32 < highest <= 64  # 7 bits, and all of them used
 
 
 def test_a_changed_static_model_does_not_load(kokoro_dir: Path, tmp_path: Path) -> None:

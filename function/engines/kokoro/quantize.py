@@ -4,10 +4,11 @@ The int8 export quantises every convolution's input at run time (``DynamicQuanti
 runs ``ConvInteger`` with uint8 weights: onnxruntime has no fast kernel for that pair, and the
 decoder's convolutions over ~50 000 steps are most of the time of a request. Here each of those
 convolutions becomes a plain ``Conv`` again (its weights dequantised exactly as the export stored
-them), and onnxruntime's ``quantize_static`` re-quantises it in QDQ form: int8 weights per output
-channel, uint8 activations with scales calibrated on real Mandarin and English phoneme inputs.
-onnxruntime fuses each QDQ group into ``QLinearConv`` (done here once, see ``optimise``), which
-runs on VNNI at several times the rate.
+them), and onnxruntime's ``quantize_static`` re-quantises it in QDQ form: 7-bit int8 weights
+(``files.STATIC_WEIGHT_BITS``) per output channel, uint8 activations with scales calibrated on
+real Mandarin and English phoneme inputs. onnxruntime fuses each QDQ group into ``QLinearConv``
+(done here once, see ``optimise``), which runs on VNNI at several times the rate, and correctly on
+CPUs without it (tests/kokoro/test_without_vnni.py).
 
 Left as they are (dynamic, exact to today's output):
 
@@ -185,6 +186,9 @@ def quantize(source: str | bytes, model_dir: Path, dest: Path) -> int:
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            # 7-bit weights ([-64, 64]): without VNNI, MLAS multiplies u8 x s8 with VPMADDUBSW, whose
+            # int16 sum of two products saturates past 2 x 127 x 255; 2 x 64 x 255 cannot.
+            reduce_range=True,
             # Per tensor, the min and max over every calibration input: a loud input sets the range.
             calibrate_method=CalibrationMethod.MinMax,
         )

@@ -22,7 +22,7 @@ from function.engines.base import Engine, EngineLoadError, TimedWord, Voice
 from function.engines.kokoro import catalogue
 from function.engines.kokoro.chunking import fit_phonemes, fit_text, sentences, stream_parts
 from function.engines.kokoro.files import (
-    JIEBA_CACHE,
+    JIEBA_TRIE,
     KNOWN_MODELS,
     STATIC_FILE,
     STYLE_DIM,
@@ -192,7 +192,7 @@ class KokoroEngine(Engine):
             from function.engines.kokoro.frontend import TextFrontEnd
 
             try:
-                self._frontend = TextFrontEnd(self.model_dir / JIEBA_CACHE)
+                self._frontend = TextFrontEnd(self.model_dir / JIEBA_TRIE)
             except FileNotFoundError as exc:
                 raise EngineLoadError(
                     f"kokoro: {exc}; build it with: python -m function.engines.kokoro.assets {self.model_dir}"

@@ -14,15 +14,14 @@ the first text with a digit is read.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import jieba
 from misaki.zh import ZHG2P
 
+from function.engines.kokoro import dictionary
 from function.engines.kokoro.normalize import ChineseNormalizer, has_han, is_chinese
 from function.engines.kokoro.pinyin import PinyinReader, Word
 from function.languages import pinyin_syllables
@@ -35,27 +34,6 @@ _SPACE_BEFORE_PUNCT = re.compile(r"\s+(?=[,.!?;:)”…])")
 # A lone "A" or "a" is the English article to the G2P; in Chinese text it is the letter (A股,
 # 维生素A, A4纸): its name in Kokoro's English phonemes, stressed as a spelled letter is.
 _LETTER_A = "ˈA"
-
-
-def use_jieba_cache(cache: Path) -> None:
-    """Point jieba's default tokenizer at a prebuilt cache and load it now (no temp dir, no rebuild)."""
-    if not cache.is_file():
-        raise FileNotFoundError(f"no jieba cache at {cache}")
-    jieba.setLogLevel(logging.WARNING)  # jieba logs its dictionary loading to stderr at DEBUG
-    jieba.dt.tmp_dir = str(cache.parent)
-    jieba.dt.cache_file = cache.name
-    jieba.dt.initialize()
-
-
-def build_jieba_cache(cache: Path) -> None:
-    """Build jieba's prefix-dictionary cache at ``cache`` (jieba writes it atomically)."""
-    jieba.setLogLevel(logging.WARNING)
-    tokenizer = jieba.Tokenizer()
-    tokenizer.tmp_dir = str(cache.parent)
-    tokenizer.cache_file = cache.name
-    tokenizer.initialize()
-    if not cache.is_file():
-        raise OSError(f"jieba did not write its cache to {cache}")
 
 
 class EnglishG2P:
@@ -231,8 +209,10 @@ class TextFrontEnd:
     ~0.4 s shorter; the first English (or mixed) request pays it once.
     """
 
-    def __init__(self, jieba_cache: Path) -> None:
-        use_jieba_cache(jieba_cache)
+    def __init__(self, jieba_trie: Path) -> None:
+        if not jieba_trie.is_file():
+            raise FileNotFoundError(f"no jieba dictionary at {jieba_trie}")
+        dictionary.use(jieba_trie)
         self.vocab = model_vocab()
         self._english: dict[bool, EnglishG2P] = {}
         self.mandarin = MandarinG2P(lambda: self.english(british=False))

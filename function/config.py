@@ -22,7 +22,7 @@ from function.engines.cosyvoice.precision import Precision
 
 # Where the Docker image bakes CosyVoice's weights; TTS_MODEL_DIR defaults to it.
 DEFAULT_MODEL_DIR = "/opt/models/cosyvoice-300m-sft"
-# Kokoro's model directory (voices, jieba cache; `make` and the Dockerfile build it).
+# Kokoro's model directory (voices, jieba trie; `make` and the Dockerfile build it).
 DEFAULT_KOKORO_DIR = "models/kokoro-82m"
 HEALTH_ROUTE = "/healthz"
 EngineName = Literal["hibari", "kokoro", "cosyvoice"]

@@ -1,13 +1,16 @@
 """Kokoro engine on CPU: cold start, real-time factors, onnxruntime session options (not a test).
 
     .venv/bin/python loadtest/bench_kokoro.py [--model-dir models/kokoro-82m] [--threads 1]
-        [--repeats 5] [--cold 3] [--compare-rounds 3] [--asr] [--options-rounds 3] [--out FILE.json]
+        [--repeats 5] [--cold 3] [--baseline REF] [--compare-rounds 3] [--asr] [--options-rounds 3]
+        [--out FILE.json]
 
 Prints (and with ``--out`` writes as JSON):
 
 * cold start, in fresh processes: process start -> first Chinese audio (the spawn is timed by this
   process, the phases by the child: imports, construct, ``load()``, first synthesis) and the
-  child's peak RSS. Median of ``--cold`` processes per model, static and dynamic alternated.
+  child's peak RSS. Median of ``--cold`` processes per model, static and dynamic alternated, and
+  with ``--baseline REF`` that revision's engine too (checked out beside this one, its model dir
+  built by its own assets step), so a cold-start change is measured against what it replaced.
 * real-time factor (synthesis wall time / audio seconds) on ``--threads`` intra-op threads for a
   ~40-character Mandarin paragraph and an English sentence of similar length: median of
   ``--repeats`` after a warm-up, split into the text front end (G2P) and onnxruntime.
@@ -18,7 +21,8 @@ Prints (and with ``--out`` writes as JSON):
 * the first audio of a ~100-character Mandarin paragraph, warm: a stream's (a short first clause,
   ``speak_streamed``) against the whole first sentence's (``speak``), alternated.
 * onnxruntime session options against the default, alternated round by round in one process so
-  a shared machine's load hits them alike: no memory arena, ``ORT_ENABLE_EXTENDED`` and
+  a shared machine's load hits them alike: no memory arena, ``ORT_ENABLE_ALL`` (the default but
+  for the static model, which the build saved optimised), ``ORT_ENABLE_EXTENDED`` and
   ``ORT_ENABLE_BASIC`` graph optimisation, ``ORT_PARALLEL`` execution mode.
 
 Imports only the ``function`` package (and onnxruntime, for the option variants).
@@ -27,11 +31,13 @@ Imports only the ``function`` package (and onnxruntime, for the option variants)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +49,7 @@ sys.path.insert(0, str(REPO))
 
 from function.engines.kokoro import KokoroEngine  # noqa: E402
 from function.local import cpu_model  # noqa: E402
+from loadtest.revisions import worktree  # noqa: E402
 
 MANDARIN = "人工智能正在改变我们的生活方式。从智能手机到自动驾驶汽车，新技术让很多事情变得更加方便。"
 ENGLISH = "Artificial intelligence is changing the way we live, from phones to self-driving cars."
@@ -74,64 +81,90 @@ QUALITY_VOICE_EN = "af_heart"
 MANDARIN_VOICE = "zf_xiaobei"
 ENGLISH_VOICE = "af_heart"
 
-# A fresh process: imports, construct, load, one Chinese sentence. time.time() is shared with the
-# parent, which took it just before spawning.
+# A fresh process: imports, construct, load, one Chinese sentence as a stream speaks it (its first
+# chunk is what a listener waits for: a short clause where the engine cuts one, else the whole
+# sentence). time.time() is shared with the parent, which took it just before spawning.
 _COLD_CHILD = """
 import json, resource, sys, time
 started = time.time()
 from pathlib import Path
 from function.engines.kokoro import KokoroEngine
 imported = time.time()
-engine = KokoroEngine(Path(sys.argv[1]), threads=int(sys.argv[2]), static=sys.argv[5] == "static")
+engine = KokoroEngine(Path(sys.argv[1]), threads=int(sys.argv[2]), **json.loads(sys.argv[5]))
 voices = engine.voices()
 constructed = time.time()
 engine.load()
 loaded = time.time()
-audio = [engine.synthesize(p, sys.argv[3], 1.0) for p in engine.pieces(sys.argv[4])]
+audio = []
+for chunk in engine.speak_streamed(sys.argv[4], sys.argv[3], 1.0, 0.3):
+    first = first if audio else time.time()
+    audio.append(chunk)
 done = time.time()
 print(json.dumps({
     "interpreter_start": started, "imports_s": imported - started, "construct_s": constructed - imported,
+    "first_chunk_s": first - loaded, "first_chunk_ready": first,
     "load_s": loaded - constructed, "first_synthesis_s": done - loaded, "audio_ready": done,
-    **{f"load_{name}_s": seconds for name, seconds in engine.load_seconds.items()},
+    **{f"load_{name}_s": seconds for name, seconds in getattr(engine, "load_seconds", {}).items()},
     "audio_s": sum(len(a) for a in audio) / engine.sample_rate,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
 }))
 """
 
 
-def cold_start(model_dir: Path, threads: int, runs: int) -> dict[str, dict[str, float]]:
-    """Median phases of ``runs`` fresh processes per model, the two alternated process by process."""
-    rows: dict[str, list[dict[str, float]]] = {"static": [], "dynamic": []}
+def cold_start(
+    model_dir: Path, threads: int, runs: int, baseline: Path | None = None
+) -> dict[str, dict[str, float]]:
+    """Median phases of ``runs`` fresh processes per variant, the variants alternated process by
+    process: this checkout's engine with the static and with the dynamic model and, given
+    ``baseline`` (another revision's checkout, its model dir built by its own assets step in
+    ``baseline/models/kokoro-82m``), that revision's engine as it picks its model."""
+    variants: dict[str, tuple[Path, Path, dict[str, Any]]] = {
+        "static": (REPO, model_dir, {"static": True}),
+        "dynamic": (REPO, model_dir, {"static": False}),
+    }
+    if baseline is not None:
+        variants["baseline"] = (baseline, baseline / "models" / "kokoro-82m", {})
+    rows: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     for _ in range(runs):
-        for model, model_rows in rows.items():
+        for name, (tree, directory, options) in variants.items():
             spawned = time.time()
             done = subprocess.run(
                 [
                     sys.executable,
                     "-c",
                     _COLD_CHILD,
-                    str(model_dir),
+                    str(directory),
                     str(threads),
                     MANDARIN_VOICE,
                     COLD_TEXT,
-                    model,
+                    json.dumps(options),
                 ],
-                cwd=REPO,
+                cwd=tree,
+                env={**os.environ, "PYTHONPATH": str(tree)},
                 capture_output=True,
                 text=True,
                 check=True,
             )
             row = json.loads(done.stdout.strip().splitlines()[-1])
             row["process_start_to_audio_s"] = row["audio_ready"] - spawned
+            row["process_start_to_first_chunk_s"] = row["first_chunk_ready"] - spawned
             row["interpreter_startup_s"] = row["interpreter_start"] - spawned
-            model_rows.append(row)
-    keys = ("process_start_to_audio_s", "interpreter_startup_s", "imports_s", "construct_s", "load_s")
-    keys += tuple(key for key in rows["static"][0] if key.startswith("load_") and key != "load_s")
-    keys += ("first_synthesis_s", "audio_s", "peak_rss_mb")
-    return {
-        model: {key: round(statistics.median(r[key] for r in model_rows), 3) for key in keys}
-        for model, model_rows in rows.items()
-    }
+            rows[name].append(row)
+    medians = {}
+    for name, variant_rows in rows.items():
+        keys = [key for key in variant_rows[0] if not key.endswith(("_start", "_ready"))]
+        medians[name] = {key: round(statistics.median(r[key] for r in variant_rows), 3) for key in keys}
+    return medians
+
+
+def build_model_dir(tree: Path) -> None:
+    """``tree``'s own Kokoro model dir, by its own assets step (voices from npm's cache)."""
+    subprocess.run(
+        [sys.executable, "-m", "function.engines.kokoro.assets", "models/kokoro-82m", "--offline"],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        check=True,
+    )
 
 
 def realtime_factor(engine: KokoroEngine, text: str, voice: str, repeats: int) -> dict[str, float]:
@@ -287,6 +320,9 @@ def _variant(name: str, change: Any) -> type[KokoroEngine]:
 VARIANTS: dict[str, Any] = {
     "default": lambda ort, o: None,
     "no_arena": lambda ort, o: setattr(o, "enable_cpu_mem_arena", False),
+    "opt_all": lambda ort, o: setattr(
+        o, "graph_optimization_level", ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    ),
     "opt_extended": lambda ort, o: setattr(
         o, "graph_optimization_level", ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     ),
@@ -334,6 +370,9 @@ def main() -> int:
     parser.add_argument("--compare-rounds", type=int, default=3, help="0 skips static vs dynamic")
     parser.add_argument("--asr", action="store_true", help="with the comparison: Whisper CER on Chinese")
     parser.add_argument("--options-rounds", type=int, default=3, help="0 skips the session-option comparison")
+    parser.add_argument(
+        "--baseline", help="git ref whose engine's cold start runs alternated with this one's"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -345,8 +384,14 @@ def main() -> int:
     print(f"CPU: {report['cpu']}; load average {report['load_average_before']}; {args.threads} thread(s)")
 
     if args.cold:
-        report["cold_start"] = cold_start(args.model_dir, args.threads, args.cold)
-        print(f"cold start (median of {args.cold} processes): {json.dumps(report['cold_start'])}")
+        with tempfile.TemporaryDirectory(prefix="baseline-") as tmp, contextlib.ExitStack() as stack:
+            baseline = None
+            if args.baseline:
+                baseline = stack.enter_context(worktree(args.baseline, Path(tmp) / "baseline"))
+                build_model_dir(baseline)
+            report["cold_start"] = cold_start(args.model_dir, args.threads, args.cold, baseline)
+        for name, row in report["cold_start"].items():
+            print(f"cold start {name:>8} (median of {args.cold} processes): {json.dumps(row)}")
 
     engine = KokoroEngine(args.model_dir, threads=args.threads)
     started = time.perf_counter()

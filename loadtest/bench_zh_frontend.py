@@ -29,7 +29,7 @@ start = time.perf_counter()
 from pathlib import Path
 from function.engines.kokoro.frontend import TextFrontEnd
 imported = time.perf_counter()
-front = TextFrontEnd(Path(sys.argv[1]) / "jieba.cache")
+front = TextFrontEnd(Path(sys.argv[1]) / "jieba.trie")
 built = time.perf_counter()
 texts = [line.split("\\t")[1] for path in sorted(Path(sys.argv[2]).glob("zh_readings_*.tsv"))
          for line in path.read_text("utf-8").splitlines() if line and line[0] != "#"]

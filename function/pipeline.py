@@ -188,11 +188,15 @@ def plan(
     max_chars: int,
     timeout_s: int,
     fmt: AudioFormat | None = None,
+    parsed: Document | None = None,
 ) -> Plan:
     """Route the request to an engine and voice and check it against this deployment (voices,
     languages, speeds, formats, limits), or raise a 400. ``fmt``: the request's format, when the
-    caller has resolved it already (events name their output after it)."""
-    document = read_document(request, settings, max_chars=max_chars, max_bytes=settings.ssml_max_bytes)
+    caller has resolved it already (events name their output after it); ``parsed``: its markup,
+    when the caller has parsed it already (a job's part, parsed when the job was cut)."""
+    document = read_document(
+        request, settings, max_chars=max_chars, max_bytes=settings.ssml_max_bytes, parsed=parsed
+    )
     text = normalize_text(request.text if document is None else document.text)
     named, has, markup = "text", "has", ""
     if document is not None:  # SSML's limits count what it speaks; its markup has a limit of its own

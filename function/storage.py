@@ -58,6 +58,9 @@ class StoredObject:
     content_type: str
     size: int
     metadata: dict[str, str] = field(default_factory=dict)
+    # Changes whenever the bytes do (GCS's generation; a local file's inode, mtime and size), so
+    # what was read from one generation may be kept for it. "": the store could not say.
+    generation: str = ""
 
 
 class ObjectStore(ABC):
@@ -129,13 +132,16 @@ class LocalStore(ObjectStore):
     def stat(self, name: str) -> StoredObject | None:
         path = self._path(name)
         try:
-            size = path.stat().st_size
+            found = path.stat()
             meta = json.loads(self._meta_path(name).read_text("utf-8"))
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise StorageError(f"cannot look up {path}: {exc}") from exc
-        return StoredObject(name, self.uri(name), meta["content_type"], size, meta["metadata"])
+        generation = f"{found.st_ino}-{found.st_mtime_ns}-{found.st_size}"
+        return StoredObject(
+            name, self.uri(name), meta["content_type"], found.st_size, meta["metadata"], generation
+        )
 
     def create(
         self, name: str, data: bytes, content_type: str, metadata: dict[str, str]
@@ -273,7 +279,12 @@ class GcsStore(ObjectStore):
 
     def _stored(self, name: str, blob: Any) -> StoredObject:
         return StoredObject(
-            name, self.uri(name), blob.content_type or "", blob.size or 0, dict(blob.metadata or {})
+            name,
+            self.uri(name),
+            blob.content_type or "",
+            blob.size or 0,
+            dict(blob.metadata or {}),
+            str(blob.generation or ""),
         )
 
     def stat(self, name: str) -> StoredObject | None:

@@ -1,6 +1,6 @@
 """What submitting a job costs (``POST /jobs`` less HTTP): plain text before and after SSML jobs
-landed, and the same document as SSML (parse, cut between utterances, each part re-parsed and
-planned).
+landed, and the same document as SSML (parse, cut between utterances, each part parsed once,
+checked and planned).
 
 Each trial is a fresh process per tree that loads hibari and times ``jobs.submit`` of a
 ~100 000-character English document (``loadtest.texts``-like paragraphs) into a new local store

@@ -223,6 +223,18 @@ def test_cuts_reopen_the_elements_around_them_and_never_split_a_reference() -> N
     assert (first.pause_samples, second.pause_samples) == (0, round(0.7 * RATE) + round(0.1 * RATE))
 
 
+def test_each_part_is_planned_from_the_parse_that_checked_it() -> None:
+    """The job plans each part from the document its check parsed (not a second parse): it must be
+    what the part's own instance parses from the part's markup, or the audio the job plans would
+    not be the part's (a 409 when the part runs)."""
+    from function import ssml
+
+    parts = cut(SSML, max_chars=100)
+    assert len(parts) == len(SENTENCES)
+    for part in parts:
+        assert part.document == ssml.parse(part.ssml, max_bytes=65536, max_chars=10_000)
+
+
 def test_markup_that_a_cut_would_break_is_refused_at_submission() -> None:
     from function.errors import ApiError
 

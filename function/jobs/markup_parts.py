@@ -5,7 +5,8 @@ one's start to the last one's end, verbatim, with the elements open at either cu
 it and closed after it (``<speak xml:lang="zh-CN"><p><prosody rate="80%">`` … ``</prosody></p>
 </speak>``). Cuts fall only between utterances, so never inside an element that speaks (a
 ``<sub>``, ``<phoneme>``, ``<say-as>``) nor inside a tag; every part parses to exactly the
-utterances it was cut from (checked here, so a part can never be refused later). What lies between
+utterances it was cut from (checked here, so a part can never be refused later; the parse that
+checks it is the one the job plans it from, so each part is parsed once). What lies between
 two parts is silence: the ``<break>``\\ s there, or the sentence pause where there are none, as the
 engine would have spoken the whole document (``Engine.speak_document``). Because a part's markup is
 the caller's, verbatim, an offset into a part maps onto the caller's markup by one shift: speech
@@ -24,12 +25,14 @@ from function.jobs.split import is_boundary
 
 @dataclass(frozen=True)
 class MarkupPart:
-    """One part: its markup, what to add to an offset into it for the caller's markup, and the
-    silence before it (samples; 0 for the first part)."""
+    """One part: its markup, what to add to an offset into it for the caller's markup, the
+    silence before it (samples; 0 for the first part), and its markup parsed (``pipeline.plan``
+    takes it instead of parsing the markup again)."""
 
     ssml: str
     shift: int
     pause_samples: int
+    document: Document
 
 
 def markup_parts(
@@ -55,9 +58,9 @@ def markup_parts(
         prefix = "".join(_start_tag(e) for e in _open_at(document.elements, start))
         suffix = "".join(f"</{e.name}>" for e in reversed(_open_at(document.elements, stop)))
         markup = f"{prefix}{source[start:stop]}{suffix}"
-        _check(markup, items[begin : end + 1], document, start, max_bytes)
+        parsed = _check(markup, items[begin : end + 1], document, start, max_bytes)
         pause = _pause(items[groups[number - 1][1] + 1 : first], sample_rate, pause_ms) if number else 0
-        parts.append(MarkupPart(markup, start - len(prefix), pause))
+        parts.append(MarkupPart(markup, start - len(prefix), pause, parsed))
     return parts
 
 
@@ -125,10 +128,10 @@ def _pause(between: tuple[Item, ...], sample_rate: int, pause_ms: int) -> int:
     return sum(round(b.seconds * sample_rate) for b in breaks)
 
 
-def _check(markup: str, items: tuple[Item, ...], document: Document, start: int, max_bytes: int) -> None:
-    """The part must say exactly what its slice of the document says (markup the cut could break,
-    such as a CDATA section holding a bare ``&`` across sentences, is refused here rather than in
-    a part)."""
+def _check(markup: str, items: tuple[Item, ...], document: Document, start: int, max_bytes: int) -> Document:
+    """The part parsed, which must say exactly what its slice of the document says (markup the cut
+    could break, such as a CDATA section holding a bare ``&`` across sentences, is refused here
+    rather than in a part)."""
     from function import ssml  # the XML machinery only for SSML jobs
 
     try:
@@ -145,6 +148,7 @@ def _check(markup: str, items: tuple[Item, ...], document: Document, start: int,
             field=document.source,
             extra={"offset": start},
         )
+    return part
 
 
 def _uncuttable(utterance: Utterance, problem: str, field_name: str) -> ApiError:

@@ -65,11 +65,13 @@ def part_chars(engine: Engine, settings: Settings) -> int:
 @dataclass(frozen=True)
 class Cut:
     """The job's document as parts: each part's own request fields (its text or its markup), what
-    to add to its character offsets for the job's text, and (an SSML job's) the silence before it."""
+    to add to its character offsets for the job's text, and (an SSML job's) the silence before it
+    and its markup parsed (planned from that parse, not a second one)."""
 
     fields: list[dict[str, str]]
     starts: tuple[int, ...]
     pauses: tuple[int, ...] = ()
+    parsed: tuple[Document, ...] = ()
 
 
 def submit(
@@ -128,11 +130,15 @@ def submit(
         )
         for fields in cut.fields
     ]
+    parsed = cut.parsed or (None,) * len(part_requests)
     plans = [
         pipeline.scoped(
-            pipeline.plan(part, engines, settings, max_chars=size, timeout_s=settings.event_timeout_s), scope
+            pipeline.plan(
+                part, engines, settings, max_chars=size, timeout_s=settings.event_timeout_s, parsed=read
+            ),
+            scope,
         )
-        for part in part_requests
+        for part, read in zip(part_requests, parsed, strict=True)
     ]
     marked = (*(request.marks or ()), request.subtitles) if part_marks else ()
     # An SSML job's silences and (with marks) offsets depend on its markup, not only on its parts.
@@ -199,6 +205,7 @@ def _markup_cut(source: str, document: Document, size: int, sample_rate: int, se
         [{"ssml": part.ssml} for part in parts],
         tuple(part.shift for part in parts),
         tuple(part.pause_samples for part in parts),
+        tuple(part.document for part in parts),
     )
 
 

@@ -87,11 +87,7 @@ def test_the_static_model_is_built_checked_and_only_decoder_convolutions_change(
     assert len(names["QLinearConv"]) == 63 and all(map(statically_quantised, names["QLinearConv"]))
     assert not any(map(statically_quantised, names["ConvInteger"]))
     # The export's one float convolution stays float: its exp() would amplify a static scale's error.
-    # The other float one is the source's STFT, as a convolution (fuse.py).
-    assert sorted(names["Conv"]) == [
-        "/decoder/decoder/generator/STFT/dft",
-        "/decoder/decoder/generator/conv_post/Conv",
-    ]
+    assert names["Conv"] == ["/decoder/decoder/generator/conv_post/Conv"]
 
 
 def test_the_static_models_decoder_has_its_elementwise_work_fused(kokoro_dir: Path) -> None:
@@ -102,7 +98,7 @@ def test_the_static_models_decoder_has_its_elementwise_work_fused(kokoro_dir: Pa
     ops = [node.op_type for node in decoder]
     # every one of the decoder's 58 adaptive norms is one operator (their statistics no longer apart)
     assert ops.count("InstanceNormalization") == 58 and "ReduceMean" not in ops
-    assert "STFT" not in ops and "Pow" not in ops
+    assert "Pow" not in ops
     assert Manifest.read(kokoro_dir).static_graph == STATIC_GRAPH
 
 

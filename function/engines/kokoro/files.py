@@ -59,8 +59,8 @@ MANIFEST_FORMAT = 1
 # int16 pair sums of the u8 x s8 kernels that CPUs without VNNI run, so that model runs everywhere.
 # A manifest without the field is an older build's 8-bit model, run only where the CPU has VNNI.
 STATIC_WEIGHT_BITS = 7
-# Which of fuse.py's rewrites STATIC_FILE's graph has (1: instance norms, squares, the source's STFT
-# as a convolution). A build whose manifest records another (or none) is rebuilt; it still loads.
+# Which of fuse.py's rewrites STATIC_FILE's graph has (1: the decoder's instance norms and squares).
+# A build whose manifest records another (or none) is rebuilt; such a directory still loads.
 STATIC_GRAPH = 1
 
 

@@ -3,17 +3,20 @@
 After the static quantisation the decoder's convolutions run near the CPU's int8 rate, and what is
 left is the elementwise work between them: the export spells each of the 54 adaptive instance
 norms as nine operators (two means, a subtraction, a square, a square root, a division, then the
-style's scale and shift), each a full pass over tensors of up to 128 channels x 50 000 steps, and
-the vocoder's source as onnxruntime's ``STFT``, whose kernel is a slow generic DFT. Here:
+style's scale and shift), each a full pass over tensors of up to 128 channels x 50 000 steps. Here:
 
 - ``instance_norms``: each ``(1 + gamma) * (x - mean) / sqrt(var + eps) + beta`` over the time axis
   becomes one ``InstanceNormalization`` whose per-channel scale and bias are the style's
   ``1 + gamma`` and ``beta`` (onnxruntime's kernel normalises one channel's row while it is in
   cache): the same arithmetic, to float rounding;
-- ``squares``: ``Pow(s, 2)`` (the Snake activations' ``sin(a x) ** 2``) becomes ``Mul(s, s)``;
-- ``stft_as_conv``: the source's ``STFT`` (one-sided, a 20-point window, hop 5) becomes a ``Conv``
-  whose 22 filters are the window times the DFT's cosines and negated sines, reshaped to the
-  ``STFT``'s layout.
+- ``squares``: ``Pow(s, 2)`` (the Snake activations' ``sin(a x) ** 2``) becomes ``Mul(s, s)``.
+
+Both leave the float model's output as it was to ~1e-6 (the static model is then calibrated and
+quantised as before). Tried and not kept: the source's ``STFT`` as a convolution with the DFT's
+filters (4 % faster): its spectrum matched to 1e-6, but the DC and Nyquist bins' imaginary parts,
+rounding noise in onnxruntime's ``STFT``, became exact zeros, so the phase the vocoder reads there
+(atan2) stopped flipping between +pi and -pi, and the audio moved 4.4 dB (log-mel) from the int8
+export's where the rest of the static model is 3.1 dB away (docs/kokoro.md).
 
 The engine runs batch 1, so the norms' scale and bias are the style's rows flattened. Imports onnx.
 """
@@ -159,78 +162,6 @@ def squares(model: Any) -> int:
             replaced[id(node)] = [square]
     _replace(model, replaced)
     return len(replaced)
-
-
-def stft_as_conv(model: Any) -> int:
-    """The decoder's one-sided ``STFT`` (constant window and hop) followed by its ``Transpose`` to
-    [N, bins, frames, 2], as a ``Conv`` over the signal with the same output; returns how many."""
-    from onnx import helper, numpy_helper
-
-    g = _Graph(model.graph)
-    replaced: dict[int, list[Any]] = {}
-    for stft in model.graph.node:
-        if stft.op_type != "STFT" or not stft.name.startswith(_SCOPE):
-            continue
-        onesided = next((a.i for a in stft.attribute if a.name == "onesided"), 1)
-        hop = g.constant(stft.input[1])
-        window = g.constant(stft.input[2]) if len(stft.input) > 2 else None
-        transpose = g.only(stft.output[0], "Transpose")
-        perm = (
-            next((list(a.ints) for a in transpose.attribute if a.name == "perm"), None) if transpose else None
-        )
-        if not onesided or hop is None or window is None or perm != [0, 2, 1, 3]:
-            continue
-        name = stft.name
-        filters = dft_filters(window.astype(np.float64))
-        bins = filters.shape[0] // 2
-        constants = {
-            f"{name}/signal_shape": np.array([1, 1, -1], np.int64),
-            f"{name}/filters": filters.astype(np.float32),
-            f"{name}/bins_shape": np.array([1, bins, 2, -1], np.int64),
-        }
-        model.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in constants.items())
-        replaced[id(stft)] = [
-            helper.make_node(
-                "Reshape", [stft.input[0], f"{name}/signal_shape"], [f"{name}/signal"], name=f"{name}/signal"
-            ),
-            helper.make_node(
-                "Conv",
-                [f"{name}/signal", f"{name}/filters"],
-                [f"{name}/dft"],
-                name=f"{name}/dft",
-                strides=[int(hop.reshape(()))],
-                kernel_shape=[len(window)],
-            ),
-            helper.make_node(
-                "Reshape", [f"{name}/dft", f"{name}/bins_shape"], [f"{name}/bins"], name=f"{name}/bins"
-            ),
-            # [N, bins, 2, frames] -> [N, bins, frames, 2]: what STFT and its Transpose gave.
-            helper.make_node(
-                "Transpose",
-                [f"{name}/bins"],
-                list(transpose.output),
-                name=f"{name}/layout",
-                perm=[0, 1, 3, 2],
-            ),
-        ]
-        replaced[id(transpose)] = []
-    _replace(model, replaced)
-    return sum(1 for nodes in replaced.values() if nodes)
-
-
-def dft_filters(window: np.ndarray) -> np.ndarray:
-    """[2 * bins, 1, len(window)] filters: per one-sided bin k the window times cos(2 pi k n / N),
-    then times -sin(2 pi k n / N) (the DFT's real and imaginary parts, as ONNX's STFT defines it)."""
-    length = len(window)
-    n = np.arange(length)
-    k = np.arange(length // 2 + 1)[:, None]
-    angle = 2 * np.pi * k * n / length
-    pairs = np.stack([window * np.cos(angle), -window * np.sin(angle)], axis=1)  # [bins, 2, N]
-    # sin(0) and sin(pi n) are exactly 0: as +0.0 (not 1e-16 or -0.0), the imaginary parts of the DC
-    # and Nyquist bins come out exactly +0.0, so the phase the vocoder reads there is atan2(+0, re),
-    # 0 or pi as torch.stft gives it, not the sign of rounding noise.
-    pairs[np.abs(pairs) < 1e-9] = 0.0
-    return pairs.reshape(-1, 1, length)
 
 
 def _replace(model: Any, replaced: dict[int, list[Any]]) -> None:

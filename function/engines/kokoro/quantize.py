@@ -168,7 +168,6 @@ def quantize(source: str | bytes, model_dir: Path, dest: Path) -> int:
     convs = dequantize_convs(model)
     fuse.instance_norms(model)
     fuse.squares(model)
-    fuse.stft_as_conv(model)
     feeds = calibration_feeds(model_dir)
 
     class Reader(CalibrationDataReader):

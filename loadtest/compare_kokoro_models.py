@@ -1,11 +1,12 @@
-"""Kokoro's static model with 7-bit weights against the 8-bit one and the int8 export (not a test).
+"""Kokoro's static models against each other and against the int8 export (not a test).
 
-    .venv/bin/python loadtest/compare_kokoro_models.py --old models/kokoro-82m --new DIR
-        [--rounds 3] [--quality] [--asr] [--out FILE.json]
+    .venv/bin/python loadtest/compare_kokoro_models.py --int8-from models/kokoro-82m \
+        --static main=DIR_A --static fused=DIR_B [--rounds 3] [--quality] [--asr] [--out FILE.json]
 
-``--old`` is a model dir built before 7-bit weights (``model.timed.onnx``, the int8 export with its
-durations output, and ``model.static.onnx`` with 8-bit weights); ``--new`` one built with them
-(``model.static.onnx`` only). The three models run in one process, alternated round by round:
+``--int8-from`` names a model dir whose int8 export (``static=False``: the timed model where the
+build kept one, else the export itself) is the baseline; each ``--static LABEL=DIR`` adds that
+dir's ``model.static.onnx``. All run in one process, alternated round by round (the order reversed
+every other round):
 
 * speed: wall time of a Mandarin paragraph and an English sentence (bench_kokoro's texts);
 * quality against the int8 export: per long or loud sentence the log-mel difference, each
@@ -13,6 +14,10 @@ durations output, and ``model.static.onnx`` with 8-bit weights); ``--new`` one b
 * with ``--asr``: whisper-base's character and syllable error rates on loadtest/data/zh_everyday.tsv
   (every sentence, the default Mandarin voice), per model as one corpus (loadtest/zh_cer.py's
   scores, asked of the engines directly rather than through a server).
+
+Issue 25's run (int8 / 8-bit static / 7-bit static, ``loadtest/results/kokoro-7bit/``) was
+``--int8-from OLD --static static8=OLD --static static7=NEW`` with OLD a dir built before 7-bit
+weights.
 """
 
 from __future__ import annotations
@@ -46,12 +51,14 @@ from loadtest.bench_kokoro import (
 BASELINE = "int8"
 
 
-def engines(old: Path, new: Path) -> dict[str, KokoroEngine]:
-    return {
-        BASELINE: KokoroEngine(old, 1, static=False),
-        "static8": KokoroEngine(old, 1, static=True),
-        "static7": KokoroEngine(new, 1, static=True),
-    }
+def engines(int8_from: Path, static: list[str]) -> dict[str, KokoroEngine]:
+    models = {BASELINE: KokoroEngine(int8_from, 1, static=False)}
+    for spec in static:
+        label, _, directory = spec.partition("=")
+        if not directory or label in models:
+            raise SystemExit(f"--static wants a new LABEL=DIR, got {spec!r}")
+        models[label] = KokoroEngine(Path(directory), 1, static=True)
+    return models
 
 
 def speed(models: dict[str, KokoroEngine], rounds: int) -> dict[str, Any]:
@@ -60,7 +67,8 @@ def speed(models: dict[str, KokoroEngine], rounds: int) -> dict[str, Any]:
     for label, text, voice in (("mandarin", MANDARIN, MANDARIN_VOICE), ("english", ENGLISH, ENGLISH_VOICE)):
         times: dict[str, list[float]] = {name: [] for name in models}
         for round_ in range(rounds + 1):
-            for name, engine in models.items():
+            order = list(models.items())
+            for name, engine in order if round_ % 2 else reversed(order):
                 started = time.perf_counter()
                 _speak(engine, text, voice)
                 if round_:
@@ -115,15 +123,15 @@ def error_rates(models: dict[str, KokoroEngine]) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--old", type=Path, required=True, help="timed + 8-bit static models")
-    parser.add_argument("--new", type=Path, required=True, help="the 7-bit static model")
+    parser.add_argument("--int8-from", type=Path, required=True, help="model dir of the int8 baseline")
+    parser.add_argument("--static", action="append", default=[], help="LABEL=DIR of a static model")
     parser.add_argument("--rounds", type=int, default=3, help="speed rounds; 0 skips the speed")
     parser.add_argument("--quality", action="store_true", help="log-mel difference, peaks, clipping")
     parser.add_argument("--asr", action="store_true", help="whisper-base CER on the everyday Chinese set")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     report: dict[str, Any] = {"processor": cpu_model(), "cpus": os.cpu_count(), "load_start": os.getloadavg()}
-    models = engines(args.old, args.new)
+    models = engines(args.int8_from, args.static)
     for engine in models.values():
         engine.load()
     if args.rounds:

@@ -21,6 +21,7 @@ from function.engines.kokoro.files import (
     MANIFEST,
     MODEL_FILE,
     STATIC_FILE,
+    STATIC_GRAPH,
     STATIC_WEIGHT_BITS,
     TIMED_FILE,
     VOICES_DIR,
@@ -87,6 +88,18 @@ def test_the_static_model_is_built_checked_and_only_decoder_convolutions_change(
     assert not any(map(statically_quantised, names["ConvInteger"]))
     # The export's one float convolution stays float: its exp() would amplify a static scale's error.
     assert names["Conv"] == ["/decoder/decoder/generator/conv_post/Conv"]
+
+
+def test_the_static_models_decoder_has_its_elementwise_work_fused(kokoro_dir: Path) -> None:
+    import onnx
+
+    graph = onnx.load(str(kokoro_dir / STATIC_FILE)).graph
+    decoder = [node for node in graph.node if node.name.startswith("/decoder/")]
+    ops = [node.op_type for node in decoder]
+    # every one of the decoder's 58 adaptive norms is one operator (their statistics no longer apart)
+    assert ops.count("InstanceNormalization") == 58 and "ReduceMean" not in ops
+    assert "Pow" not in ops
+    assert Manifest.read(kokoro_dir).static_graph == STATIC_GRAPH
 
 
 def test_the_static_model_has_7_bit_weights_and_replaces_the_timed_one(kokoro_dir: Path) -> None:

@@ -14,9 +14,10 @@
    (``timing.py``, for word marks; needs the onnx package, a few seconds, 92 MB on disk), its
    sha256 in the manifest. Only for the int8 export.
 6. Unless ``--no-static``: ``DEST/model.static.onnx``, the timed int8 model with its decoder's
-   convolutions statically quantised with 7-bit weights (``quantize.py``; ~1 min of CPU), which
-   runs on every CPU; it replaces the timed model, which is then removed (the manifest names the
-   static model only). Only for the int8 export; skipped when the one there matches the manifest.
+   convolutions statically quantised with 7-bit weights (``quantize.py``; ~1 min of CPU) and its
+   elementwise work fused (``fuse.py``), which runs on every CPU; it replaces the timed model,
+   which is then removed (the manifest names the static model only). Only for the int8 export;
+   skipped when the one there matches the manifest (and this build's weight bits and graph).
 
 Idempotent: a second run over a complete directory changes nothing (and needs no network).
 """
@@ -45,6 +46,7 @@ from function.engines.kokoro.files import (
     MANIFEST,
     MODEL_FILE,
     STATIC_FILE,
+    STATIC_GRAPH,
     STATIC_WEIGHT_BITS,
     TIMED_FILE,
     VOICE_BYTES,
@@ -136,14 +138,14 @@ def _voices_intact(dest: Path) -> dict[str, str] | None:
 
 def _built_intact(dest: Path, static: bool) -> Manifest | None:
     """The manifest when the model this build keeps (the 7-bit static one if ``static``, else the
-    timed one) is on disk unchanged, else None (older builds' static models had 8-bit weights,
-    and before that no durations)."""
+    timed one) is on disk unchanged, else None (older builds' static models had 8-bit weights or an
+    earlier graph, and before that no durations)."""
     try:
         manifest = Manifest.read(dest)
     except ModelDirError:
         return None
     name, expected = (STATIC_FILE, manifest.static_sha256) if static else (TIMED_FILE, manifest.timed_sha256)
-    if static and manifest.static_weight_bits != STATIC_WEIGHT_BITS:
+    if static and (manifest.static_weight_bits, manifest.static_graph) != (STATIC_WEIGHT_BITS, STATIC_GRAPH):
         return None
     if not expected or not (dest / name).is_file() or sha256_file(dest / name) != expected:
         return None
@@ -225,7 +227,12 @@ def build(
                 _write_manifest(dest, manifest)  # calibration runs the engine, which reads it
                 static_sha256 = build_static(dest, str(dest / TIMED_FILE))
                 manifest = Manifest(
-                    model_sha256, voices, KOKORO_JS, static_sha256, static_weight_bits=STATIC_WEIGHT_BITS
+                    model_sha256,
+                    voices,
+                    KOKORO_JS,
+                    static_sha256,
+                    static_weight_bits=STATIC_WEIGHT_BITS,
+                    static_graph=STATIC_GRAPH,
                 )
         else:
             manifest = Manifest(
@@ -235,6 +242,7 @@ def build(
                 intact.static_sha256 if static else None,
                 None if static else intact.timed_sha256,
                 intact.static_weight_bits if static else None,
+                intact.static_graph if static else None,
             )
     _write_manifest(dest, manifest)
     if manifest.static_sha256:  # the static model has the durations too: the timed one would be 92 MB unread

@@ -59,6 +59,9 @@ MANIFEST_FORMAT = 1
 # int16 pair sums of the u8 x s8 kernels that CPUs without VNNI run, so that model runs everywhere.
 # A manifest without the field is an older build's 8-bit model, run only where the CPU has VNNI.
 STATIC_WEIGHT_BITS = 7
+# Which of fuse.py's rewrites STATIC_FILE's graph has (1: the decoder's instance norms and squares).
+# A build whose manifest records another (or none) is rebuilt; such a directory still loads.
+STATIC_GRAPH = 1
 
 
 class ModelDirError(RuntimeError):
@@ -75,6 +78,7 @@ class Manifest:
     static_sha256: str | None = None  # of STATIC_FILE, when the build made one
     timed_sha256: str | None = None  # of TIMED_FILE, when the build kept one
     static_weight_bits: int | None = None  # of STATIC_FILE's weights; None: an older build's 8
+    static_graph: int | None = None  # STATIC_GRAPH of the build that made STATIC_FILE
 
     def to_json(self) -> str:
         data = {
@@ -90,6 +94,8 @@ class Manifest:
             data["timed_model_sha256"] = self.timed_sha256
         if self.static_weight_bits:
             data["static_weight_bits"] = self.static_weight_bits
+        if self.static_graph:
+            data["static_graph"] = self.static_graph
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @property
@@ -119,6 +125,7 @@ class Manifest:
             data.get("static_model_sha256"),
             data.get("timed_model_sha256"),
             data.get("static_weight_bits"),
+            data.get("static_graph"),
         )
 
 

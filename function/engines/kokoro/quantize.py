@@ -116,11 +116,11 @@ def dequantize_convs(model: Any) -> list[str]:
     nodes = [replaced.get(id(n), n) for n in graph.node if id(n) not in removed]
     del graph.node[:]
     graph.node.extend(nodes)
-    _prune(model)
+    prune(model)
     return [conv.name for conv in replaced.values()]
 
 
-def _prune(model: Any) -> None:
+def prune(model: Any) -> None:
     """Drop the nodes and initializers nothing reads any more (the replaced groups' leftovers)."""
     graph = model.graph
     while True:
@@ -162,8 +162,12 @@ def quantize(source: str | bytes, model_dir: Path, dest: Path) -> int:
         quantize_static,
     )
 
+    from function.engines.kokoro import fuse
+
     model = onnx.load_model_from_string(source) if isinstance(source, bytes) else onnx.load(source)
     convs = dequantize_convs(model)
+    fuse.instance_norms(model)
+    fuse.squares(model)
     feeds = calibration_feeds(model_dir)
 
     class Reader(CalibrationDataReader):

@@ -5,12 +5,14 @@
 Writes, next to the official files: ``llm.safetensors``, ``flow.safetensors``,
 ``hift.safetensors`` and ``spk2info.safetensors`` (the same tensors under the same names, no
 pickle, memory-mapped at load; HiFT's weight norm folded into plain weights, as the load does),
-``llm-int8-rows.safetensors`` (the LLM's int8 weights for the ``int8`` and ``fast`` precisions),
-``decoders-bf16.safetensors`` (the flow's U-Net and HiFT's convolutions in bfloat16, for
-``fast``), and ``manifest.json`` (speaker names and a content hash of the converted weights, so
-the engine's constructor needs neither torch nor the weights), and, when WeTextProcessing is
-installed, ``wetext/``: upstream's Chinese text grammar, compiled. The runtime prefers the
-converted files; the ``.pt`` files can be deleted afterwards.
+``llm-int8-fused.safetensors`` (the LLM's int8 weights for the ``int8`` and ``fast`` precisions,
+q, k and v fused and the output layer included), ``llm-positions.safetensors`` (the LM's
+projected position keys, fp32 and int8), ``decoders-bf16.safetensors`` (the flow's U-Net and
+HiFT's convolutions in bfloat16, for ``fast``): each of these three stamped with the weights
+version they were computed from, and ``manifest.json`` (speaker names and a content hash of the
+converted weights, so the engine's constructor needs neither torch nor the weights), and, when
+WeTextProcessing is installed, ``wetext/``: upstream's Chinese text grammar, compiled. The
+runtime prefers the converted files; the ``.pt`` files can be deleted afterwards.
 """
 
 from __future__ import annotations

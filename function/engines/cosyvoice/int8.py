@@ -1,14 +1,15 @@
 """The int8 LLM (``int8`` and ``fast`` precisions): weight-only int8 linear layers.
 
 Each linear layer of the decoder-only transformer (run once per speech token, the rest once per
-sentence) and the output layer keeps its weight as int8 with one scale per output row
-(symmetric, ``round(w / scale)``, ``scale = max |row| / 127`` rounded to bfloat16) and multiplies
-with ``torch._weight_int8pack_mm``: the activations in bfloat16, the int8 weights read as they
-are. Nothing is packed (fbgemm's dynamic int8 layers, used before, repacked the weights at every
-load: ~0.7 s at full size), so the weights ``convert`` writes to ``llm-int8-rows.safetensors``
-are memory-mapped straight from the file; a directory without that file quantises the fp32 LM
-at load with the same arithmetic and result. Per-row scales and bfloat16 activations are also
-closer to fp32 than fbgemm's per-tensor scale and 8-bit activations (docs/cosyvoice.md).
+sentence) and the output layer keeps its weight as int8 with one scale per output row (symmetric,
+``round(w / scale)``, ``scale = max |row| / 127`` rounded to bfloat16) and multiplies with
+``torch._weight_int8pack_mm``: the activations in bfloat16, the int8 weights read as they are.
+Nothing is packed (fbgemm's dynamic int8 layers, used before, repacked the weights at every load:
+~0.7 s at full size), so the weights ``convert`` writes (``int8_state``: each layer's q, k and v
+already fused, the output layer too) are memory-mapped straight from the file; a directory
+without that file quantises the fp32 LM at load with the same arithmetic and result
+(``to_int8``). Per-row scales and bfloat16 activations are also closer to fp32 than fbgemm's
+per-tensor scale and 8-bit activations (docs/cosyvoice.md).
 
 ``torch._weight_int8pack_mm`` is private (torchao and gpt-fast use it for the same purpose); it
 replaces torch's quantized tensors, whose creation functions torch 2.13 deprecates for removal.

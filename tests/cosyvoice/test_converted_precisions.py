@@ -3,6 +3,7 @@ gives, and the int8 LLM stays near fp32 (tiny model; the full-size figures are t
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -253,3 +254,12 @@ def test_a_truncated_file_is_refused(converted: Path, tmp_path: Path) -> None:
         (tmp_path / "hift.safetensors").write_bytes(data[:length])
         with pytest.raises(EngineLoadError, match="run convert again"):
             read_safetensors(tmp_path / "hift.safetensors")
+
+
+def test_the_load_leaves_what_was_imported_out_of_the_collectors_full_passes(converted: Path) -> None:
+    gc.unfreeze()
+    try:
+        load_runtime(converted, precision="fp32")
+        assert gc.get_freeze_count() > 10_000  # torch's objects at least (~170k)
+    finally:
+        gc.unfreeze()

@@ -248,10 +248,15 @@ def test_position_keys_of_another_shape_are_refused(converted: Path, tmp_path: P
         _with_precision(load_llm(directory), "fp32", directory)
 
 
-def test_a_truncated_file_is_refused(converted: Path, tmp_path: Path) -> None:
+def test_a_truncated_or_malformed_file_is_refused(converted: Path, tmp_path: Path) -> None:
     data = converted_path(converted, "hift").read_bytes()
-    for length in (len(data) // 2, 5):
-        (tmp_path / "hift.safetensors").write_bytes(data[:length])
+    unknown_dtype = json.dumps({"t": {"dtype": "X9", "shape": [1], "data_offsets": [0, 1]}}).encode()
+    for content in (
+        data[: len(data) // 2],
+        data[:5],
+        len(unknown_dtype).to_bytes(8, "little") + unknown_dtype + b"\0",
+    ):
+        (tmp_path / "hift.safetensors").write_bytes(content)
         with pytest.raises(EngineLoadError, match="run convert again"):
             read_safetensors(tmp_path / "hift.safetensors")
 

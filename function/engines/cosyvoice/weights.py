@@ -20,6 +20,7 @@ import mmap
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -61,6 +62,8 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
             mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
         length = int.from_bytes(mapped[:8], "little")
         header = json.loads(mapped[8 : 8 + length])
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
     except (ValueError, IndexError) as exc:
         raise EngineLoadError(f"{path.name}: not a safetensors file (run convert again)") from exc
     metadata = header.pop("__metadata__", None) or {}
@@ -69,13 +72,10 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     base = 8 + length
     tensors = {}
     for name, info in header.items():
-        dtype, shape = _DTYPES.get(info.get("dtype")), info.get("shape")
-        start, end = (base + offset for offset in info.get("data_offsets", (0, -1)))
-        size = dtype.itemsize if dtype is not None else 0
-        if dtype is None or end > len(mapped) or end - start != math.prod(shape) * size or start % size:
-            raise EngineLoadError(f"{path.name}: tensor {name} is malformed (run convert again)")
-        strides = [math.prod(shape[i + 1 :]) for i in range(len(shape))]
-        tensors[name] = torch.empty(0, dtype=dtype).set_(storage, start // size, shape, strides)
+        try:
+            tensors[name] = _view(storage, base, len(mapped), info)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EngineLoadError(f"{path.name}: tensor {name} is malformed (run convert again)") from exc
     return tensors, metadata
 
 
@@ -108,6 +108,18 @@ def write_safetensors(
 
 def _nbytes(tensor: torch.Tensor) -> int:
     return tensor.numel() * tensor.element_size()
+
+
+def _view(storage: torch.UntypedStorage, base: int, length: int, info: dict[str, Any]) -> torch.Tensor:
+    """The tensor a header entry describes, as a view of the file's storage (ValueError when the
+    entry does not fit the file)."""
+    dtype, shape = _DTYPES[info["dtype"]], [int(n) for n in info["shape"]]
+    start, end = (base + int(offset) for offset in info["data_offsets"])
+    size = dtype.itemsize
+    if end > length or end - start != math.prod(shape) * size or start % size:
+        raise ValueError(f"{start}-{end} does not hold {dtype} {shape}")
+    strides = [math.prod(shape[i + 1 :]) for i in range(len(shape))]
+    return torch.empty(0, dtype=dtype).set_(storage, start // size, shape, strides)
 
 
 def converted_state(model_dir: Path, name: str) -> dict[str, torch.Tensor] | None:

@@ -95,7 +95,13 @@ def worker_ready(kind: str, model_dir: Path, threads: int) -> dict[str, Any]:
         _upstream(model_dir, threads)
     else:
         _lite(model_dir, threads, _precision(kind))
-    return {"ready_at": time.time(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    # The process's CPU (all threads): a neighbour slows the wall clock more than this.
+    return {
+        "ready_at": time.time(),
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+    }
 
 
 def _timed(module: Any, into: list[float]) -> None:
@@ -344,9 +350,12 @@ def prepare_model(model_dir: Path, smoke: bool) -> tuple[Path, Path]:
 COMPARED = ("lite", "lite-int8", "lite-fast")
 
 
-def compare(ref: str, converted: Path, threads: int, tokens: int, rounds: int) -> dict[str, Any]:
-    """Ready and synthesis of ``COMPARED`` for this checkout and git ``ref`` (a worktree of it),
-    each in fresh processes, alternated run by run so that a neighbour's load hits both."""
+def compare(
+    ref: str, converted: Path, threads: int, tokens: int, rounds: int, ready_only: bool
+) -> dict[str, Any]:
+    """Ready and synthesis (``ready_only``: ready) of ``COMPARED`` for this checkout and git ``ref``
+    (a worktree of it), each in fresh processes, alternated run by run so that a neighbour's load
+    hits both."""
     rows: dict[str, dict[str, Any]] = {}
     with (
         tempfile.TemporaryDirectory(prefix="cosyvoice-baseline-") as tmp,
@@ -357,11 +366,16 @@ def compare(ref: str, converted: Path, threads: int, tokens: int, rounds: int) -
             for kind in COMPARED:
                 for name, tree in trees.items():
                     ready, started = run_worker(["ready", kind, str(converted), str(threads)], threads, tree)
+                    row = rows.setdefault(f"{name} {kind}", {"ready_s": [], "peak_rss_mb": 0.0})
+                    row["ready_s"].append(ready["ready_at"] - started)
+                    row.setdefault("ready_cpu_s", []).append(
+                        ready.get("cpu_s", float("nan"))
+                    )  # older trees: none
+                    if ready_only:
+                        continue
                     synth, _ = run_worker(
                         ["synth", kind, str(converted), str(threads), str(tokens), "1"], threads, tree
                     )
-                    row = rows.setdefault(f"{name} {kind}", {"ready_s": [], "peak_rss_mb": 0.0})
-                    row["ready_s"].append(ready["ready_at"] - started)
                     for key in ("llm_s", "flow_s", "hift_s", "wall_s"):
                         row.setdefault(key, []).extend(synth[key])
                     row["audio_s"] = synth["audio_s"]
@@ -370,6 +384,14 @@ def compare(ref: str, converted: Path, threads: int, tokens: int, rounds: int) -
 
 
 def print_comparison(rows: dict[str, dict[str, Any]], tokens: int) -> None:
+    if not any("wall_s" in row for row in rows.values()):
+        print(f"\n{'tree and runtime':28s} {'ready s':>7s} {'CPU s':>6s}  (medians; every run)")
+        for name, row in rows.items():
+            print(
+                f"{name:28s} {_median(row['ready_s']):7.2f} {_median(row['ready_cpu_s']):6.2f}"
+                f"  ready {' '.join(f'{r:.2f}' for r in row['ready_s'])}"
+            )
+        return
     print(f"\n{'tree and runtime':28s} {'wall s':>7s} {'RTF':>5s} {'LLM ms/tok':>10s} {'flow s':>7s} "
           f"{'HiFT s':>7s} {'ready s':>7s} {'RSS MB':>7s}  (medians; every run)")  # fmt: skip
     for name, row in rows.items():
@@ -402,6 +424,7 @@ def main() -> None:
         help="instead: the lite runtimes of this checkout and of git REF, alternated (--tokens, --rounds)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="alternations for --baseline")
+    parser.add_argument("--ready-only", action="store_true", help="with --baseline: ready times only")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -413,7 +436,7 @@ def main() -> None:
     threads = args.threads
     load_before = os.getloadavg()
     if args.baseline:
-        rows = compare(args.baseline, converted, threads, args.tokens, args.rounds)
+        rows = compare(args.baseline, converted, threads, args.tokens, args.rounds, args.ready_only)
         print(f"\n{cpu_model()}, {os.cpu_count()} CPUs, {threads} torch threads, {args.tokens} tokens, "
               f"load average {load_before} before, {os.getloadavg()} after")  # fmt: skip
         print_comparison(rows, args.tokens)

@@ -7,14 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from function.engines.base import EngineLoadError
 from function.engines.cosyvoice.convert import convert
-from function.engines.cosyvoice.int8 import INT8_NAME, load_quantized, quantize, quantized_state
+from function.engines.cosyvoice.int8 import INT8_NAME, int8_state, load_int8, to_int8
 from function.engines.cosyvoice.llm import TransformerLM
 from function.engines.cosyvoice.runtime import load_llm
-from function.engines.cosyvoice.weights import converted_path, load_speakers
+from function.engines.cosyvoice.weights import converted_path, load_speakers, read_safetensors
 
 TOLERANCE = 1e-4
 
@@ -102,9 +101,9 @@ def test_converted_checkpoint_loads_the_same_tensors(tiny_model_dir: Path, tmp_p
     # convert's int8 LM (loaded from its bytes) is the one quantisation at load gives. (Both from
     # the same files: the same values at other addresses can round differently in the last bit.)
     lm_fp32, at_load = load_llm(tmp_path), load_llm(tmp_path)
-    quantize(at_load.llm)
+    to_int8(at_load)
     from_file = load_llm(tmp_path)
-    load_quantized(from_file.llm, load_file(converted_path(tmp_path, INT8_NAME)))
+    load_int8(from_file, read_safetensors(converted_path(tmp_path, INT8_NAME))[0])
     text, embedding = text_ids(9, 3), speaker(tiny_model_dir)
     forced = torch.randint(0, 4096, (12,), generator=torch.Generator().manual_seed(4)).tolist()
     got = lite_logps(from_file, text, embedding, forced)
@@ -115,11 +114,11 @@ def test_converted_checkpoint_loads_the_same_tensors(tiny_model_dir: Path, tmp_p
 
 def test_an_int8_file_of_another_model_is_refused(tiny_model_dir: Path) -> None:
     lm = load_llm(tiny_model_dir)
-    quantize(lm.llm)
-    state = quantized_state(lm.llm)
+    to_int8(lm)
+    state = int8_state(lm)
     state.pop(next(iter(state)))
     with pytest.raises(EngineLoadError, match="llm-int8"):
-        load_quantized(load_llm(tiny_model_dir).llm, state)
+        load_int8(load_llm(tiny_model_dir), state)
 
 
 @pytest.mark.parametrize("length", [1, 7, 31])

@@ -102,6 +102,25 @@ class FeedForward(nn.Module):
         return x
 
 
+def _back_to_back(tensors: list[torch.Tensor]) -> torch.Tensor | None:
+    """``torch.cat(tensors)`` as a view, where they already lie one after the other in one
+    storage; else None."""
+    first = tensors[0]
+    offset = first.storage_offset()
+    for tensor in tensors:
+        if (
+            not tensor.is_contiguous()
+            or tensor.untyped_storage().data_ptr() != first.untyped_storage().data_ptr()
+            or tensor.dtype != first.dtype
+            or tensor.shape[1:] != first.shape[1:]
+            or tensor.storage_offset() != offset
+        ):
+            return None
+        offset += tensor.numel()
+    rows = sum(tensor.shape[0] for tensor in tensors)
+    return first.new_empty(0).set_(first.untyped_storage(), first.storage_offset(), (rows, *first.shape[1:]))
+
+
 class Attention(nn.Module):
     """diffusers ``Attention`` as matcha uses it: self-attention, no q/k/v bias."""
 
@@ -118,8 +137,12 @@ class Attention(nn.Module):
 
     def fuse_projections(self) -> None:
         """One matrix product for q, k and v instead of three (the bf16 path); the three layers'
-        weights become views of the fused matrix, so nothing is held twice."""
-        self.qkv = torch.cat([self.to_q.weight, self.to_k.weight, self.to_v.weight]).detach()
+        weights become views of the fused matrix, so nothing is held twice. Weights that lie back
+        to back in one mapped file (``convert`` writes them so) are fused without a copy."""
+        weights = [self.to_q.weight.detach(), self.to_k.weight.detach(), self.to_v.weight.detach()]
+        self.qkv = _back_to_back(weights)
+        if self.qkv is None:
+            self.qkv = torch.cat(weights)
         for layer, weight in zip((self.to_q, self.to_k, self.to_v), self.qkv.chunk(3), strict=True):
             layer.weight = nn.Parameter(weight, requires_grad=False)
 

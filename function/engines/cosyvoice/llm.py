@@ -96,6 +96,21 @@ class TransformerLM(nn.Module):
         request (the same work either way: ~30 ms int8, ~85 ms fp32 at full size, 2 threads)."""
         self._ensure_pos_keys(POS_BLOCK)
 
+    def position_keys(self) -> torch.Tensor:
+        """The first block of projected position keys, every layer's stacked: (layers, heads,
+        POS_BLOCK, d_k), what ``convert`` stores so that the load need not project them."""
+        self.prepare()
+        return torch.stack([keys[:, :POS_BLOCK] for keys in self._pos_keys])
+
+    def use_position_keys(self, keys: torch.Tensor) -> None:
+        """Take ``position_keys()`` as computed before (by ``convert``, from these weights)."""
+        first = self.llm.encoders[0].self_attn
+        shape = (len(self.llm.encoders), first.h, POS_BLOCK, first.d_k)
+        if tuple(keys.shape) != shape or keys.dtype != self.dtype:
+            have = f"{tuple(keys.shape)} {keys.dtype}"
+            raise ValueError(f"position keys {have}: the model needs {shape} {self.dtype}")
+        self._pos_keys = list(keys.unbind(0))
+
     def _ensure_pos_keys(self, count: int) -> None:
         """Project relative-position keys for distances up to ``count`` in every layer (cached)."""
         have = self._pos_keys[0].shape[1] if self._pos_keys else 0

@@ -10,6 +10,7 @@ then for each piece: text ids -> LLM speech tokens -> flow mel -> HiFT wave; who
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from function.engines.base import EngineLoadError
 from function.engines.cosyvoice import flow, hift
 from function.engines.cosyvoice.frontend import normalize
 from function.engines.cosyvoice.hparams import Node, load_hparams
-from function.engines.cosyvoice.int8 import INT8_NAME, Int8Linear, fuse_qkv, load_quantized, quantize
+from function.engines.cosyvoice.int8 import INT8_NAME, load_int8, to_int8
 from function.engines.cosyvoice.llm import TransformerLM
 from function.engines.cosyvoice.options import training_only
 from function.engines.cosyvoice.pages import FilePages, file_mappings
@@ -37,13 +38,16 @@ from function.engines.cosyvoice.weights import (
     BF16_NAME,
     assign,
     build,
-    converted_state,
+    derived_state,
     load_speakers,
     load_state,
 )
 from function.engines.cosyvoice.wetext import GRAMMAR_DIR, LazyWeText
 
 SUPPORTED_TOKENIZER = "whisper.tokenizer.get_tokenizer"
+# The LM's projected position keys for its first ``llm.POS_BLOCK`` distances, fp32 and int8 LM's
+# (``TransformerLM.position_keys``), computed by ``convert``.
+POSITIONS_NAME = "llm-positions"
 
 
 def _cfm(cfm_params: dict[str, Any] | None = None, **kwargs: Any) -> flow.ConditionalCFM:
@@ -103,8 +107,9 @@ def load_llm(model_dir: Path, hparams: dict[str, Any] | None = None) -> Transfor
 
 
 def _with_precision(llm: TransformerLM, precision: str, model_dir: Path) -> TransformerLM:
-    """Faster, non-parity modes of the LLM: bf16 weights, or the int8 LM and output layer
-    (``int8.py``); in every mode, the position keys projected (``TransformerLM.prepare``)."""
+    """Faster, non-parity modes of the LLM: bf16 weights, or the int8 LM (``int8.py``); in every
+    mode, the position keys projected (``TransformerLM.prepare``). What ``convert`` computed
+    (the int8 LM, the position keys) is mapped from its files, else computed here."""
     if precision == "bf16":
         # Tensor by tensor, dropping each one's fp32 file pages once cast: casting all at once
         # holds the 1.1 GB of fp32 pages and the bf16 copy together (peak RSS 2.1 GB at full size).
@@ -113,20 +118,24 @@ def _with_precision(llm: TransformerLM, precision: str, model_dir: Path) -> Tran
             fp32 = FilePages([param.data], mappings)
             param.data = param.data.to(torch.bfloat16)
             fp32.release()
-        return llm.to(torch.bfloat16)  # the buffers
-    if precision in ("int8", "fast"):
-        state = converted_state(model_dir, INT8_NAME)
-        if state is not None:
-            load_quantized(llm.llm, state)
+        llm.to(torch.bfloat16)  # the buffers
+        llm.prepare()
+        return llm
+    int8 = precision in ("int8", "fast")
+    if int8:
+        state = derived_state(model_dir, INT8_NAME)
+        if state is None:
+            to_int8(llm)
         else:
-            quantize(llm.llm)
-        fuse_qkv(llm)
-        # The output layer is read at every token too (17 MB in fp32, 4 MB in int8); it is small
-        # enough to quantise here, and its fp32 file pages, read once for that, are dropped.
-        fp32 = FilePages([llm.llm_decoder.weight])
-        llm.llm_decoder = Int8Linear.quantized(llm.llm_decoder)
-        fp32.release()
-    llm.prepare()
+            load_int8(llm, state)
+    keys = derived_state(model_dir, POSITIONS_NAME)
+    if keys is None:
+        llm.prepare()
+    else:
+        try:
+            llm.use_position_keys(keys["int8" if int8 else "fp32"])
+        except (KeyError, ValueError) as exc:
+            raise EngineLoadError(f"{POSITIONS_NAME}: {exc} (run convert again)") from exc
     return llm
 
 
@@ -237,6 +246,10 @@ def load_runtime(model_dir: Path, threads: int | None = None, precision: str = "
     """Everything synthesis needs from ``model_dir``; ``precision`` other than fp32 is not parity."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}")
+    # What is imported by now (torch: ~170k objects) lives as long as the process. Frozen, it is
+    # left out of the collector's full passes, which building ~2000 modules sets off: ~70 ms less
+    # load on a 2 vCPU Zen 4 (docs/cosyvoice.md, "Ready").
+    gc.freeze()
     if threads:
         torch.set_num_threads(threads)
     try:
@@ -255,7 +268,7 @@ def load_runtime(model_dir: Path, threads: int | None = None, precision: str = "
     llm = _with_precision(load_llm(model_dir, hparams), precision, model_dir)
     flow_model, vocoder = load_decoders(model_dir, hparams)
     if decoders_in_bf16(precision):
-        decoders_in(flow_model, vocoder, torch.bfloat16, converted_state(model_dir, BF16_NAME))
+        decoders_in(flow_model, vocoder, torch.bfloat16, derived_state(model_dir, BF16_NAME))
     return CosyVoiceRuntime(
         tokenizer=tokenizer,
         llm=llm,

@@ -6,7 +6,7 @@ Environment:
   TTS_LOADTEST_TOKEN         sent as ``Authorization: Bearer …`` (IAM-protected Cloud Run:
                              ``TTS_LOADTEST_TOKEN=$(gcloud auth print-identity-token)``)
   TTS_LOADTEST_THINK_S       upper bound of each user's pause between requests (default 0.5)
-  TTS_LOADTEST_MAX_REQUESTS  stop the whole run after this many requests (default: no cap)
+  TTS_LOADTEST_MAX_REQUESTS  send at most this many requests, then stop the run (default: no cap)
   TTS_LOADTEST_LOG           append one JSON line per request (time, name, status, ms) to this file,
                              so latency can be computed from successful requests only
   TTS_LOADTEST_SCENARIO      "mixed" (default: cache misses, hits, mixed lengths, the OpenAI route)
@@ -27,6 +27,7 @@ from typing import Any
 import gevent
 from locust import between, events, task
 from locust.contrib.fasthttp import FastHttpUser
+from locust.exception import StopUser
 
 # Locust loads this file by path; make the ``loadtest`` package importable from any directory.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -53,6 +54,12 @@ class TtsUser(FastHttpUser):
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     def post(self, path: str, body: dict[str, Any], name: str) -> None:
+        global _sent
+        # Counted before sending (gevent does not switch between the check and the increment): the
+        # quit the cap's last answer spawns comes too late for requests other users already sent.
+        if MAX_REQUESTS and _sent >= MAX_REQUESTS:
+            raise StopUser()
+        _sent += 1
         with self.client.post(path, json=body, headers=self.headers, name=name, catch_response=True) as r:
             if r.status_code == 200 and r.content:
                 r.success()
@@ -141,6 +148,7 @@ class LongTexts(TtsUser):
 
 _log_file = open(os.environ["TTS_LOADTEST_LOG"], "a") if os.environ.get("TTS_LOADTEST_LOG") else None  # noqa: SIM115
 _count = 0
+_sent = 0
 _environment: Any = None
 
 

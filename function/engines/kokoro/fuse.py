@@ -1,7 +1,7 @@
 """Fewer passes over the decoder's activations: build time only (``quantize.py``), never at run time.
 
 After the static quantisation the decoder's convolutions run near the CPU's int8 rate, and what is
-left is the elementwise work between them: the export spells each of the 54 adaptive instance
+left is the elementwise work between them: the export spells each of the 58 adaptive instance
 norms as nine operators (two means, a subtraction, a square, a square root, a division, then the
 style's scale and shift), each a full pass over tensors of up to 128 channels x 50 000 steps. Here:
 
@@ -27,44 +27,17 @@ from typing import Any
 
 import numpy as np
 
+from function.engines.kokoro.onnx_graph import Graph, replace
+
 # Only the decoder's norms: the prosody predictor's run at frame rate (cheap) and set the pitch.
 _SCOPE = "/decoder/"
-
-
-class _Graph:
-    """Producer and consumer lookups over an ``onnx.GraphProto``, and constant initializers."""
-
-    def __init__(self, graph: Any) -> None:
-        from onnx import numpy_helper
-
-        self.graph = graph
-        self.producer = {out: node for node in graph.node for out in node.output}
-        self.consumers: dict[str, list[Any]] = {}
-        for node in graph.node:
-            for name in dict.fromkeys(node.input):  # a node reading a tensor twice is one consumer
-                self.consumers.setdefault(name, []).append(node)
-        self._inits = {i.name: i for i in graph.initializer}
-        self._to_array = numpy_helper.to_array
-
-    def constant(self, name: str) -> np.ndarray | None:
-        init = self._inits.get(name)
-        return None if init is None else self._to_array(init)
-
-    def only(self, tensor: str, op_type: str) -> Any | None:
-        """The one node reading ``tensor``, if there is exactly one and it is an ``op_type``."""
-        nodes = self.consumers.get(tensor, [])
-        return nodes[0] if len(nodes) == 1 and nodes[0].op_type == op_type else None
-
-    def made_by(self, tensor: str, op_type: str) -> Any | None:
-        node = self.producer.get(tensor)
-        return node if node is not None and node.op_type == op_type else None
 
 
 def instance_norms(model: Any) -> int:
     """Rewrite the decoder's adaptive instance norms (see the module doc); returns how many."""
     from onnx import helper, numpy_helper
 
-    g = _Graph(model.graph)
+    g = Graph(model.graph)
     flat = "fuse/flat"
     model.graph.initializer.append(numpy_helper.from_array(np.array([-1], np.int64), flat))
     replaced: dict[int, list[Any]] = {}
@@ -87,11 +60,11 @@ def instance_norms(model: Any) -> int:
                     epsilon=eps,
                 ),
             ]
-    _replace(model, replaced)
+    replace(model, replaced)
     return len(replaced)
 
 
-def _adain(g: _Graph, mean: Any) -> tuple[str, float, list[tuple[str, str, Any]]] | None:
+def _adain(g: Graph, mean: Any) -> tuple[str, float, list[tuple[str, str, Any]]] | None:
     """``(x, eps, [(1 + gamma, beta, last node), ...])`` when ``mean`` starts the export's spelling
     of ``(1 + gamma) * InstanceNorm(x) + beta`` over the last axis of a [1, C, T] tensor, else None.
     Where several norms read the same ``x`` the export computes the statistics once and each
@@ -99,8 +72,8 @@ def _adain(g: _Graph, mean: Any) -> tuple[str, float, list[tuple[str, str, Any]]
     x = mean.input[0]
     if not _last_axis(g, mean):
         return None
-    sub = next((n for n in g.consumers.get(mean.output[0], []) if n.op_type == "Sub"), None)
-    if sub is None or list(sub.input) != [x, mean.output[0]] or len(g.consumers[mean.output[0]]) != 1:
+    sub = g.only(mean.output[0], "Sub")
+    if sub is None or list(sub.input) != [x, mean.output[0]]:
         return None
     centred = g.consumers.get(sub.output[0], [])
     square = next((n for n in centred if n.op_type == "Mul" and list(n.input) == [sub.output[0]] * 2), None)
@@ -115,13 +88,16 @@ def _adain(g: _Graph, mean: Any) -> tuple[str, float, list[tuple[str, str, Any]]
     root = None if add_eps is None else g.only(add_eps.output[0], "Sqrt")
     if eps is None or eps.size != 1 or root is None or divide.input[1] != root.output[0]:
         return None
-    styled = [_styled(g, divide.output[0], scale_mul) for scale_mul in g.consumers.get(divide.output[0], [])]
-    if not styled or any(s is None for s in styled):
-        return None
-    return x, float(eps.reshape(())), [s for s in styled if s is not None]
+    styled = []
+    for scale_mul in g.consumers.get(divide.output[0], []):
+        match = _styled(g, divide.output[0], scale_mul)
+        if match is None:
+            return None
+        styled.append(match)
+    return (x, float(eps.reshape(())), styled) if styled else None
 
 
-def _styled(g: _Graph, normed: str, scale_mul: Any) -> tuple[str, str, Any] | None:
+def _styled(g: Graph, normed: str, scale_mul: Any) -> tuple[str, str, Any] | None:
     """``(1 + gamma, beta, last node)`` when ``scale_mul`` starts ``(1 + gamma) * normed + beta``
     with gamma and beta the [1, C, 1] halves of the style's projection (Unsqueeze -> Split)."""
     if scale_mul.op_type != "Mul" or normed not in scale_mul.input:
@@ -138,7 +114,7 @@ def _styled(g: _Graph, normed: str, scale_mul: Any) -> tuple[str, str, Any] | No
     return scale, shift, shift_add
 
 
-def _last_axis(g: _Graph, reduce: Any) -> bool:
+def _last_axis(g: Graph, reduce: Any) -> bool:
     """A keepdims ``ReduceMean`` over axis 2 (the time axis of [N, C, T])."""
     axes = g.constant(reduce.input[1]) if len(reduce.input) > 1 else None
     keepdims = next((a.i for a in reduce.attribute if a.name == "keepdims"), 1)
@@ -149,7 +125,7 @@ def squares(model: Any) -> int:
     """``Pow(s, 2)`` as ``Mul(s, s)`` in the decoder; returns how many."""
     from onnx import helper
 
-    g = _Graph(model.graph)
+    g = Graph(model.graph)
     replaced: dict[int, list[Any]] = {}
     for node in model.graph.node:
         if node.op_type != "Pow" or not node.name.startswith(_SCOPE):
@@ -160,18 +136,5 @@ def squares(model: Any) -> int:
                 "Mul", [node.input[0]] * 2, list(node.output), name=f"{node.name}/square"
             )
             replaced[id(node)] = [square]
-    _replace(model, replaced)
+    replace(model, replaced)
     return len(replaced)
-
-
-def _replace(model: Any, replaced: dict[int, list[Any]]) -> None:
-    """Put each node's replacement (nodes whose inputs are all produced before it) in its place
-    and drop what nothing reads any more."""
-    from function.engines.kokoro.quantize import prune
-
-    nodes = []
-    for node in model.graph.node:
-        nodes.extend(replaced.get(id(node), [node]))
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    prune(model)

@@ -66,43 +66,44 @@ def dequantize_convs(model: Any) -> list[str]:
     returns the new nodes' names. ``model`` is an ``onnx.ModelProto``, changed in place."""
     from onnx import helper, numpy_helper
 
+    from function.engines.kokoro.onnx_graph import Graph, replace
+
     graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    producer = {out: node for node in graph.node for out in node.output}
-    consumers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    g = Graph(graph)
 
     def array(name: str) -> np.ndarray:
-        return numpy_helper.to_array(inits[name])
+        value = g.constant(name)
+        if value is None:
+            raise ValueError(f"kokoro quantize: {name} is not a constant")
+        return value
 
     def only_consumer(tensor: str, op_type: str) -> Any:
-        (node,) = consumers[tensor]
-        if node.op_type != op_type:
-            raise ValueError(f"kokoro quantize: {tensor} feeds {node.op_type}, expected {op_type}")
+        node = g.only(tensor, op_type)
+        if node is None:
+            found = [n.op_type for n in g.consumers.get(tensor, [])]
+            raise ValueError(f"kokoro quantize: {tensor} feeds {found}, expected one {op_type}")
         return node
 
-    replaced: dict[int, Any] = {}  # id of the group's last Mul -> its Conv
-    removed: set[int] = set()
+    replaced: dict[int, list[Any]] = {}  # the group's ConvInteger -> nothing, its last Mul -> the Conv
+    convs: list[str] = []
     for node in graph.node:
         if node.op_type != "ConvInteger" or not statically_quantised(node.name):
             continue
-        quantize = producer[node.input[0]]
+        quantize = g.producer[node.input[0]]
         weights = array(node.input[1]).astype(np.float32)
         zero = array(node.input[3]).astype(np.float32) if len(node.input) > 3 and node.input[3] else 0.0
-        after = consumers[node.output[0]][0]
+        after = g.consumers[node.output[0]][0]
         bias = None
         if after.op_type == "Add":  # the bias, quantised at run time from the float initializer
-            bias_quant = producer[after.input[1]]  # Reshape <- Cast <- Floor <- Div(bias, scale)
+            bias_quant = g.producer[after.input[1]]  # Reshape <- Cast <- Floor <- Div(bias, scale)
             for _ in range(3):
-                bias_quant = producer[bias_quant.input[0]]
+                bias_quant = g.producer[bias_quant.input[0]]
             bias = array(bias_quant.input[0])
             after = only_consumer(after.output[0], "Cast")
         elif after.op_type != "Cast":
             raise ValueError(f"kokoro quantize: {node.name} feeds {after.op_type}, expected Add or Cast")
         rescale = only_consumer(after.output[0], "Mul")
-        scales = producer[rescale.input[1]]  # Mul(input scale, weight scale)
+        scales = g.producer[rescale.input[1]]  # Mul(input scale, weight scale)
         weight_scale = array(scales.input[1])
         inputs = [quantize.input[0], f"{node.name}/W"]
         graph.initializer.append(numpy_helper.from_array((weights - zero) * weight_scale, inputs[1]))
@@ -111,29 +112,11 @@ def dequantize_convs(model: Any) -> list[str]:
             graph.initializer.append(numpy_helper.from_array(bias.astype(np.float32), inputs[2]))
         conv = helper.make_node("Conv", inputs, [rescale.output[0]], name=node.name.removesuffix("_quant"))
         conv.attribute.extend(node.attribute)
-        replaced[id(rescale)] = conv
-        removed.add(id(node))
-    nodes = [replaced.get(id(n), n) for n in graph.node if id(n) not in removed]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    prune(model)
-    return [conv.name for conv in replaced.values()]
-
-
-def prune(model: Any) -> None:
-    """Drop the nodes and initializers nothing reads any more (the replaced groups' leftovers)."""
-    graph = model.graph
-    while True:
-        used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
-        kept = [node for node in graph.node if any(out in used for out in node.output)]
-        if len(kept) == len(graph.node):
-            break
-        del graph.node[:]
-        graph.node.extend(kept)
-    used = {name for node in graph.node for name in node.input}
-    inits = [i for i in graph.initializer if i.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(inits)
+        replaced[id(rescale)] = [conv]
+        replaced[id(node)] = []
+        convs.append(conv.name)
+    replace(model, replaced)
+    return convs
 
 
 def calibration_feeds(model_dir: Path) -> list[dict[str, np.ndarray]]:

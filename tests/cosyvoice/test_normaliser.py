@@ -47,6 +47,22 @@ def test_pieces_equal_upstreams_with_wetext(oracle_pieces, grammar_dir: Path, to
     assert not differ, f"{len(CASES) - len(differ)}/{len(CASES)} equal; first: {differ[:3]}"
 
 
+def test_the_const_copies_are_what_loads_and_normalise_as_upstream(
+    oracle_pieces, grammar_dir: Path, tokenizer, tmp_path: Path
+) -> None:
+    fast = tmp_path / "wetext"
+    shutil.copytree(grammar_dir, fast)
+    wetext.write_const_copies(fast)
+    for name in (wetext.ZH_TAGGER, wetext.ZH_VERBALIZER, wetext.EN_TAGGER, wetext.EN_VERBALIZER):
+        assert (fast / f"{wetext.CONST_PREFIX}{name}").stat().st_size > 0
+    for name in (wetext.ZH_TAGGER, wetext.ZH_VERBALIZER):  # only the const copies can be read now
+        (fast / name).write_bytes(b"not an fst")
+    normalisers = wetext.WeText.load(fast)
+    assert normalisers is not None
+    mine = [normalize(text, tokenizer.encode, normalisers) for text in CASES]
+    assert mine == oracle_pieces
+
+
 def test_rules_alone_agree_at_least_as_before(oracle_pieces, tokenizer) -> None:
     mine = [normalize(text, tokenizer.encode) for text in CASES]
     agree = sum(up == me for up, me in zip(oracle_pieces, mine, strict=True))

@@ -366,11 +366,11 @@ def compare(
             for kind in COMPARED:
                 for name, tree in trees.items():
                     ready, started = run_worker(["ready", kind, str(converted), str(threads)], threads, tree)
-                    row = rows.setdefault(f"{name} {kind}", {"ready_s": [], "peak_rss_mb": 0.0})
+                    row = rows.setdefault(
+                        f"{name} {kind}", {"ready_s": [], "ready_cpu_s": [], "peak_rss_mb": 0.0}
+                    )
                     row["ready_s"].append(ready["ready_at"] - started)
-                    row.setdefault("ready_cpu_s", []).append(
-                        ready.get("cpu_s", float("nan"))
-                    )  # older trees: none
+                    row["ready_cpu_s"].append(ready.get("cpu_s", float("nan")))  # older trees: none
                     if ready_only:
                         continue
                     synth, _ = run_worker(

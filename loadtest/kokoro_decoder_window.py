@@ -40,6 +40,7 @@ from function.engines.kokoro import KokoroEngine
 from function.engines.kokoro.chunking import fit_phonemes
 from function.engines.kokoro.engine import edges
 from function.engines.kokoro.files import STATIC_FILE
+from function.engines.kokoro.onnx_graph import Graph
 from function.local import cpu_model
 from loadtest.bench_kokoro import log_mel
 
@@ -60,7 +61,7 @@ def decoder_inputs(model: Any) -> list[str]:
     """The tensors made outside the decoder that the decoder reads (the export names its nodes
     /encoder/... and /decoder/...), in the order the decoder's code takes them: the aligned text
     features (a MatMul), then the F0 and energy curves (Reshapes, F0 first)."""
-    made_by = {out: node for node in model.graph.node for out in node.output}
+    made_by = Graph(model.graph).producer
     features: list[str] = []
     curves: list[str] = []
     for node in model.graph.node:
@@ -79,13 +80,15 @@ def decoder_inputs(model: Any) -> list[str]:
     return [*features, *curves]
 
 
-def split(model_path: Path, threads: int) -> tuple[Any, Any, list[str]]:
+def split(engine: KokoroEngine) -> tuple[Any, Any, list[str]]:
+    """The predictor's and the decoder's sessions (with the engine's own session options) and the
+    names of the tensors between them."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
     from onnx.utils import Extractor
 
-    model = onnx.load(model_path)
+    model = onnx.load(engine.model_dir / STATIC_FILE)
     inputs = decoder_inputs(model)
     graph_inputs = [i.name for i in model.graph.input]
     for name in inputs:  # the extractor wants a type for every cut tensor
@@ -96,11 +99,7 @@ def split(model_path: Path, threads: int) -> tuple[Any, Any, list[str]]:
     decoder = extractor.extract_model([*inputs, "style"], ["audio"])
 
     def session(part: Any) -> Any:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.log_severity_level = 3
+        options = engine._session_options(ort)
         return ort.InferenceSession(part.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
     return session(predictor), session(decoder), inputs
@@ -111,21 +110,18 @@ def loudness(audio: np.ndarray) -> list[float]:
     return [round(float(10 * np.log10(np.mean(b**2) + 1e-10)), 1) for b in blocks]
 
 
-def median_time(call: Any, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return round(statistics.median(times), 3)
+def seconds(call: Any) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
 
 
 class Split:
     """The static model's predictor and decoder as two sessions, and the names between them."""
 
-    def __init__(self, engine: KokoroEngine, model_path: Path, threads: int) -> None:
+    def __init__(self, engine: KokoroEngine) -> None:
         self.engine = engine
-        self.predictor, self.decoder, self.names = split(model_path, threads)
+        self.predictor, self.decoder, self.names = split(engine)
         self.decoder_names = [i.name for i in self.decoder.get_inputs()]
 
     def predict(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -165,7 +161,7 @@ class Split:
         times: dict[str, list[float]] = {name: [] for name in calls}
         for _ in range(rounds):  # alternated
             for name, call in calls.items():
-                times[name].append(median_time(call, 1))
+                times[name].append(seconds(call))
         return {
             "text": text,
             "voice": voice,
@@ -194,7 +190,7 @@ def main() -> int:
 
     engine = KokoroEngine(args.model_dir, args.threads, static=True)
     engine.load()
-    model = Split(engine, args.model_dir / STATIC_FILE, args.threads)
+    model = Split(engine)
     rows = []
     for text, voice in TEXTS:
         row = model.measure(text, voice, args.lead, args.tail, args.rounds)

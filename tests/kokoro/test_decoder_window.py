@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from function.engines.kokoro import KokoroEngine
-from function.engines.kokoro.files import STATIC_FILE
 from loadtest.kokoro_decoder_window import Split
 
 
 def test_the_split_model_is_the_model_and_a_window_of_its_sound_is_quieter(kokoro_dir: Path) -> None:
     engine = KokoroEngine(kokoro_dir, threads=1, static=True)
     engine.load()
-    row = Split(engine, kokoro_dir / STATIC_FILE, threads=1).measure("春天来了，", "zf_xiaobei", 6, 10, 1)
+    row = Split(engine).measure("春天来了，", "zf_xiaobei", 6, 10, 1)
     assert row["split_max_diff"] == 0.0
     start, end = row["window"]
     assert 0 < start < end < row["frames"] and row["kept"] < 0.8  # the silent frames are left out
